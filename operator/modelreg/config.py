@@ -1,0 +1,90 @@
+"""Operator configuration: one YAML file (MODELREG_CONFIG) plus MODELREG_<SECTION>__<KEY> overrides.
+
+Keys are camelCase in the file (as in the chart's values) and snake_case in environment
+variables. An unknown key is a start-up error that names it. Object-storage settings are
+deliberately absent: boto3 reads the standard AWS_* variables itself.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from modelreg.domain.model_versions import RetryPolicy
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_camel_case(cls, data: Any) -> Any:
+        # The file uses camelCase, environment variables snake_case; both reach the same
+        # field. Unknown keys keep their spelling so the start-up error names them as typed.
+        if not isinstance(data, dict):
+            return data
+        snake = {to_camel(name): name for name in cls.model_fields}
+        return {snake.get(key, key): value for key, value in data.items()}
+
+
+class VerificationSettings(Section):
+    max_concurrent: Annotated[int, Field(ge=1, le=256)] = 4
+    chunk_size_bytes: Annotated[int, Field(ge=64 * 1024, le=64 * 1024 * 1024)] = 1024 * 1024
+    queue_depth: Annotated[int, Field(ge=1, le=64)] = 4
+    # Transient failures (outage, missing object, denied access) back off from base to max.
+    retry_base_seconds: Annotated[float, Field(gt=0)] = 2.0
+    retry_max_seconds: Annotated[float, Field(gt=0)] = 300.0
+    # Verified artifacts are re-checked this often with a HEAD (or listing) only.
+    recheck_seconds: Annotated[float, Field(gt=0)] = 600.0
+    # How often each object's timer wakes to see whether a check is due (no I/O when not).
+    tick_seconds: Annotated[float, Field(gt=0)] = 5.0
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(self.retry_base_seconds, self.retry_max_seconds, self.recheck_seconds)
+
+
+class ApprovalSettings(Section):
+    trust_unsealed: bool = False
+
+
+class LoggingSettings(Section):
+    level: str = "INFO"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MODELREG_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        populate_by_name=True,
+    )
+
+    verification: VerificationSettings = VerificationSettings()
+    approvals: ApprovalSettings = ApprovalSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("MODELREG_CONFIG")
+        if config_file:
+            if not os.path.isfile(config_file):
+                raise FileNotFoundError(f"MODELREG_CONFIG names {config_file!r}, which is not a file")
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)

@@ -1,0 +1,153 @@
+"""Artifact locations, directory digests and the verdicts of a verification."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+_S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>.+)$")
+
+
+class Reason(StrEnum):
+    VERIFIED = "Verified"
+    VERIFYING = "Verifying"
+    CHECKSUM_MISMATCH = "ChecksumMismatch"
+    SIZE_MISMATCH = "SizeMismatch"
+    NOT_FOUND = "NotFound"
+    ACCESS_DENIED = "AccessDenied"
+    STORAGE_UNAVAILABLE = "StorageUnavailable"
+    ARTIFACT_CHANGED = "ArtifactChanged"
+    INVALID_URI = "InvalidURI"
+
+
+# Failures that fix themselves (an outage ends, an upload lands, a Secret is corrected):
+# retried with backoff. The others only change when the stored object changes.
+TRANSIENT = frozenset({Reason.NOT_FOUND, Reason.ACCESS_DENIED, Reason.STORAGE_UNAVAILABLE})
+
+
+class InvalidURIError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Location:
+    bucket: str
+    key: str  # for a directory, the prefix, ending in "/"
+
+    @property
+    def is_directory(self) -> bool:
+        return self.key.endswith("/")
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def parse_uri(uri: str) -> Location:
+    match = _S3_URI.match(uri)
+    if not match:
+        raise InvalidURIError(
+            f"artifact URI {uri!r} is not of the form s3://bucket/key or s3://bucket/prefix/ "
+            "(only S3-compatible storage is supported)"
+        )
+    return Location(bucket=match["bucket"], key=match["key"])
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One object as storage describes it, before any body byte is read."""
+
+    key: str  # relative to the directory prefix for directory members
+    size: int
+    etag: str
+    version_id: str | None = None
+    sha256: str | None = None  # a full-object SHA-256 that storage itself vouches for
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What storage holds for an artifact, as cheap metadata; identity detects changes."""
+
+    size: int
+    etag: str  # a directory's etag is a fingerprint of its listing
+    version_id: str | None
+    members: tuple[StoredObject, ...] = ()  # directory members, sorted by relative key
+
+    def identity(self) -> dict[str, object]:
+        return {"etag": self.etag, "versionId": self.version_id, "sizeBytes": self.size}
+
+
+def directory_snapshot(objects: Iterable[StoredObject]) -> Snapshot:
+    members = tuple(sorted(objects, key=lambda o: o.key))
+    fingerprint = hashlib.sha256(
+        "".join(f"{o.key}\0{o.etag}\0{o.version_id or ''}\0{o.size}\n" for o in members).encode()
+    ).hexdigest()
+    return Snapshot(size=sum(o.size for o in members), etag=fingerprint, version_id=None, members=members)
+
+
+def directory_digest(entries: Iterable[tuple[str, str]]) -> str:
+    """sha256 of `sha256sum`-style lines `<hex>  <relative-key>\\n`, sorted by key (DESIGN.md)."""
+    manifest = "".join(f"{digest}  {key}\n" for key, digest in sorted(entries))
+    return hashlib.sha256(manifest.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    reason: Reason
+    message: str
+    found_sha256: str | None = None
+    method: str | None = None  # "S3Checksum" or "Stream" when bytes were proven
+
+    @property
+    def verified(self) -> bool:
+        return self.reason is Reason.VERIFIED
+
+    @property
+    def transient(self) -> bool:
+        return self.reason in TRANSIENT
+
+
+def judge_size(expected: int | None, snapshot: Snapshot, location: Location) -> Verdict | None:
+    """A wrong size fails before any byte is downloaded."""
+    if expected is None or expected == snapshot.size:
+        return None
+    return Verdict(
+        Reason.SIZE_MISMATCH,
+        f"size mismatch at {location}: expected {expected} bytes (spec.artifact.sizeBytes), "
+        f"found {snapshot.size} bytes (etag {snapshot.etag})",
+    )
+
+
+def judge_digest(
+    expected: str,
+    found: str,
+    method: str,
+    snapshot: Snapshot,
+    location: Location,
+    previously_verified: dict | None,
+) -> Verdict:
+    if found == expected:
+        return Verdict(
+            Reason.VERIFIED,
+            f"sha256 {found} of {location} ({snapshot.size} bytes) proven by {method}",
+            found,
+            method,
+        )
+    if previously_verified and previously_verified.get("sha256") == expected:
+        return Verdict(
+            Reason.ARTIFACT_CHANGED,
+            f"{location} changed after verification: it was verified with sha256 {expected} "
+            f"(etag {previously_verified.get('etag')}) at {previously_verified.get('verifiedTime')}, "
+            f"it now holds sha256 {found} (etag {snapshot.etag})",
+            found,
+            method,
+        )
+    return Verdict(
+        Reason.CHECKSUM_MISMATCH,
+        f"checksum mismatch at {location}: expected sha256 {expected} (spec.artifact.sha256), "
+        f"found sha256 {found} ({method}, etag {snapshot.etag})",
+        found,
+        method,
+    )

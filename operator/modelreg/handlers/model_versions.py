@@ -1,0 +1,77 @@
+"""ModelVersion: one timer per object is the single writer of its status (no handler races)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from modelreg import GROUP, VERSION
+from modelreg.audit import audit
+from modelreg.config import Settings
+from modelreg.domain.model_versions import Sibling, Transition
+from modelreg.services.model_versions import ModelVersionReconciler
+from modelreg.storage import s3
+
+RESOURCE = (GROUP, VERSION, "modelversions")
+MODEL_LABEL = "modelreg.io/model"
+
+
+def index_by_model(namespace: str, name: str, spec: Any, meta: Any, **_: Any) -> dict:
+    return {(namespace, spec.get("modelName")): Sibling(name, spec.get("version"), meta["creationTimestamp"])}
+
+
+async def reconcile(
+    body: kopf.Body,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    name: str,
+    namespace: str,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    model_versions_by_model: kopf.Index,
+    logger: logging.Logger,
+    **_: Any,
+) -> None:
+    changes, transitions = await memo.model_versions.reconcile(
+        name=name,
+        spec=spec,
+        status=status,
+        generation=meta.get("generation"),
+        created=meta["creationTimestamp"],
+        now=datetime.now(UTC),
+        siblings=model_versions_by_model.get((namespace, spec.get("modelName")), []),
+    )
+    patch.status.update(changes)
+    if meta.labels.get(MODEL_LABEL) != spec.get("modelName"):
+        patch.metadata.labels[MODEL_LABEL] = spec.get("modelName")
+    for transition in transitions:
+        report(body, transition)
+
+
+def report(body: kopf.Body, transition: Transition) -> None:
+    kopf.event(body, type=transition.type, reason=transition.reason, message=transition.message)
+    audit(body, transition.previous, transition.current, transition.message)
+
+
+def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
+    verification = settings.verification
+
+    @kopf.on.startup(registry=registry)
+    def create_reconciler(memo: kopf.Memo, **_: Any) -> None:
+        store = s3.ObjectStore(s3.make_client(), verification.chunk_size_bytes, verification.queue_depth)
+        memo.model_versions = ModelVersionReconciler(store, verification.retry_policy(), verification.max_concurrent)
+
+    kopf.index(*RESOURCE, id="model_versions_by_model", registry=registry)(index_by_model)
+    kopf.timer(
+        *RESOURCE,
+        id="reconcile",
+        registry=registry,
+        interval=verification.tick_seconds,
+        initial_delay=0,
+        sharp=False,
+        backoff=verification.retry_base_seconds,
+    )(reconcile)

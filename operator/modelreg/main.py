@@ -1,0 +1,53 @@
+"""`modelreg-operator run`: the operator against the current kubeconfig or in-cluster account."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import kopf
+from pydantic import ValidationError
+
+from modelreg import logs
+from modelreg.config import Settings
+from modelreg.handlers import register
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="modelreg-operator", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the operator")
+    scope = run.add_mutually_exclusive_group(required=True)
+    scope.add_argument(
+        "-n", "--namespace", action="append", dest="namespaces", metavar="NS", help="watch this namespace (repeatable)"
+    )
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
+    run.add_argument(
+        "--liveness",
+        metavar="URL",
+        default="http://0.0.0.0:8080/healthz",
+        help="kopf's liveness endpoint (default: %(default)s); 'none' to disable",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = Settings()
+    except (ValidationError, FileNotFoundError) as exc:
+        print(f"modelreg-operator: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.logging.level)
+    kopf.run(
+        registry=register(settings),
+        clusterwide=args.all_namespaces,
+        namespaces=args.namespaces or (),
+        liveness_endpoint=None if args.liveness == "none" else args.liveness,
+        standalone=True,  # one replica (see docs/decisions.md); no peering CRDs needed
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

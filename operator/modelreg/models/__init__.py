@@ -1,0 +1,1 @@
+"""Pydantic models of the custom resources (camelCase aliases, as in the CRDs)."""

@@ -1,0 +1,1 @@
+"""Use cases: sequence storage calls around domain decisions. No kopf here."""

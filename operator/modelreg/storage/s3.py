@@ -1,0 +1,196 @@
+"""Object storage through boto3, configured by the standard AWS environment.
+
+Failures are mapped to the verification reasons the domain understands, so callers
+never see botocore exceptions.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from modelreg.domain.artifacts import (
+    Location,
+    Reason,
+    Snapshot,
+    StoredObject,
+    directory_digest,
+    directory_snapshot,
+)
+
+_NOT_FOUND = {"404", "NoSuchKey", "NoSuchBucket", "NotFound"}
+_DENIED = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"}
+
+
+class StorageFailure(Exception):
+    """A storage problem, classified by the reason a condition will carry."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def make_client(**overrides: Any) -> Any:
+    # botocore retries connection errors and throttling itself (standard mode); what is
+    # left after that surfaces as StorageUnavailable and is retried by the reconciler.
+    config = Config(
+        retries={"max_attempts": 3, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=60,
+        max_pool_connections=32,
+    )
+    return boto3.session.Session().client("s3", config=config, **overrides)
+
+
+def _failure(exc: Exception, location: Location | str, action: str) -> StorageFailure:
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+        if code in _NOT_FOUND or status == "404":
+            return StorageFailure(Reason.NOT_FOUND, f"{location} does not exist ({action}: {code or status})")
+        if code in _DENIED or status == "403":
+            return StorageFailure(
+                Reason.ACCESS_DENIED,
+                f"access to {location} denied ({action}: {code or status}); check the storage credentials",
+            )
+        return StorageFailure(Reason.STORAGE_UNAVAILABLE, f"storage error on {action} of {location}: {code}")
+    return StorageFailure(
+        Reason.STORAGE_UNAVAILABLE, f"storage unreachable on {action} of {location}: {type(exc).__name__}: {exc}"
+    )
+
+
+def _full_object_sha256(head: dict[str, Any]) -> str | None:
+    """A SHA-256 checksum proves the whole object only if it is a full-object one (not composite)."""
+    value = head.get("ChecksumSHA256")
+    if not value or head.get("ChecksumType", "FULL_OBJECT") != "FULL_OBJECT" or "-" in value:
+        return None
+    return base64.b64decode(value).hex()
+
+
+class ObjectStore:
+    def __init__(self, client: Any, chunk_size: int = 1 << 20, queue_depth: int = 4) -> None:
+        self.client = client
+        self.chunk_size = chunk_size
+        self.queue_depth = queue_depth
+
+    def _call(self, location: Location | str, action: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        try:
+            return fn(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise _failure(exc, location, action) from exc
+
+    def head(self, location: Location) -> StoredObject:
+        head = self._call(
+            location,
+            "HeadObject",
+            self.client.head_object,
+            Bucket=location.bucket,
+            Key=location.key,
+            ChecksumMode="ENABLED",
+        )
+        return StoredObject(
+            key=location.key,
+            size=head["ContentLength"],
+            etag=head["ETag"].strip('"'),
+            version_id=head.get("VersionId"),
+            sha256=_full_object_sha256(head),
+        )
+
+    def snapshot(self, location: Location) -> Snapshot:
+        """Metadata only: HEAD for an object, a listing for a directory."""
+        if not location.is_directory:
+            obj = self.head(location)
+            return Snapshot(size=obj.size, etag=obj.etag, version_id=obj.version_id, members=(obj,))
+        members = [
+            StoredObject(
+                key=item["Key"][len(location.key) :],
+                size=item["Size"],
+                etag=item["ETag"].strip('"'),
+            )
+            for item in self._list(location)
+        ]
+        if not members:
+            raise StorageFailure(Reason.NOT_FOUND, f"{location} holds no objects")
+        return directory_snapshot(members)
+
+    def _list(self, location: Location) -> Iterator[dict[str, Any]]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=location.bucket, Prefix=location.key):
+                yield from page.get("Contents", [])
+        except (ClientError, BotoCoreError) as exc:
+            raise _failure(exc, location, "ListObjectsV2") from exc
+
+    def digest(self, location: Location, snapshot: Snapshot) -> tuple[str, str, int]:
+        """(sha256 hex, method, body bytes read) of an artifact whose snapshot was just taken.
+
+        Storage's own full-object checksum is used when present (no body byte read);
+        a directory's digest is "S3Checksum" only if every member had one.
+        """
+        if not location.is_directory:
+            return self._member_digest(location, snapshot.members[0], headed=True)
+        entries, methods, read = [], set(), 0
+        for member in snapshot.members:
+            member_location = Location(location.bucket, location.key + member.key)
+            digest, method, member_read = self._member_digest(member_location, member, headed=False)
+            entries.append((member.key, digest))
+            methods.add(method)
+            read += member_read
+        method = "S3Checksum" if methods == {"S3Checksum"} else "Stream"
+        return directory_digest(entries), method, read
+
+    def _member_digest(self, location: Location, obj: StoredObject, headed: bool) -> tuple[str, str, int]:
+        # Listings carry no checksum values: a directory member needs its own HEAD.
+        checksum = obj.sha256 if headed else self.head(location).sha256
+        if checksum:
+            return checksum, "S3Checksum", 0
+        digest, read = self.stream_sha256(location, obj.etag)
+        return digest, "Stream", read
+
+    def stream_sha256(self, location: Location, etag: str | None = None) -> tuple[str, int]:
+        """Hash the object's bytes in bounded memory, downloading and hashing in parallel.
+
+        A reader thread fills a small queue while this thread hashes (hashlib and socket
+        reads both release the GIL), so memory is about queue_depth * chunk_size.
+        IfMatch pins the exact object the HEAD saw: an overwrite mid-stream fails the read.
+        """
+        kwargs: dict[str, Any] = {"Bucket": location.bucket, "Key": location.key}
+        if etag:
+            kwargs["IfMatch"] = f'"{etag}"'
+        response = self._call(location, "GetObject", self.client.get_object, **kwargs)
+        body = response["Body"]
+        chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=self.queue_depth)
+
+        def read() -> None:
+            try:
+                while chunk := body.read(self.chunk_size):
+                    chunks.put(chunk)
+                chunks.put(None)
+            except BaseException as exc:  # handed to the hashing thread, re-raised there
+                chunks.put(exc)
+
+        reader = threading.Thread(target=read, name="s3-read", daemon=True)
+        reader.start()
+        digest, total = hashlib.sha256(), 0
+        try:
+            while (item := chunks.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise _failure(item, location, "GetObject") from item
+                digest.update(item)
+                total += len(item)
+        finally:
+            body.close()
+            while reader.is_alive():  # unblock a reader stuck on a full queue
+                with contextlib.suppress(queue.Empty):
+                    chunks.get(timeout=0.1)
+        return digest.hexdigest(), total
