@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Collection
+from typing import Any
 
 import kopf
 from pydantic import ValidationError
 
 from modelreg import logs
 from modelreg.config import Settings
-from modelreg.handlers import register
+from modelreg.handlers import kopf_settings, register
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -39,14 +41,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"modelreg-operator: invalid configuration: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.logging.level)
-    kopf.run(
-        registry=register(settings),
-        clusterwide=args.all_namespaces,
+    run_operator(
+        settings,
         namespaces=args.namespaces or (),
-        liveness_endpoint=None if args.liveness == "none" else args.liveness,
-        standalone=True,  # one replica (see docs/decisions.md); no peering CRDs needed
+        liveness=None if args.liveness == "none" else args.liveness,
     )
     return 0
+
+
+def run_operator(
+    settings: Settings,
+    namespaces: Collection[str] = (),
+    liveness: str | None = None,
+    stop_flag: Any = None,
+    ready_flag: Any = None,
+) -> None:
+    """Run until stopped; no namespaces means all of them."""
+    kopf.run(
+        registry=register(settings),
+        settings=kopf_settings(namespaces),
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        liveness_endpoint=liveness,
+        standalone=True,  # one replica (see docs/decisions.md); no peering CRDs needed
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,157 @@
+"""Run the emulated API server, an S3 endpoint and the real operator on loopback threads.
+
+Used by the integration tests and the sandbox. Everything talks over real HTTP: the
+operator through kopf's client and boto3, exactly as against a cluster and S3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import kmock
+import yaml
+
+from modelreg.testing.apiserver import ApiServerEmulator
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class EmulatedCluster:
+    """The API emulator served on 127.0.0.1 from a background thread with its own loop."""
+
+    def __init__(self, crd_files: Iterable[str | Path], port: int | None = None) -> None:
+        self.crds = [yaml.safe_load(Path(f).read_text()) for f in crd_files]
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name="api-emulator", daemon=True)
+        self.api: ApiServerEmulator | None = None
+
+    def _run(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        api = ApiServerEmulator()
+        for crd in self.crds:
+            api.install_crd(crd)
+        async with kmock.Server(api, host="127.0.0.1", port=self.port):
+            self.api = api
+            self._ready.set()
+            await self._stop.wait()
+
+    def start(self) -> EmulatedCluster:
+        self._thread.start()
+        if not self._ready.wait(timeout=30):
+            raise RuntimeError("the API emulator did not start within 30s")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=30)
+
+    def write_kubeconfig(self, path: str | Path, namespace: str = "default", user: str = "developer") -> Path:
+        path = Path(path)
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "modelreg-emulator", "cluster": {"server": self.url}}],
+            "users": [{"name": user, "user": {"token": f"emulator-token-{user}"}}],
+            "contexts": [
+                {
+                    "name": "modelreg-emulator",
+                    "context": {"cluster": "modelreg-emulator", "user": user, "namespace": namespace},
+                }
+            ],
+            "current-context": "modelreg-emulator",
+        }
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+
+class S3Endpoint:
+    """moto's S3 in server mode on loopback (a real S3 protocol peer for boto3)."""
+
+    def __init__(self, port: int | None = None) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.running = False
+
+    def start(self) -> S3Endpoint:
+        self._server.start()
+        self.running = True
+        return self
+
+    def stop(self) -> None:
+        if self.running:
+            self._server.stop()
+            self.running = False
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL_S3": self.url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+
+class OperatorThread:
+    """The real operator (`modelreg-operator run` minus argument parsing) on its own loop."""
+
+    def __init__(self, settings: Any, namespaces: Iterable[str]) -> None:
+        self.settings = settings
+        self.namespaces = list(namespaces)
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="operator", daemon=True)
+        self.error: BaseException | None = None
+
+    def _run(self) -> None:
+        from modelreg.main import run_operator
+
+        try:
+            run_operator(self.settings, self.namespaces, stop_flag=self._stop, ready_flag=self._ready)
+        except BaseException as exc:  # surfaced to the test that started it
+            self.error = exc
+            self._ready.set()
+
+    def start(self) -> OperatorThread:
+        self._thread.start()
+        if not self._ready.wait(timeout=60) or self.error:
+            raise RuntimeError(f"the operator did not start: {self.error!r}")
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+
+@contextlib.contextmanager
+def running(*parts: Any) -> Iterator[None]:
+    started = []
+    try:
+        for part in parts:
+            started.append(part.start())
+        yield
+    finally:
+        for part in reversed(started):
+            part.stop()

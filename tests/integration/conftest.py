@@ -1,0 +1,133 @@
+"""Integration tier: the real operator against the emulated API server and moto's S3, over HTTP."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import kubernetes
+import pytest
+
+from modelreg.config import Settings
+from modelreg.testing.harness import EmulatedCluster, OperatorThread, S3Endpoint
+from tests.conftest import CRD_FILES, KUBECONFIG
+
+NAMESPACE = "ml"
+GROUP, VERSION = "modelreg.io", "v1alpha1"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[S3Endpoint]:
+    endpoint = S3Endpoint().start()
+    yield endpoint
+    endpoint.stop()
+
+
+@pytest.fixture
+def aws_env(s3_endpoint: S3Endpoint, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for key, value in s3_endpoint.environment().items():
+        monkeypatch.setenv(key, value)
+    return s3_endpoint.environment()
+
+
+@pytest.fixture
+def s3(aws_env: dict[str, str]) -> Any:
+    return boto3.client("s3")
+
+
+@pytest.fixture
+def bucket(s3: Any) -> str:
+    name = f"models-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def cluster() -> Iterator[EmulatedCluster]:
+    emulated = EmulatedCluster(CRD_FILES).start()
+    emulated.write_kubeconfig(KUBECONFIG, namespace=NAMESPACE)
+    yield emulated
+    emulated.stop()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    # Fast timers so the tests see re-checks and retries within seconds.
+    return Settings(
+        verification={
+            "tick_seconds": 0.5,
+            "recheck_seconds": 1.0,
+            "retry_base_seconds": 0.5,
+            "retry_max_seconds": 2.0,
+        }
+    )
+
+
+@pytest.fixture
+def start_operator(cluster: EmulatedCluster, aws_env: dict[str, str], settings: Settings) -> Iterator[Callable]:
+    started: list[OperatorThread] = []
+
+    def start(custom: Settings | None = None) -> OperatorThread:
+        operator = OperatorThread(custom or settings, [NAMESPACE]).start()
+        started.append(operator)
+        return operator
+
+    yield start
+    for operator in started:
+        operator.stop()
+
+
+@pytest.fixture
+def operator(start_operator: Callable) -> OperatorThread:
+    return start_operator()
+
+
+@pytest.fixture
+def kube(cluster: EmulatedCluster) -> Iterator[Kube]:
+    config = kubernetes.client.Configuration()
+    config.host = cluster.url
+    with kubernetes.client.ApiClient(config) as client:
+        yield Kube(client)
+
+
+class Kube:
+    """What a user does with kubectl, through the official client."""
+
+    def __init__(self, client: kubernetes.client.ApiClient) -> None:
+        self.custom = kubernetes.client.CustomObjectsApi(client)
+        self.core = kubernetes.client.CoreV1Api(client)
+
+    def create(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, plural, body)
+
+    def get(self, plural: str, name: str) -> dict[str, Any]:
+        return self.custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, plural, name)
+
+    def patch(self, plural: str, name: str, body: Any) -> dict[str, Any]:
+        return self.custom.patch_namespaced_custom_object(GROUP, VERSION, NAMESPACE, plural, name, body)
+
+    def delete(self, plural: str, name: str) -> None:
+        self.custom.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, plural, name)
+
+    def events_for(self, name: str) -> list[Any]:
+        events = self.core.list_namespaced_event(NAMESPACE).items
+        return [e for e in events if e.involved_object and e.involved_object.name == name]
+
+
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == type_), None)
+
+
+def wait_for(probe: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    """Poll until probe() returns something truthy; fail with the last value seen."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
