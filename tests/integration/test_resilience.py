@@ -1,0 +1,64 @@
+"""Outages heal on their own; restarts neither lose nor repeat work."""
+
+from __future__ import annotations
+
+import hashlib
+
+import boto3
+import pytest
+
+from modelreg.testing.harness import S3Endpoint
+from tests.integration.conftest import condition, wait_for
+from tests.integration.test_model_version_verification import model_version, verified_reason
+
+
+@pytest.fixture
+def own_s3(aws_env, monkeypatch: pytest.MonkeyPatch):
+    """An S3 endpoint this test may stop and start (moto keeps its data in-process across restarts)."""
+    endpoint = S3Endpoint().start()
+    for key, value in endpoint.environment().items():
+        monkeypatch.setenv(key, value)
+    yield endpoint
+    endpoint.stop()
+
+
+def test_storage_outage_is_retried_with_backoff_and_recovers(own_s3, start_operator, kube):
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="outage")
+    data = b"weights during an outage"
+    s3.put_object(Bucket="outage", Key="m.bin", Body=data)
+    own_s3.stop()
+    start_operator()
+
+    kube.create("modelversions", model_version("mv-outage", "s3://outage/m.bin", hashlib.sha256(data).hexdigest()))
+    obj = verified_reason(kube, "mv-outage", "StorageUnavailable")
+    assert "s3://outage/m.bin" in condition(obj, "ArtifactVerified")["message"]
+    failures = wait_for(
+        lambda: kube.get("modelversions", "mv-outage")["status"]["lastCheck"]["consecutiveFailures"] >= 2,
+        what="a second attempt (backoff retry)",
+    )
+    assert failures
+
+    own_s3.start()  # nobody touches the ModelVersion: the operator recovers by itself
+    recovered = verified_reason(kube, "mv-outage", "Verified")
+    assert recovered["status"]["lastCheck"]["consecutiveFailures"] == 0
+    assert any(e.reason == "StorageUnavailable" for e in kube.events_for("mv-outage"))
+
+
+def test_operator_restart_does_not_reverify_unchanged_artifacts(start_operator, kube, s3, bucket, settings):
+    data = b"verified once" * 1000
+    s3.put_object(Bucket=bucket, Key="r.bin", Body=data)
+    first = start_operator()
+    kube.create("modelversions", model_version("mv-restart", f"s3://{bucket}/r.bin", hashlib.sha256(data).hexdigest()))
+    verified = verified_reason(kube, "mv-restart", "Verified")
+    first.stop()
+
+    start_operator()
+    # Re-checks happen (lastCheck moves) but, storage being unchanged, nothing is re-proven.
+    checked_at = verified["status"]["lastCheck"]["time"]
+    later = wait_for(
+        lambda: (o := kube.get("modelversions", "mv-restart"))["status"]["lastCheck"]["time"] > checked_at and o,
+        what="a re-check after restart",
+    )
+    assert later["status"]["artifact"] == verified["status"]["artifact"]
+    assert condition(later, "ArtifactVerified") == condition(verified, "ArtifactVerified")
