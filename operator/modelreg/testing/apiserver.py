@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp.web
 import jsonpatch
 import kmock
 from kmock._internal import rendering  # the Request type handed to _handle()
@@ -97,22 +98,19 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
     async def _handle(self, request: rendering.Request) -> Any:
         writes = (kmock.action.CREATE, kmock.action.UPDATE, kmock.action.DELETE)
         try:
-            if request.resource is not None and request.action in writes:
+            if request.resource is not None and request.action in writes and (request.name or request.data):
+                # Served here, not by KubernetesEmulator's own (semantics-free) write.
                 async with self._lock:
-                    await self._write(request)
+                    status, result = await self._write(request)
                 del self._requests[:-_REQUEST_LOG_LIMIT]
-                # Skip KubernetesEmulator's own (semantics-free) write; serve the stored result.
-                return await super(kmock.KubernetesEmulator, self)._handle(request)
+                return aiohttp.web.json_response(result, status=status)
             if request.resource is not None and request.resource.plural and request.action == kmock.action.LIST:
-                return await self._render_payload(await self._list(request))
+                return aiohttp.web.json_response(await self._list(request))
+            return await super()._handle(request)
         except ApiError as exc:
             return await self._render_error(kmock.KubernetesError(exc.status, exc.reason, exc.message, {}))
-        return await super()._handle(request)
-
-    async def _render_payload(self, payload: dict[str, Any]) -> Any:
-        import aiohttp.web
-
-        return aiohttp.web.json_response(payload)
+        except kmock.KubernetesError as exc:  # e.g. a 404 on fetch: an answer, not a server fault
+            return await self._render_error(exc)
 
     def _bump(self, obj: dict[str, Any]) -> None:
         self._resource_version += 1
@@ -121,13 +119,12 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
     async def _publish(self, resource: Any, type_: str, obj: dict[str, Any]) -> None:
         await self._buses[resource].put({"type": type_, "object": copy.deepcopy(obj)})
 
-    async def _write(self, request: rendering.Request) -> None:
+    async def _write(self, request: rendering.Request) -> tuple[int, dict[str, Any]]:
         if request.action == kmock.action.CREATE:
-            await self._create(request)
-        elif request.action == kmock.action.UPDATE and request.name is not None:
-            await self._patch(request)
-        elif request.action == kmock.action.DELETE and request.name is not None:
-            await self._delete(request)
+            return 201, await self._create(request)
+        if request.action == kmock.action.UPDATE:
+            return 200, await self._patch(request)
+        return 200, await self._delete(request)
 
     def _current(self, key: tuple[Any, Any, Any]) -> dict[str, Any]:
         if key not in self._objects or self._objects[key].deleted:
@@ -139,8 +136,8 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         if validator is not None and (errors := validator.errors(obj, old)):
             raise ApiError(422, "Invalid", validator.message(obj, errors))
 
-    async def _create(self, request: rendering.Request) -> None:
-        obj = request.data  # edited in place: kmock's fallback serves the stored object by its name
+    async def _create(self, request: rendering.Request) -> dict[str, Any]:
+        obj = copy.deepcopy(request.data)
         meta = obj.setdefault("metadata", {})
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + secrets.token_hex(3)[:5]
@@ -160,8 +157,9 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         else:
             self._objects[key] = copy.deepcopy(obj)
         await self._publish(request.resource, "ADDED", obj)
+        return obj
 
-    async def _patch(self, request: rendering.Request) -> None:
+    async def _patch(self, request: rendering.Request) -> dict[str, Any]:
         key = (request.resource, request.namespace, request.name)
         old = self._current(key)
         content_type = request.headers.get("Content-Type", "").split(";")[0]
@@ -188,7 +186,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             raise ApiError(422, "Invalid", f"the JSON patch could not be applied: {exc}") from exc
         new = self._isolate(request, old, patched)
         if new == old:
-            return  # a no-op write changes nothing, not even resourceVersion
+            return old  # a no-op write changes nothing, not even resourceVersion
         if _spec_part(new) != _spec_part(old):
             new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
         self._validate(request.resource, new, old)
@@ -201,6 +199,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         else:
             self._objects[key].history.append(new)
             await self._publish(request.resource, "MODIFIED", new)
+        return new
 
     def _isolate(self, request: rendering.Request, old: dict[str, Any], patched: dict[str, Any]) -> dict[str, Any]:
         """The status subresource writes only status; the main resource never does (if split)."""
@@ -223,7 +222,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
                 new.setdefault("metadata", {})[field] = old["metadata"][field]
         return new
 
-    async def _delete(self, request: rendering.Request) -> None:
+    async def _delete(self, request: rendering.Request) -> dict[str, Any]:
         key = (request.resource, request.namespace, request.name)
         obj = self._current(key)
         meta = obj["metadata"]
@@ -233,11 +232,12 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
                 self._bump(obj)
                 self._objects[key].history.append(obj)
                 await self._publish(request.resource, "MODIFIED", obj)
-            return
+            return obj
         self._bump(obj)
         self._objects[key].history.append(obj)
         self._objects[key].delete()
         await self._publish(request.resource, "DELETED", obj)
+        return obj
 
     # -- reading ----------------------------------------------------------------------------
     def _matching(self, request: rendering.Request) -> list[dict[str, Any]]:
