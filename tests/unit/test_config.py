@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from pydantic import ValidationError
 
@@ -31,5 +33,5 @@ def test_a_typo_in_the_environment_is_an_error_naming_the_key(monkeypatch):
 
 def test_missing_config_file_is_reported(monkeypatch):
     monkeypatch.setenv("MODELREG_CONFIG", "/nonexistent/modelreg.yaml")
-    with pytest.raises(FileNotFoundError, match="/nonexistent/modelreg.yaml"):
+    with pytest.raises(FileNotFoundError, match=re.escape("/nonexistent/modelreg.yaml")):
         Settings()

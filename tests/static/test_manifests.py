@@ -1,0 +1,71 @@
+"""Every YAML we ship is valid: built-in kinds against Kubernetes' schemas, custom
+resources against our CRDs' schemas and CEL rules (as the API server would check them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from modelreg.models.resources import ModelPromotionSpec, ModelVersionSpec
+from modelreg.testing.validation import CRDValidator
+from tests.conftest import CRD_FILES, ROOT
+
+K8S_VERSION = "1.33"
+VALIDATORS = {(v.group, v.kind): v for v in map(CRDValidator.from_file, CRD_FILES)}
+MODELS = {"ModelVersion": ModelVersionSpec, "ModelPromotion": ModelPromotionSpec}
+# Not Kubernetes objects: tool configuration that lives beside them.
+TOOL_KINDS = {"Kustomization"}
+
+
+def documents(paths):
+    for path in paths:
+        for index, doc in enumerate(yaml.safe_load_all(path.read_text())):
+            if doc:
+                yield pytest.param(doc, id=f"{path.relative_to(ROOT)}#{index}")
+
+
+EXAMPLES = sorted((ROOT / "examples").rglob("*.yaml"))
+
+
+def test_there_is_something_to_validate():
+    assert len(CRD_FILES) == 2 and len(EXAMPLES) >= 4
+
+
+@pytest.mark.parametrize("doc", list(documents(CRD_FILES)))
+def test_crds_are_valid_kubernetes_objects(doc):
+    kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("doc", list(documents(EXAMPLES)))
+def test_examples_are_valid(doc):
+    if doc["kind"] in TOOL_KINDS:
+        return
+    group = doc["apiVersion"].split("/")[0]
+    validator = VALIDATORS.get((group, doc["kind"]))
+    if validator is None:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+        return
+    assert validator.errors(doc) == []
+    MODELS[doc["kind"]].model_validate(doc["spec"])  # the operator reads what the API accepts
+
+
+def test_validation_catches_a_broken_example():
+    """Guards the checks above against passing vacuously."""
+    doc = yaml.safe_load((ROOT / "examples/quickstart/modelversion.yaml").read_text())
+    doc["spec"]["artifact"]["uri"] = "file:///tmp/model.onnx"
+    doc["spec"]["version"] = 0
+    errors = VALIDATORS[("modelreg.io", "ModelVersion")].errors(doc)
+    assert any("spec.artifact.uri" in e for e in errors) and any("spec.version" in e for e in errors)
+    deployment = yaml.safe_load((ROOT / "examples/quickstart/serving-deployment.yaml").read_text())
+    deployment["spec"]["replicas"] = "two"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, K8S_VERSION, strict=True)
+
+
+def test_kustomization_lists_existing_files():
+    kustomization = yaml.safe_load((ROOT / "examples/gitops/kustomization.yaml").read_text())
+    for resource in kustomization["resources"]:
+        assert (ROOT / "examples/gitops" / resource).resolve().is_file(), resource
