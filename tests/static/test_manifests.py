@@ -3,8 +3,6 @@ resources against our CRDs' schemas and CEL rules (as the API server would check
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import kubernetes_validate
 import pytest
 import yaml

@@ -69,7 +69,8 @@ def test_models_reject_what_the_crd_rejects(broken):
 
     spec = {"modelName": "fraud", "version": 1, "artifact": {"uri": "s3://models/x", "sha256": "a" * 64}, **broken}
     validator = CRDValidator.from_file(ROOT / "crds/modelversions.modelreg.io.yaml")
-    assert validator.errors({"apiVersion": "modelreg.io/v1alpha1", "kind": "ModelVersion",
-                             "metadata": {"name": "x"}, "spec": spec})
+    assert validator.errors(
+        {"apiVersion": "modelreg.io/v1alpha1", "kind": "ModelVersion", "metadata": {"name": "x"}, "spec": spec}
+    )
     with pytest.raises(ValidationError):
         ModelVersionSpec.model_validate(spec)
