@@ -240,6 +240,14 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         return obj
 
     # -- reading ----------------------------------------------------------------------------
+    async def _serve_version(self, request: rendering.Request) -> Any:
+        listing = await super()._serve_version(request)
+        for entry in listing.get("resources", []):
+            if "/" in entry["name"]:  # subresources have no short names or categories of their own
+                entry.pop("shortNames", None)
+                entry.pop("categories", None)
+        return listing
+
     def _matching(self, request: rendering.Request) -> list[dict[str, Any]]:
         return [
             obj.raw
