@@ -51,14 +51,17 @@ def main(argv: list[str] | None = None) -> int:
     boto3.client("s3").create_bucket(Bucket=args.bucket)
     operator = OperatorThread(Settings(), [args.namespace]).start()
 
-    print(f"""modelreg sandbox is running (an EMULATED Kubernetes API, not a real cluster).
+    print(
+        f"""modelreg sandbox is running (an EMULATED Kubernetes API, not a real cluster).
   API server : {cluster.url}
   S3 endpoint: {s3.url}  (bucket s3://{args.bucket})
   Try:
     export KUBECONFIG={kubeconfig} AWS_ENDPOINT_URL_S3={s3.url} AWS_ACCESS_KEY_ID=testing \\
            AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
     kubectl get modelversions
-Press Ctrl-C to stop.""", flush=True)
+Press Ctrl-C to stop.""",
+        flush=True,
+    )
 
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
