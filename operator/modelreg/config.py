@@ -8,7 +8,7 @@ deliberately absent: boto3 reads the standard AWS_* variables itself.
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from modelreg.domain.model_versions import RetryPolicy
+from modelreg.models.resources import CriterionSpec
 
 
 class Section(BaseModel):
@@ -53,7 +54,23 @@ class VerificationSettings(Section):
 
 
 class ApprovalSettings(Section):
+    # Without the admission webhook nothing proves who wrote an approval annotation; only a
+    # sandbox should set this (approvals then count with via "unsealed").
     trust_unsealed: bool = False
+
+
+Stage = Literal["Staging", "Production", "Archived"]
+
+
+class PolicySettings(Section):
+    required_approvals: dict[Stage, Annotated[int, Field(ge=0, le=20)]] = {"Staging": 0, "Production": 2, "Archived": 0}
+    default_criteria: dict[Stage, list[CriterionSpec]] = {}
+    # A namespace may raise requirements (never lower them) with this ConfigMap, key policy.yaml.
+    namespace_config_map: str = "modelreg-policy"
+
+
+class PromotionSettings(Section):
+    tick_seconds: Annotated[float, Field(gt=0)] = 2.0
 
 
 class LoggingSettings(Section):
@@ -70,6 +87,8 @@ class Settings(BaseSettings):
 
     verification: VerificationSettings = VerificationSettings()
     approvals: ApprovalSettings = ApprovalSettings()
+    policy: PolicySettings = PolicySettings()
+    promotions: PromotionSettings = PromotionSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @classmethod

@@ -131,3 +131,20 @@ def wait_for(probe: Callable[[], Any], timeout: float = 20.0, what: str = "condi
             return last
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
+
+
+@pytest.fixture
+def apps(cluster: EmulatedCluster) -> Iterator[Any]:
+    config = kubernetes.client.Configuration()
+    config.host = cluster.url
+    with kubernetes.client.ApiClient(config) as client:
+        yield kubernetes.client.AppsV1Api(client)
+
+
+@pytest.fixture
+def deployment_controller(cluster: EmulatedCluster) -> Iterator[Any]:
+    from modelreg.testing.deployments import SimulatedDeploymentController
+
+    controller = SimulatedDeploymentController(cluster.url, [NAMESPACE]).start()
+    yield controller
+    controller.stop()

@@ -8,7 +8,7 @@ from collections.abc import Collection
 import kopf
 
 from modelreg.config import Settings
-from modelreg.handlers import model_versions
+from modelreg.handlers import model_versions, promotions
 
 
 def register(settings: Settings) -> kopf.OperatorRegistry:
@@ -17,6 +17,7 @@ def register(settings: Settings) -> kopf.OperatorRegistry:
     kopf.on.login(registry=registry)(kopf.login_via_client)
 
     model_versions.register(registry, settings)
+    promotions.register(registry, settings)
     return registry
 
 

@@ -1,0 +1,35 @@
+"""Promotion policy: the operator's, tightened (never loosened) by a namespace's own."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from modelreg.domain.promotions import Policy
+
+
+class PolicyError(ValueError):
+    pass
+
+
+def effective_policy(
+    required: Mapping[str, int], criteria: Mapping[str, Sequence[Mapping]], override: Mapping[str, Any] | None
+) -> Policy:
+    """A team can commit stricter rules for its namespace; a weaker number is ignored, since
+    the namespace's own editors must not be able to waive the platform's approvals."""
+    if not override:
+        return Policy(dict(required), {k: list(v) for k, v in criteria.items()})
+    unknown = set(override) - {"requiredApprovals", "defaultCriteria"}
+    if unknown:
+        raise PolicyError(f"unknown key(s) {sorted(unknown)}; expected requiredApprovals, defaultCriteria")
+    merged_required = dict(required)
+    for stage, count in (override.get("requiredApprovals") or {}).items():
+        if stage not in ("Staging", "Production", "Archived") or not isinstance(count, int) or count < 0:
+            raise PolicyError(f"requiredApprovals.{stage}: expected a stage and a count >= 0, got {count!r}")
+        merged_required[stage] = max(merged_required.get(stage, 0), count)
+    merged_criteria = {k: list(v) for k, v in criteria.items()}
+    for stage, extra in (override.get("defaultCriteria") or {}).items():
+        if not isinstance(extra, list) or not all(isinstance(c, dict) and "metric" in c for c in extra):
+            raise PolicyError(f"defaultCriteria.{stage}: expected a list of {{metric, min|max|maxRegression}}")
+        merged_criteria[stage] = [*merged_criteria.get(stage, []), *extra]
+    return Policy(merged_required, merged_criteria)

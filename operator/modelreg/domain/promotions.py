@@ -1,0 +1,209 @@
+"""Promotion decisions: gates, turn-taking, superseding, and the stage moves of an execution."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelreg.domain import conditions
+from modelreg.domain.approvals import REQUESTED_BY, ProofCheck, Tally, tally
+from modelreg.domain.criteria import Evaluation, evaluate
+
+SUCCEEDED, APPROVED, CRITERIA_MET, ROLLED_OUT = "Succeeded", "Approved", "CriteriaMet", "RolledOut"
+ROLLING_OUT = "RollingOut"
+TERMINAL = frozenset({"Promoted", "RolledBack", "RolloutFailed", "Superseded"})
+# Stages that one version holds at a time (an alias); Archived holds any number.
+EXCLUSIVE = {"Staging", "Production"}
+# What happens to the version that held a stage when another one takes it.
+DISPLACED_TO = {"Production": "Archived", "Staging": ""}
+
+Obj = Mapping[str, Any]
+
+
+def _created(obj: Obj) -> tuple[str, str]:
+    return obj["metadata"].get("creationTimestamp", ""), obj["metadata"]["name"]
+
+
+def reason_of(promotion: Obj) -> str | None:
+    found = conditions.find((promotion.get("status") or {}).get("conditions"), SUCCEEDED)
+    return found.get("reason") if found else None
+
+
+def candidate_of(versions: Sequence[Obj], version: int) -> Obj | None:
+    """The registration that owns (model, version): the oldest (duplicates are not Ready)."""
+    same = [v for v in versions if v["spec"]["version"] == version]
+    return min(same, key=_created) if same else None
+
+
+def holder_of(versions: Sequence[Obj], stage: str) -> Obj | None:
+    if stage not in EXCLUSIVE:
+        return None
+    holders = [v for v in versions if (v.get("status") or {}).get("stage") == stage]
+    return max(holders, key=_created) if holders else None
+
+
+@dataclass(frozen=True)
+class Policy:
+    required_approvals: Mapping[str, int]
+    default_criteria: Mapping[str, Sequence[Mapping]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Gates:
+    """Where a promotion stands before execution: reason is the Succeeded reason while waiting."""
+
+    ready: bool
+    reason: str
+    message: str
+    approvals: Tally
+    evaluation: Evaluation | None
+    candidate: Obj | None
+    holder: Obj | None
+
+
+def gates(promotion: Obj, versions: Sequence[Obj], policy: Policy, prove: ProofCheck, now: str) -> Gates:
+    spec = promotion["spec"]
+    target, wanted = spec["targetStage"], spec["version"]
+    annotations = promotion["metadata"].get("annotations") or {}
+    requester = annotations.get(REQUESTED_BY) or (promotion.get("status") or {}).get("requestedBy")
+    approvals = tally(
+        annotations,
+        requester,
+        policy.required_approvals.get(target, 0),
+        prove,
+        (promotion.get("status") or {}).get("approvals") or [],
+        now,
+    )
+    candidate = candidate_of(versions, wanted)
+    holder = holder_of(versions, target)
+    if candidate is None:
+        message = f"ModelVersion {spec['modelName']} v{wanted} is not registered in this namespace"
+        return Gates(False, "VersionNotFound", message, approvals, None, None, holder)
+    verified = conditions.find((candidate.get("status") or {}).get("conditions"), "ArtifactVerified")
+    criteria = [*policy.default_criteria.get(target, ()), *(spec.get("criteria") or ())]
+    current_label = f"v{holder['spec']['version']} in {target}" if holder else "no current version"
+    evaluation = evaluate(
+        criteria,
+        candidate["spec"].get("metrics") or {},
+        holder["spec"].get("metrics") or {} if holder else None,
+        current_label,
+    )
+    name = candidate["metadata"]["name"]
+    if verified is None or verified["status"] != "True":
+        if verified is not None and verified["reason"] in (
+            "ChecksumMismatch",
+            "SizeMismatch",
+            "ArtifactChanged",
+            "InvalidURI",
+        ):
+            return Gates(
+                False,
+                "ArtifactInvalid",
+                f"ModelVersion {name}: {verified['message']}",
+                approvals,
+                evaluation,
+                candidate,
+                holder,
+            )
+        why = verified["message"] if verified else "not checked yet"
+        return Gates(
+            False,
+            "WaitingForArtifact",
+            f"waiting for ModelVersion {name} to be verified: {why}",
+            approvals,
+            evaluation,
+            candidate,
+            holder,
+        )
+    if not evaluation.met:
+        return Gates(False, "CriteriaNotMet", "; ".join(evaluation.failures), approvals, evaluation, candidate, holder)
+    if not approvals.approved:
+        message = f"{approvals.summary} approvals for {target}"
+        if approvals.ignored:
+            message += "; not counted: " + "; ".join(approvals.ignored)
+        return Gates(False, "AwaitingApproval", message, approvals, evaluation, candidate, holder)
+    return Gates(True, "Ready", "approved, criteria met, artifact verified", approvals, evaluation, candidate, holder)
+
+
+def superseded_by(promotion: Obj, promotions: Sequence[Obj]) -> str | None:
+    """An older pending promotion to an exclusive stage is moot once a newer one to the same
+    stage has completed: applying it later would undo a newer decision."""
+    target = promotion["spec"]["targetStage"]
+    if target not in EXCLUSIVE:
+        return None  # archiving an old version later still means something
+    for other in promotions:
+        if (
+            other["spec"]["targetStage"] == target
+            and _created(other) > _created(promotion)
+            and reason_of(other) == "Promoted"
+        ):
+            return other["metadata"]["name"]
+    return None
+
+
+def blocked_by(promotion: Obj, promotions: Sequence[Obj], ready: Mapping[str, bool]) -> str | None:
+    """One execution per model at a time, in creation order among those ready to go."""
+    for other in promotions:
+        name = other["metadata"]["name"]
+        if name == promotion["metadata"]["name"]:
+            continue
+        if reason_of(other) == ROLLING_OUT:
+            return name
+        if ready.get(name) and _created(other) < _created(promotion) and reason_of(other) not in TERMINAL:
+            return name
+    return None
+
+
+@dataclass(frozen=True)
+class Move:
+    """One ModelVersion changing stage."""
+
+    version_name: str
+    version: int
+    from_stage: str
+    to_stage: str
+
+    def to_status(self) -> dict[str, Any]:
+        return {
+            "versionName": self.version_name,
+            "version": self.version,
+            "fromStage": self.from_stage,
+            "toStage": self.to_stage,
+        }
+
+    @classmethod
+    def from_status(cls, entry: Mapping[str, Any]) -> Move:
+        return cls(entry["versionName"], entry["version"], entry["fromStage"], entry["toStage"])
+
+
+def execution_moves(target: str, candidate: Obj, holder: Obj | None) -> list[Move]:
+    moves = []
+    if holder is not None and holder["metadata"]["name"] != candidate["metadata"]["name"]:
+        moves.append(Move(holder["metadata"]["name"], holder["spec"]["version"], target, DISPLACED_TO[target]))
+    current = (candidate.get("status") or {}).get("stage") or ""
+    moves.append(Move(candidate["metadata"]["name"], candidate["spec"]["version"], current, target))
+    return moves
+
+
+def rollback_moves(moves: Sequence[Move]) -> list[Move]:
+    return [Move(m.version_name, m.version, m.to_stage, m.from_stage) for m in reversed(moves)]
+
+
+def stage_history_entry(move: Move, promotion: str, now: str, approved_by: Sequence[str]) -> dict[str, Any]:
+    entry: dict[str, Any] = {"stage": move.to_stage, "time": now, "promotion": promotion}
+    if approved_by:
+        entry["approvedBy"] = list(approved_by)
+    return entry
+
+
+def history_has(history: Sequence[Obj], move: Move, promotion: str) -> bool:
+    """Moves are applied at most once: a restart finds the entry it wrote and skips the move."""
+    return any(h.get("promotion") == promotion and h.get("stage") == move.to_stage for h in history)
+
+
+def condition_set(status: Obj, now: str, generation: int | None, **states: tuple[bool | None, str, str]) -> list[dict]:
+    current = list(status.get("conditions") or [])
+    for type_, (value, reason, message) in states.items():
+        current = conditions.set_condition(current, type_, value, reason, message, now=now, generation=generation)
+    return current

@@ -1,0 +1,350 @@
+"""Reconcile ModelPromotions of one model, one at a time, from fresh reads of the API.
+
+Every step is idempotent and its state lives in the cluster: the promotion's status
+(RollingOut, previousVersion, the moves), the versions' stageHistory, the Deployments'
+pod-template annotation. A restart at any point repeats no effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from modelreg.domain import promotions as domain
+from modelreg.domain.approvals import ProofCheck
+from modelreg.domain.policy import effective_policy
+from modelreg.domain.serving import (
+    MODEL_LABEL,
+    Served,
+    rollout_patch,
+    rollout_state,
+    served_version,
+    stage_of,
+)
+from modelreg.storage.kube import Conflict, KubeStore
+
+STAGE_LABEL = "modelreg.io/stage"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Outcome:
+    """What a reconcile did, for Events and audit lines (emitted by the handler)."""
+
+    events: list[tuple[Mapping[str, Any], str, str, str]] = field(default_factory=list)  # body, type, reason, msg
+    audit: list[tuple[Mapping[str, Any], str | None, str, str]] = field(default_factory=list)  # body, from, to, why
+
+
+class PromotionReconciler:
+    def __init__(
+        self,
+        kube: KubeStore,
+        required: Mapping[str, int],
+        criteria: Mapping[str, Sequence[Mapping]],
+        policy_config_map: str,
+        prove: ProofCheck,
+    ) -> None:
+        self.kube = kube
+        self.required, self.criteria = required, criteria
+        self.policy_config_map = policy_config_map
+        self.prove = prove
+        self._locks: dict[tuple[str, str], asyncio.Lock] = collections.defaultdict(asyncio.Lock)
+
+    async def reconcile(self, namespace: str, name: str, model: str) -> Outcome:
+        """Serialised per model: every decision below sees the result of the previous one."""
+        async with self._locks[(namespace, model)]:
+            return await self._reconcile(namespace, name, model)
+
+    async def _reconcile(self, namespace: str, name: str, model: str) -> Outcome:
+        outcome = Outcome()
+        promotions = [
+            p for p in await self.kube.list_custom("modelpromotions", namespace) if p["spec"]["modelName"] == model
+        ]
+        promotion = next((p for p in promotions if p["metadata"]["name"] == name), None)
+        if promotion is None or domain.reason_of(promotion) in domain.TERMINAL:
+            return outcome  # finished promotions stay as history, untouched
+        versions = [
+            v for v in await self.kube.list_custom("modelversions", namespace) if v["spec"]["modelName"] == model
+        ]
+        if domain.reason_of(promotion) == domain.ROLLING_OUT:
+            await self._continue(namespace, promotion, versions, outcome)
+            return outcome
+        policy = effective_policy(
+            self.required, self.criteria, await self.kube.policy_override(namespace, self.policy_config_map)
+        )
+        now = _now()
+        evaluated = {
+            p["metadata"]["name"]: domain.gates(p, versions, policy, self.prove, now)
+            for p in promotions
+            if domain.reason_of(p) not in domain.TERMINAL
+        }
+        gates = evaluated[name]
+        status = self._gate_status(promotion, gates, now)
+        if winner := domain.superseded_by(promotion, promotions):
+            status["conditions"] = domain.condition_set(
+                promotion.get("status") or {},
+                now,
+                None,
+                Succeeded=(False, "Superseded", f"promotion {winner} to the same stage completed later"),
+            )
+            status["completionTime"] = now
+        elif gates.ready:
+            ready = {n: g.ready for n, g in evaluated.items()}
+            if blocker := domain.blocked_by(promotion, promotions, ready):
+                status["conditions"] = domain.condition_set(
+                    status, now, None, Succeeded=(None, "Queued", f"waiting for promotion {blocker} of {model}")
+                )
+            else:
+                await self._start(namespace, promotion, gates, status, now, outcome)
+                return outcome
+        await self._write_status(namespace, promotion, status, outcome)
+        return outcome
+
+    def _gate_status(self, promotion: Mapping[str, Any], gates: domain.Gates, now: str) -> dict[str, Any]:
+        old = promotion.get("status") or {}
+        approvals = gates.approvals
+        evaluation = gates.evaluation
+        criteria_state = (
+            (None, "WaitingForVersion", "the version is not registered")
+            if evaluation is None
+            else (True, "CriteriaMet", "all criteria met")
+            if evaluation.met
+            else (False, "CriteriaNotMet", "; ".join(evaluation.failures))
+        )
+        status: dict[str, Any] = {
+            "observedGeneration": promotion["metadata"].get("generation"),
+            "approvals": approvals.counted,
+            "requiredApprovals": approvals.required,
+            "approvalSummary": approvals.summary,
+            "comparison": evaluation.comparison if evaluation else {},
+            "conditions": domain.condition_set(
+                old,
+                now,
+                promotion["metadata"].get("generation"),
+                Approved=(
+                    approvals.approved,
+                    "Approved" if approvals.approved else "AwaitingApproval",
+                    f"{approvals.summary} approvals"
+                    + ("; not counted: " + "; ".join(approvals.ignored) if approvals.ignored else ""),
+                ),
+                CriteriaMet=criteria_state,
+                RolledOut=(None, "NotStarted", "not started"),
+                Succeeded=(None if gates.reason != "ArtifactInvalid" else False, gates.reason, gates.message),
+            ),
+        }
+        requester = (promotion["metadata"].get("annotations") or {}).get("modelreg.io/requested-by")
+        if requester:
+            status["requestedBy"] = requester
+        return status
+
+    async def _write_status(
+        self, namespace: str, promotion: Mapping[str, Any], status: dict[str, Any], outcome: Outcome
+    ) -> None:
+        old = promotion.get("status") or {}
+        changed = {k: v for k, v in status.items() if old.get(k) != v}
+        if not changed:
+            return
+        await self.kube.patch_status("modelpromotions", namespace, promotion["metadata"]["name"], changed)
+        before, after = domain.reason_of(promotion), domain.reason_of({"status": status})
+        if before != after:
+            message = next(c["message"] for c in status["conditions"] if c["type"] == domain.SUCCEEDED)
+            kind = "Normal" if after in ("Promoted", "Ready", "Queued", domain.ROLLING_OUT) else "Warning"
+            outcome.events.append((promotion, kind, after or "", message))
+            outcome.audit.append((promotion, before, after or "", message))
+
+    # -- execution ------------------------------------------------------------------------
+    async def _start(
+        self,
+        namespace: str,
+        promotion: Mapping[str, Any],
+        gates: domain.Gates,
+        status: dict[str, Any],
+        now: str,
+        outcome: Outcome,
+    ) -> None:
+        """The commit point: status says RollingOut (with the moves) before anything moves."""
+        target = promotion["spec"]["targetStage"]
+        moves = domain.execution_moves(target, gates.candidate, gates.holder)
+        status.update(
+            startTime=now,
+            moves=[m.to_status() for m in moves],
+            conditions=domain.condition_set(
+                status,
+                now,
+                None,
+                RolledOut=(False, domain.ROLLING_OUT, "moving stages and rolling the serving Deployments"),
+                Succeeded=(None, domain.ROLLING_OUT, f"promoting v{promotion['spec']['version']} to {target}"),
+            ),
+        )
+        if gates.holder is not None:
+            status["previousVersion"] = gates.holder["spec"]["version"]
+        await self._write_status(namespace, promotion, status, outcome)
+        versions = [
+            v
+            for v in await self.kube.list_custom("modelversions", namespace)
+            if v["spec"]["modelName"] == promotion["spec"]["modelName"]
+        ]
+        await self._continue(
+            namespace, {**promotion, "status": {**(promotion.get("status") or {}), **status}}, versions, outcome
+        )
+
+    async def _continue(
+        self, namespace: str, promotion: Mapping[str, Any], versions: list[dict[str, Any]], outcome: Outcome
+    ) -> None:
+        status = promotion["status"]
+        name, target = promotion["metadata"]["name"], promotion["spec"]["targetStage"]
+        moves = [domain.Move.from_status(m) for m in status.get("moves") or []]
+        approved_by = [a["user"] for a in status.get("approvals") or []]
+        await self._apply_moves(namespace, name, moves, versions, approved_by, outcome)
+        serving = domain.candidate_of(versions, promotion["spec"]["version"])
+        states = await self._roll(namespace, promotion["spec"]["modelName"], target, Served.of(serving), outcome)
+        now = _now()
+        new_status: dict[str, Any] = {"rollout": {"deployments": [s.to_status() for s in states]}}
+        failed = [s for s in states if s.failed]
+        if failed:
+            await self._roll_back(namespace, promotion, moves, versions, failed, new_status, now, outcome)
+        elif all(s.available for s in states):
+            new_status.update(
+                completionTime=now,
+                conditions=domain.condition_set(
+                    status,
+                    now,
+                    None,
+                    RolledOut=(True, "RolledOut", f"{len(states)} Deployment(s) serve v{serving['spec']['version']}"),
+                    Succeeded=(True, "Promoted", f"v{serving['spec']['version']} is {target}"),
+                ),
+            )
+        else:
+            new_status["conditions"] = domain.condition_set(
+                status, now, None, RolledOut=(False, domain.ROLLING_OUT, "; ".join(s.message for s in states))
+            )
+        await self._write_status(namespace, promotion, new_status, outcome)
+
+    async def _apply_moves(
+        self,
+        namespace: str,
+        promotion: str,
+        moves: Sequence[domain.Move],
+        versions: list[dict[str, Any]],
+        approved_by: list[str],
+        outcome: Outcome,
+    ) -> None:
+        by_name = {v["metadata"]["name"]: v for v in versions}
+        for move in moves:
+            version = by_name.get(move.version_name)
+            if version is None:
+                continue  # deleted meanwhile: nothing left to move
+            history = list((version.get("status") or {}).get("stageHistory") or [])
+            if domain.history_has(history, move, promotion):
+                continue
+            now = _now()
+            history.append(
+                domain.stage_history_entry(
+                    move, promotion, now, approved_by if move.to_stage == moves[-1].to_stage else []
+                )
+            )
+            await self.kube.patch_status(
+                "modelversions", namespace, move.version_name, {"stage": move.to_stage, "stageHistory": history}
+            )
+            await self.kube.patch_labels(
+                "modelversions", namespace, move.version_name, {STAGE_LABEL: move.to_stage or None}
+            )
+            version.setdefault("status", {}).update(stage=move.to_stage, stageHistory=history)
+            why = f"promotion {promotion}"
+            outcome.events.append(
+                (
+                    version,
+                    "Normal",
+                    "StageChanged",
+                    f"{move.from_stage or 'no stage'} -> {move.to_stage or 'no stage'} ({why})",
+                )
+            )
+            outcome.audit.append((version, move.from_stage, move.to_stage, why))
+
+    async def _roll(self, namespace: str, model: str, stage: str, served: Served, outcome: Outcome) -> list:
+        deployments = await self.kube.list_deployments(namespace, f"{MODEL_LABEL}={model}")
+        states = []
+        for deployment in (d for d in deployments if stage_of(d) == stage):
+            ops = rollout_patch(deployment, served)
+            if ops is not None:
+                with contextlib.suppress(Conflict):  # edited meanwhile: the next tick re-reads and retries
+                    await self.kube.json_patch_deployment(namespace, deployment["metadata"]["name"], ops)
+                outcome.events.append(
+                    (deployment, "Normal", "ModelRolled", f"serving {served.model} v{served.version} ({stage})")
+                )
+            states.append(
+                rollout_state(deployment, served.version)
+                if ops is None
+                else rollout_state({**deployment, "status": {}}, served.version)
+            )
+        return states
+
+    async def _roll_back(
+        self,
+        namespace: str,
+        promotion: Mapping[str, Any],
+        moves: list[domain.Move],
+        versions: list[dict[str, Any]],
+        failed: list,
+        new_status: dict[str, Any],
+        now: str,
+        outcome: Outcome,
+    ) -> None:
+        name, target = promotion["metadata"]["name"], promotion["spec"]["targetStage"]
+        reasons = "; ".join(s.message for s in failed)
+        await self._apply_moves(namespace, name, domain.rollback_moves(moves), versions, [], outcome)
+        previous = promotion["status"].get("previousVersion")
+        restored = domain.candidate_of(versions, previous) if previous else None
+        if restored is not None:
+            await self._roll(namespace, promotion["spec"]["modelName"], target, Served.of(restored), outcome)
+            reason, message = "RolledBack", f"{reasons}; restored v{previous}"
+        else:
+            reason, message = "RolloutFailed", f"{reasons}; no previous version to restore"
+        new_status.update(
+            completionTime=now,
+            conditions=domain.condition_set(
+                promotion["status"], now, None, RolledOut=(False, reason, message), Succeeded=(False, reason, message)
+            ),
+        )
+
+    async def converge_deployment(self, namespace: str, name: str, model: str) -> Outcome:
+        """A Deployment that opted in later or was edited by hand serves its stage's version again."""
+        async with self._locks[(namespace, model)]:
+            outcome = Outcome()
+            deployment = next(
+                (
+                    d
+                    for d in await self.kube.list_deployments(namespace, f"{MODEL_LABEL}={model}")
+                    if d["metadata"]["name"] == name
+                ),
+                None,
+            )
+            if deployment is None:
+                return outcome
+            versions = [
+                v for v in await self.kube.list_custom("modelversions", namespace) if v["spec"]["modelName"] == model
+            ]
+            holder = domain.holder_of(versions, stage_of(deployment))
+            if holder is None:
+                return outcome  # nothing holds the stage: leave the Deployment as it is
+            served = Served.of(holder)
+            ops = rollout_patch(deployment, served)
+            if ops is None:
+                return outcome
+            await self.kube.json_patch_deployment(namespace, name, ops)
+            was = served_version(deployment)
+            message = (
+                f"converged to {model} v{served.version} ({stage_of(deployment)}); "
+                f"it served {'v' + str(was) if was else 'no registered version'}"
+            )
+            outcome.events.append((deployment, "Normal", "ModelConverged", message))
+            outcome.audit.append((deployment, f"v{was}" if was else None, f"v{served.version}", message))
+            return outcome

@@ -1,0 +1,88 @@
+"""The Kubernetes API through the official client (blocking calls, run off the event loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import kubernetes
+import yaml
+
+from modelreg import GROUP, VERSION
+
+
+class Conflict(Exception):
+    """Someone else wrote first (409, or a failed JSON-patch test): re-read and try again."""
+
+
+def make_api_client() -> kubernetes.client.ApiClient:
+    try:
+        kubernetes.config.load_incluster_config()
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()
+    return kubernetes.client.ApiClient()
+
+
+class KubeStore:
+    def __init__(self, client: kubernetes.client.ApiClient) -> None:
+        self.custom = kubernetes.client.CustomObjectsApi(client)
+        self.apps = kubernetes.client.AppsV1Api(client)
+        self.core = kubernetes.client.CoreV1Api(client)
+
+    @staticmethod
+    async def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except kubernetes.client.ApiException as exc:
+            if exc.status == 409 or (exc.status == 422 and "test" in (exc.body or "")):
+                raise Conflict(str(exc.reason)) from exc
+            raise
+
+    async def list_custom(self, plural: str, namespace: str) -> list[dict[str, Any]]:
+        listing = await self._call(self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, plural)
+        return listing["items"]
+
+    async def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+        await self._call(
+            self.custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            name,
+            {"status": status},
+        )
+
+    async def patch_labels(self, plural: str, namespace: str, name: str, labels: dict[str, str | None]) -> None:
+        await self._call(
+            self.custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            name,
+            {"metadata": {"labels": labels}},
+        )
+
+    async def list_deployments(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        # Raw JSON, so the domain sees the same dict shape as in watch events.
+        response = await self._call(
+            self.apps.list_namespaced_deployment, namespace, label_selector=label_selector, _preload_content=False
+        )
+        return json.loads(response.data)["items"]
+
+    async def json_patch_deployment(self, namespace: str, name: str, ops: list[dict[str, Any]]) -> None:
+        await self._call(
+            self.apps.patch_namespaced_deployment, name, namespace, ops, _content_type="application/json-patch+json"
+        )
+
+    async def policy_override(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            config_map = await self._call(self.core.read_namespaced_config_map, name, namespace)
+        except kubernetes.client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        text = (config_map.data or {}).get("policy.yaml")
+        return yaml.safe_load(text) if text else None
