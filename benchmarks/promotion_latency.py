@@ -1,0 +1,231 @@
+"""Promotion latency: from the last approval annotation to every matching Deployment patched.
+
+With --versions ModelVersions present (default 200) and --deployments serving Deployments,
+each round promotes the next version to Production (1 approval required) and times the
+approval -> all Deployments carrying the new version. The baseline, measured in the same run,
+is the emulator's own create -> watch-event round trip: the floor any operator could reach.
+
+Usage: python benchmarks/promotion_latency.py [--versions 200] [--rounds 20] [--deployments 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+# The official client reads $KUBECONFIG at import: point it at this run's emulator first.
+KUBECONFIG = Path(tempfile.mkdtemp(prefix="modelreg-bench-")) / "kubeconfig"
+os.environ["KUBECONFIG"] = str(KUBECONFIG)
+
+import boto3
+import kubernetes
+import requests
+
+from modelreg.config import Settings
+from modelreg.testing.deployments import SimulatedDeploymentController
+from modelreg.testing.harness import EmulatedCluster, OperatorThread, S3Endpoint
+
+CRD_FILES = sorted((Path(__file__).resolve().parent.parent / "crds").glob("*.yaml"))
+
+NS, GROUP, VERSION = "bench", "modelreg.io", "v1alpha1"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class Watch:
+    """A watch stream in a thread; waiters are woken on every event."""
+
+    def __init__(self, url: str) -> None:
+        self.events: list[tuple[float, dict]] = []
+        self.changed = threading.Condition()
+        self._stop = False
+        threading.Thread(target=self._run, args=(url,), daemon=True).start()
+
+    def _run(self, url: str) -> None:
+        with requests.get(url, params={"watch": "true"}, stream=True, timeout=600) as response:
+            for line in response.iter_lines():
+                if self._stop:
+                    return
+                if line:
+                    with self.changed:
+                        self.events.append((time.perf_counter(), json.loads(line)))
+                        self.changed.notify_all()
+
+    def wait(self, predicate, timeout: float = 30.0) -> float:
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                for stamp, event in self.events:
+                    if predicate(event):
+                        return stamp
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("no matching watch event")
+                self.changed.wait(remaining)
+
+
+def main() -> None:
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--versions", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--deployments", type=int, default=3)
+    args = parser.parse_args()
+
+    cluster = EmulatedCluster(CRD_FILES).start()
+    cluster.write_kubeconfig(KUBECONFIG, namespace=NS)
+    s3 = S3Endpoint().start()
+    os.environ.update(s3.environment())
+    config = kubernetes.client.Configuration()
+    config.host = cluster.url
+    api = kubernetes.client.ApiClient(config)
+    custom, apps, core = (
+        kubernetes.client.CustomObjectsApi(api),
+        kubernetes.client.AppsV1Api(api),
+        kubernetes.client.CoreV1Api(api),
+    )
+    try:
+        # Baseline: the emulator's create -> watch-event round trip.
+        cm_watch = Watch(f"{cluster.url}/api/v1/namespaces/{NS}/configmaps")
+        baseline = []
+        for i in range(args.rounds):
+            name = f"probe-{i}"
+            start = time.perf_counter()
+            core.create_namespaced_config_map(NS, {"metadata": {"name": name}})
+            baseline.append(cm_watch.wait(lambda e, n=name: e["object"]["metadata"]["name"] == n) - start)
+
+        client = boto3.client("s3")
+        client.create_bucket(Bucket="bench")
+        for v in range(1, args.versions + 1):
+            body = f"v{v}".encode()
+            client.put_object(Bucket="bench", Key=f"m/{v}", Body=body, ChecksumAlgorithm="SHA256")
+            custom.create_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                NS,
+                "modelversions",
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": "ModelVersion",
+                    "metadata": {"name": f"m-{v}"},
+                    "spec": {
+                        "modelName": "bench",
+                        "version": v,
+                        "artifact": {"uri": f"s3://bench/m/{v}", "sha256": hashlib.sha256(body).hexdigest()},
+                    },
+                },
+            )
+        for d in range(args.deployments):
+            apps.create_namespaced_deployment(
+                NS,
+                {
+                    "metadata": {"name": f"serve-{d}", "labels": {"modelreg.io/model": "bench"}},
+                    "spec": {
+                        "replicas": 1,
+                        "selector": {"matchLabels": {"app": f"serve-{d}"}},
+                        "template": {
+                            "metadata": {"labels": {"app": f"serve-{d}"}},
+                            "spec": {"containers": [{"name": "s", "image": "s:1"}]},
+                        },
+                    },
+                },
+            )
+        settings = Settings(
+            verification={"tick_seconds": 1},
+            promotions={"tick_seconds": 1},
+            approvals={"trust_unsealed": True},
+            policy={"required_approvals": {"Production": 1}},
+        )
+        operator = OperatorThread(settings, [NS]).start()
+        controller = SimulatedDeploymentController(cluster.url, [NS], period=0.05).start()
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            items = custom.list_namespaced_custom_object(GROUP, VERSION, NS, "modelversions")["items"]
+            verified = sum(
+                any(
+                    c["type"] == "ArtifactVerified" and c["status"] == "True"
+                    for c in (i.get("status") or {}).get("conditions", [])
+                )
+                for i in items
+            )
+            if verified == args.versions:
+                break
+            time.sleep(0.5)
+
+        dep_watch = Watch(f"{cluster.url}/apis/apps/v1/namespaces/{NS}/deployments")
+        latencies = []
+        for r in range(args.rounds):
+            version = r + 1
+            name = f"promo-{r}-{uuid.uuid4().hex[:4]}"
+            custom.create_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                NS,
+                "modelpromotions",
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": "ModelPromotion",
+                    "metadata": {"name": name, "annotations": {"modelreg.io/requested-by": "alice"}},
+                    "spec": {"modelName": "bench", "version": version, "targetStage": "Production"},
+                },
+            )
+            while True:  # the promotion is seen and waiting for its approval
+                status = custom.get_namespaced_custom_object(GROUP, VERSION, NS, "modelpromotions", name).get("status")
+                if status and status.get("approvalSummary") == "0/1":
+                    break
+                time.sleep(0.02)
+            start = time.perf_counter()
+            custom.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                NS,
+                "modelpromotions",
+                name,
+                {"metadata": {"annotations": {"approval.modelreg.io/bob": "bob"}}},
+            )
+            patched: dict[str, float] = {}
+            for d in range(args.deployments):
+                dep = f"serve-{d}"
+                patched[dep] = dep_watch.wait(
+                    lambda e, n=dep, v=str(version): (
+                        e["object"]["metadata"]["name"] == n
+                        and (e["object"]["spec"]["template"]["metadata"].get("annotations") or {}).get(
+                            "modelreg.io/version"
+                        )
+                        == v
+                    )
+                )
+            latencies.append(max(patched.values()) - start)
+            while True:  # let the rollout finish before the next round
+                status = custom.get_namespaced_custom_object(GROUP, VERSION, NS, "modelpromotions", name)["status"]
+                if any(c["type"] == "Succeeded" and c["reason"] == "Promoted" for c in status["conditions"]):
+                    break
+                time.sleep(0.02)
+        controller.stop()
+        operator.stop()
+
+        b50, b99 = statistics.median(baseline), percentile(baseline, 0.99)
+        p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
+        print(f"{args.versions} ModelVersions, {args.deployments} Deployments, {args.rounds} rounds")
+        print(f"emulator create->watch round trip: p50 {b50 * 1000:7.1f} ms  p99 {b99 * 1000:7.1f} ms  (baseline)")
+        print(f"approval -> all Deployments patched: p50 {p50 * 1000:7.1f} ms  p99 {p99 * 1000:7.1f} ms")
+        print(f"ratio to baseline: p50 {p50 / b50:.1f}x  p99 {p99 / b99:.1f}x")
+    finally:
+        s3.stop()
+        cluster.stop()
+
+
+if __name__ == "__main__":
+    main()
