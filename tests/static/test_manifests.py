@@ -67,3 +67,12 @@ def test_kustomization_lists_existing_files():
     kustomization = yaml.safe_load((ROOT / "examples/gitops/kustomization.yaml").read_text())
     for resource in kustomization["resources"]:
         assert (ROOT / "examples/gitops" / resource).resolve().is_file(), resource
+
+
+def test_policy_example_is_a_valid_namespace_policy():
+    from modelreg.domain.policy import effective_policy
+
+    config_map = yaml.safe_load((ROOT / "examples/gitops/modelreg-policy.yaml").read_text())
+    policy = effective_policy({"Production": 2}, {}, yaml.safe_load(config_map["data"]["policy.yaml"]))
+    assert policy.required_approvals["Production"] == 3
+    assert policy.default_criteria["Production"] == [{"metric": "latency_p99_ms", "max": 50}]
