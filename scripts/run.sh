@@ -14,4 +14,4 @@ then
   exec .venv/bin/modelreg-operator run --all-namespaces "$@"
 fi
 echo "No Kubernetes cluster answers the current kubeconfig: starting the sandbox instead." >&2
-exec .venv/bin/python -m modelreg.testing.sandbox "$@"
+exec .venv/bin/modelreg sandbox "$@"

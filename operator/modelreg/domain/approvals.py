@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -62,3 +64,12 @@ def trust_policy(trust_unsealed: bool) -> ProofCheck:
         return "unsealed" if trust_unsealed else None
 
     return prove
+
+
+def approval_key(user: str) -> str:
+    """The annotation key for `user`: a label-safe name part (<= 63 chars), unique per user."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", ".", user).strip("._-") or "user"
+    if len(safe) > 63 or safe != user:
+        digest = hashlib.sha256(user.encode()).hexdigest()[:8]
+        safe = f"{safe[:54].rstrip('._-')}.{digest}"
+    return APPROVAL_PREFIX + safe

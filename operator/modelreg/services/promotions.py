@@ -245,7 +245,7 @@ class PromotionReconciler:
             history = list((version.get("status") or {}).get("stageHistory") or [])
             if domain.history_has(history, move, promotion):
                 continue
-            now = _now()
+            now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # sub-second: keeps the timeline ordered
             history.append(
                 domain.stage_history_entry(
                     move, promotion, now, approved_by if move.to_stage == moves[-1].to_stage else []

@@ -194,3 +194,24 @@ class ObjectStore:
                 with contextlib.suppress(queue.Empty):
                     chunks.get(timeout=0.1)
         return digest.hexdigest(), total
+
+
+def upload(client: Any, path: str, location: Location, progress: Callable[[int], None] | None = None) -> None:
+    """Upload with a SHA-256 checksum: single-part uploads then verify without a download.
+    (Multipart uploads get a composite checksum, so the operator streams those.)"""
+    from boto3.s3.transfer import TransferConfig
+
+    config = TransferConfig(multipart_threshold=64 * 1024 * 1024, multipart_chunksize=64 * 1024 * 1024)
+    try:
+        client.upload_file(
+            path,
+            location.bucket,
+            location.key,
+            ExtraArgs={"ChecksumAlgorithm": "SHA256"},
+            Config=config,
+            Callback=progress,
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise _failure(exc, location, "PutObject") from exc
+    except Exception as exc:  # s3transfer wraps client errors in its own exceptions
+        raise StorageFailure(Reason.STORAGE_UNAVAILABLE, f"upload to {location} failed: {exc}") from exc

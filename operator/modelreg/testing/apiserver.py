@@ -98,6 +98,8 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
     async def _handle(self, request: rendering.Request) -> Any:
         writes = (kmock.action.CREATE, kmock.action.UPDATE, kmock.action.DELETE)
         try:
+            if request.resource is not None and request.resource.plural == "selfsubjectreviews":
+                return aiohttp.web.json_response(self._whoami(request), status=201)
             if request.resource is not None and request.action in writes and (request.name or request.data):
                 # Served here, not by KubernetesEmulator's own (semantics-free) write.
                 async with self._lock:
@@ -111,6 +113,17 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             return await self._render_error(kmock.KubernetesError(exc.status, exc.reason, exc.message, {}))
         except kmock.KubernetesError as exc:  # e.g. a 404 on fetch: an answer, not a server fault
             return await self._render_error(exc)
+
+    @staticmethod
+    def _whoami(request: rendering.Request) -> dict[str, Any]:
+        """Authentication, emulated: the bearer token `emulator-token-<user>` is user <user>."""
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        user = token.removeprefix("emulator-token-") if token.startswith("emulator-token-") else "system:anonymous"
+        return {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "SelfSubjectReview",
+            "status": {"userInfo": {"username": user, "groups": ["system:authenticated"]}},
+        }
 
     def _bump(self, obj: dict[str, Any]) -> None:
         self._resource_version += 1

@@ -1,7 +1,9 @@
-"""`modelreg sandbox`: the whole registry on loopback, for a machine with no cluster.
+"""`modelreg sandbox [--demo]`: the whole registry on loopback, for a machine with no cluster.
 
-Starts the API emulator (clearly an emulator: see modelreg.testing.apiserver), moto's S3
-and the real operator, writes a kubeconfig for kubectl, and runs until Ctrl-C.
+Starts the API emulator (an EMULATOR: see modelreg.testing.apiserver), moto's S3, a stand-in
+Deployment controller and the real operator; writes kubeconfigs for kubectl and
+`kubectl modelreg`; runs until Ctrl-C. `--demo` walks register -> verify -> promote ->
+approve -> rollout -> rollback and stops.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from modelreg import logs
@@ -19,6 +24,8 @@ from modelreg.config import Settings
 from modelreg.testing.harness import EmulatedCluster, OperatorThread, S3Endpoint
 
 CRDS = Path(__file__).resolve().parents[3] / "crds"
+NAMESPACE = "default"
+USERS = ("alice", "bob", "carol")
 
 
 def crd_files() -> list[Path]:
@@ -28,51 +35,244 @@ def crd_files() -> list[Path]:
     return files
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="modelreg sandbox", description=__doc__)
-    parser.add_argument("--dir", default=".sandbox", help="where the kubeconfig goes (default: %(default)s)")
-    parser.add_argument("--api-port", type=int, default=0, help="emulated API server port (default: any free)")
-    parser.add_argument("--s3-port", type=int, default=0, help="S3 endpoint port (default: any free)")
-    parser.add_argument("--namespace", default="default")
-    parser.add_argument("--bucket", default="models", help="bucket created at start (default: %(default)s)")
-    args = parser.parse_args(argv)
+class Sandbox:
+    def __init__(self, workdir: Path, api_port: int | None = None, s3_port: int | None = None) -> None:
+        self.workdir = workdir
+        self.cluster = EmulatedCluster(crd_files(), port=api_port)
+        self.s3 = S3Endpoint(port=s3_port)
+        self.parts: list = []
 
-    logs.configure("INFO")
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
-    workdir = Path(args.dir).resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    cluster = EmulatedCluster(crd_files(), port=args.api_port or None).start()
-    s3 = S3Endpoint(port=args.s3_port or None).start()
-    os.environ.update(s3.environment())
-    kubeconfig = cluster.write_kubeconfig(workdir / "kubeconfig", namespace=args.namespace)
-    os.environ["KUBECONFIG"] = str(kubeconfig)
-    import boto3  # after the environment points at the sandbox's S3
+    def start(self, bucket: str) -> Sandbox:
+        from modelreg.testing.deployments import SimulatedDeploymentController  # imports `kubernetes`
 
-    boto3.client("s3").create_bucket(Bucket=args.bucket)
-    operator = OperatorThread(Settings(), [args.namespace]).start()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.parts.append(self.cluster.start())
+        self.parts.append(self.s3.start())
+        os.environ.update(self.s3.environment())
+        self.kubeconfig = self.cluster.write_kubeconfig(self.workdir / "kubeconfig", NAMESPACE)
+        for user in USERS:  # one identity each, so the demo can show distinct approvers
+            self.cluster.write_kubeconfig(self.workdir / f"kubeconfig-{user}", NAMESPACE, user=user)
+        os.environ["KUBECONFIG"] = str(self.kubeconfig)
+        import boto3  # after the environment points at the sandbox's S3
 
-    print(
-        f"""modelreg sandbox is running (an EMULATED Kubernetes API, not a real cluster).
-  API server : {cluster.url}
-  S3 endpoint: {s3.url}  (bucket s3://{args.bucket})
-  Try:
-    export KUBECONFIG={kubeconfig} AWS_ENDPOINT_URL_S3={s3.url} AWS_ACCESS_KEY_ID=testing \\
-           AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
-    kubectl get modelversions
-Press Ctrl-C to stop.""",
-        flush=True,
+        boto3.client("s3").create_bucket(Bucket=bucket)
+        # No admission webhook in the sandbox: approvals count unsealed (never do this on a cluster).
+        settings = Settings(
+            approvals={"trust_unsealed": True}, promotions={"tick_seconds": 0.5}, verification={"tick_seconds": 0.5}
+        )
+        self.parts.append(SimulatedDeploymentController(self.cluster.url, [NAMESPACE], period=0.3).start())
+        self.parts.append(OperatorThread(settings, [NAMESPACE]).start())
+        return self
+
+    def stop(self) -> None:
+        for part in reversed(self.parts):
+            part.stop()
+        self.parts.clear()
+
+
+def say(text: str) -> None:
+    print(f"\n==> {text}", flush=True)
+
+
+def run_cli(*args: str, user: str | None = None, workdir: Path) -> int:
+    from modelreg.cli.main import main as kubectl_modelreg
+
+    kubeconfig = workdir / (f"kubeconfig-{user}" if user else "kubeconfig")
+    print(f"$ kubectl modelreg {' '.join(args)}" + (f"   # as {user}" if user else ""), flush=True)
+    return kubectl_modelreg([*args, "--kubeconfig", str(kubeconfig)])
+
+
+def wait(what: str, probe: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"demo: timed out waiting for {what}")
+        time.sleep(0.3)
+
+
+def demo(sandbox: Sandbox, bucket: str) -> None:
+    import kubernetes
+
+    from modelreg.storage.registry import Registry
+    from modelreg.testing.deployments import FAIL_VERSIONS
+
+    workdir = sandbox.workdir
+    registry = Registry(str(sandbox.kubeconfig), None)
+    apps = kubernetes.client.AppsV1Api(registry.client)
+
+    def reason(plural: str, name: str, type_: str) -> str | None:
+        obj = registry.get(plural, NAMESPACE, name)
+        found = [c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == type_]
+        return found[0]["reason"] if found else None
+
+    artifacts = Path(tempfile.mkdtemp(prefix="modelreg-demo-"))
+    (artifacts / "fraud-v1.onnx").write_bytes(b"fraud model v1 " * 1000)
+    (artifacts / "fraud-v2").mkdir()
+    (artifacts / "fraud-v2" / "model.onnx").write_bytes(b"fraud model v2 " * 1000)
+    (artifacts / "fraud-v2" / "config.json").write_text('{"threshold": 0.7}')
+
+    say("Register two versions (upload with SHA-256 checksums, apply the ModelVersion)")
+    run_cli(
+        "register",
+        "fraud",
+        "--version",
+        "1",
+        "--file",
+        str(artifacts / "fraud-v1.onnx"),
+        "--to",
+        f"s3://{bucket}/fraud/1",
+        "--metric",
+        "auc=0.91",
+        "--run-id",
+        "run-001",
+        "--apply",
+        workdir=workdir,
+    )
+    run_cli(
+        "register",
+        "fraud",
+        "--version",
+        "2",
+        "--dir",
+        str(artifacts / "fraud-v2"),
+        "--to",
+        f"s3://{bucket}/fraud/2",
+        "--metric",
+        "auc=0.93",
+        "--parent",
+        "1",
+        "--run-id",
+        "run-002",
+        "--apply",
+        workdir=workdir,
+    )
+    wait(
+        "verification",
+        lambda: all(reason("modelversions", f"fraud-v{v}", "ArtifactVerified") == "Verified" for v in (1, 2)),
+    )
+    run_cli("list", "fraud", workdir=workdir)
+
+    say("A serving Deployment opts in (label modelreg.io/model=fraud; it fails any rollout to v2)")
+    apps.create_namespaced_deployment(
+        NAMESPACE,
+        {
+            "metadata": {
+                "name": "fraud-scorer",
+                "labels": {"modelreg.io/model": "fraud"},
+                "annotations": {FAIL_VERSIONS: "2"},
+            },
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "fraud-scorer"}},
+                "template": {
+                    "metadata": {"labels": {"app": "fraud-scorer"}},
+                    "spec": {"containers": [{"name": "server", "image": "example/fraud-scorer:1"}]},
+                },
+            },
+        },
     )
 
+    say("Promote v1 to Production: it waits for 2 approvals")
+    run_cli(
+        "promote",
+        "fraud",
+        "1",
+        "--to",
+        "Production",
+        "--reason",
+        "first release",
+        "--apply",
+        user="alice",
+        workdir=workdir,
+    )
+    wait(
+        "AwaitingApproval",
+        lambda: reason("modelpromotions", "fraud-v1-to-production", "Succeeded") == "AwaitingApproval",
+    )
+    run_cli("approve", "fraud-v1-to-production", user="bob", workdir=workdir)
+    run_cli("approve", "fraud-v1-to-production", user="carol", workdir=workdir)
+    wait("v1 promoted", lambda: reason("modelpromotions", "fraud-v1-to-production", "Succeeded") == "Promoted")
+    run_cli("status", "fraud-v1-to-production", workdir=workdir)
+
+    say("Promote v2: its rollout fails (ProgressDeadlineExceeded), so the operator rolls back to v1")
+    run_cli(
+        "promote",
+        "fraud",
+        "2",
+        "--to",
+        "Production",
+        "--criteria",
+        "auc~0.01",
+        "--apply",
+        user="alice",
+        workdir=workdir,
+    )
+    run_cli("approve", "fraud-v2-to-production", user="bob", workdir=workdir)
+    run_cli("approve", "fraud-v2-to-production", user="carol", workdir=workdir)
+    wait(
+        "v2 rolled back",
+        lambda: reason("modelpromotions", "fraud-v2-to-production", "Succeeded") in ("RolledBack", "Promoted"),
+    )
+    run_cli("status", "fraud-v2-to-production", workdir=workdir)
+    served = apps.read_namespaced_deployment("fraud-scorer", NAMESPACE).spec.template.metadata.annotations
+    print(f"fraud-scorer serves version {served.get('modelreg.io/version')}")
+
+    say("The whole story")
+    run_cli("history", "fraud", workdir=workdir)
+    run_cli("diff", "fraud", "1", "2", workdir=workdir)
+    run_cli("lineage", "fraud", "2", workdir=workdir)
+    say("Demo complete.")
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the sandbox like Ctrl-C, wherever the main thread is
+
+
+def cli(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="modelreg", description="modelreg utilities")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("sandbox", help=__doc__.splitlines()[0])
+    p.add_argument("--demo", action="store_true", help="run the guided demo, then stop")
+    p.add_argument("--dir", default=".sandbox", help="where the kubeconfigs go (default: %(default)s)")
+    p.add_argument("--api-port", type=int, help="emulated API server port (default: any free)")
+    p.add_argument("--s3-port", type=int, help="S3 endpoint port (default: any free)")
+    p.add_argument("--bucket", default="models", help="bucket created at start (default: %(default)s)")
+    p.add_argument("--log-level", default="WARNING", help="operator log level (default: %(default)s)")
+    args = parser.parse_args(argv)
+
+    logs.configure(args.log_level)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
+    workdir = Path(args.dir).resolve()
+    # The official client reads $KUBECONFIG once, at import: set it before anything imports it.
+    os.environ["KUBECONFIG"] = str(workdir / "kubeconfig")
+    sandbox = Sandbox(workdir, args.api_port, args.s3_port)
     stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    stop.wait()
-    print("stopping: operator, S3, API emulator", file=sys.stderr)
-    operator.stop()
-    s3.stop()
-    cluster.stop()
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        sandbox.start(args.bucket)
+        print(
+            f"""modelreg sandbox is running (an EMULATED Kubernetes API, not a real cluster).
+  API server : {sandbox.cluster.url}
+  S3 endpoint: {sandbox.s3.url}  (bucket s3://{args.bucket})
+  Point your tools at it:
+    export KUBECONFIG={sandbox.kubeconfig} AWS_ENDPOINT_URL_S3={sandbox.s3.url} \\
+           AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
+    kubectl get modelversions,modelpromotions
+    kubectl modelreg list""",
+            flush=True,
+        )
+        if args.demo:
+            demo(sandbox, args.bucket)
+        else:
+            print("Press Ctrl-C to stop.", flush=True)
+            stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("stopping: operator, Deployment controller, S3, API emulator", file=sys.stderr, flush=True)
+        sandbox.stop()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli(["sandbox", *sys.argv[1:]]))

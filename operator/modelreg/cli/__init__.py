@@ -1,0 +1,1 @@
+"""kubectl-modelreg: the command-line experience (a kubectl plugin)."""

@@ -1,0 +1,349 @@
+"""kubectl-modelreg: register, promote, approve and inspect models (`kubectl modelreg ...`)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from modelreg import GROUP, VERSION
+from modelreg.cli import render
+from modelreg.domain.approvals import REQUESTED_BY, approval_key
+from modelreg.domain.artifacts import InvalidURIError, Location, parse_uri
+from modelreg.domain.promotions import TERMINAL, reason_of
+from modelreg.storage.local_files import directory_files, file_sha256, local_directory_digest
+from modelreg.storage.registry import Registry, RegistryError
+from modelreg.storage.s3 import StorageFailure, make_client, upload
+
+
+class UsageError(Exception):
+    pass
+
+
+def key_values(pairs: list[str], kind: str, number: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--{kind} {pair!r}: expected KEY=VALUE")
+        if number:
+            try:
+                out[key] = float(value) if "." in value or "e" in value.lower() else int(value)
+            except ValueError:
+                raise UsageError(f"--{kind} {pair!r}: {value!r} is not a number") from None
+        else:
+            out[key] = value
+    return out
+
+
+_CRITERION = re.compile(r"^\s*([A-Za-z0-9_.-]+)\s*(>=|<=|~)\s*(-?[0-9.eE+-]+)\s*$")
+
+
+def criterion(text: str) -> dict[str, Any]:
+    """`auc>=0.9` (min), `latency_ms<=50` (max), `auc~0.01` (max regression vs the current version)."""
+    match = _CRITERION.match(text)
+    if not match:
+        raise UsageError(f"--criteria {text!r}: expected METRIC>=N, METRIC<=N or METRIC~N (max regression)")
+    metric, op, value = match.groups()
+    try:
+        number = float(value)
+    except ValueError:
+        raise UsageError(f"--criteria {text!r}: {value!r} is not a number") from None
+    return {"metric": metric, {">=": "min", "<=": "max", "~": "maxRegression"}[op]: number}
+
+
+def _name(model: str, version: int) -> str:
+    return f"{model}-v{version}"
+
+
+class Commands:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self._registry: Registry | None = None
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = Registry(self.args.kubeconfig, self.args.context)
+        return self._registry
+
+    @property
+    def namespace(self) -> str:
+        return self.args.namespace or self.registry.default_namespace
+
+    def out(self, data: Any, table: str) -> None:
+        print(table if self.args.output == "table" else render.dump(data, self.args.output))
+
+    def versions(self, model: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        found = [
+            v
+            for v in self.registry.list("modelversions", namespace or self.namespace)
+            if v["spec"]["modelName"] == model
+        ]
+        if not found:
+            raise RegistryError(f"model {model!r} has no registered versions in namespace {self.namespace}")
+        return found
+
+    def version(self, model: str, number: int) -> dict[str, Any]:
+        found = [v for v in self.versions(model) if v["spec"]["version"] == number]
+        if not found:
+            raise RegistryError(f"model {model!r} has no version {number} in namespace {self.namespace}")
+        return min(found, key=lambda v: v["metadata"].get("creationTimestamp", ""))
+
+    # -- writing --------------------------------------------------------------------------
+    def register(self) -> None:
+        a = self.args
+        if bool(a.file) == bool(a.dir):
+            raise UsageError("give exactly one of --file or --dir")
+        try:
+            target = parse_uri(a.to.rstrip("/") + "/")
+        except InvalidURIError as exc:
+            raise UsageError(f"--to: {exc}") from None
+        metrics = key_values(a.metric, "metric", number=True)
+        params = key_values(a.param, "param", number=False)
+        source = Path(a.file or a.dir)
+        if a.file and not source.is_file():
+            raise UsageError(f"--file {source}: no such file")
+        if a.dir and not source.is_dir():
+            raise UsageError(f"--dir {source}: no such directory")
+        client = make_client()
+        if a.file:
+            location = Location(target.bucket, target.key + source.name)
+            sha, size = file_sha256(source), source.stat().st_size
+            self._upload(client, [(source, location)], size)
+        else:
+            location = target
+            files = directory_files(source)
+            if not files:
+                raise UsageError(f"--dir {source}: no files to register")
+            sha, size = local_directory_digest(source), sum(p.stat().st_size for _, p in files)
+            self._upload(client, [(p, Location(target.bucket, target.key + key)) for key, p in files], size)
+        lineage = {
+            k: v
+            for k, v in (
+                ("runId", a.run_id),
+                ("codeCommit", a.commit),
+                ("experimentName", a.experiment),
+                ("parentVersion", a.parent),
+            )
+            if v is not None
+        }
+        body: dict[str, Any] = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "ModelVersion",
+            "metadata": {"name": _name(a.model, a.version), "namespace": self.namespace},
+            "spec": {
+                "modelName": a.model,
+                "version": a.version,
+                "artifact": {
+                    "uri": str(location),
+                    "sha256": sha,
+                    "sizeBytes": size,
+                    **({"format": a.format} if a.format else {}),
+                },
+            },
+        }
+        for key, value in (
+            ("lineage", lineage),
+            ("metrics", metrics),
+            ("hyperparameters", params),
+            ("description", a.description),
+        ):
+            if value:
+                body["spec"][key] = value
+        self._emit(
+            body,
+            "modelversions",
+            f"modelversion {body['metadata']['name']} registered "
+            f"({location!s}, sha256 {sha[:12]}…); the operator verifies it next",
+        )
+
+    def _upload(self, client: Any, items: list[tuple[Path, Location]], total: int) -> None:
+        done = 0
+        interactive = sys.stderr.isatty()
+
+        def progress(n: int) -> None:
+            nonlocal done
+            done += n
+            if interactive and total:
+                print(f"\ruploading {done / total:6.1%} of {total} bytes", end="", file=sys.stderr, flush=True)
+
+        for path, location in items:
+            upload(client, str(path), location, progress)
+        print(f"\ruploaded {total} bytes in {len(items)} object(s) with SHA-256 checksums", file=sys.stderr)
+
+    def _emit(self, body: dict[str, Any], plural: str, applied_message: str) -> None:
+        if self.args.apply:
+            self.registry.create(plural, self.namespace, body)
+            print(applied_message)
+        else:
+            print(render.dump(body, "json" if self.args.output == "json" else "yaml"))
+
+    def promote(self) -> None:
+        a = self.args
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "ModelPromotion",
+            "metadata": {"name": a.name or f"{a.model}-v{a.version}-to-{a.to.lower()}", "namespace": self.namespace},
+            "spec": {
+                "modelName": a.model,
+                "version": a.version,
+                "targetStage": a.to,
+                **({"reason": a.reason} if a.reason else {}),
+                **({"criteria": [criterion(c) for c in a.criteria]} if a.criteria else {}),
+            },
+        }
+        self._emit(body, "modelpromotions", f"modelpromotion {body['metadata']['name']} created")
+
+    def approve(self, remove: bool = False) -> None:
+        promotion = self.registry.get("modelpromotions", self.namespace, self.args.promotion)
+        user = self.registry.whoami()
+        requester = (promotion["metadata"].get("annotations") or {}).get(REQUESTED_BY)
+        if not remove and requester == user:
+            raise RegistryError(f"{user} requested {self.args.promotion} and cannot approve it")
+        self.registry.annotate(
+            "modelpromotions", self.namespace, self.args.promotion, {approval_key(user): None if remove else user}
+        )
+        print(f"{'removed the approval of' if remove else 'approved'} {self.args.promotion} as {user}")
+
+    # -- reading --------------------------------------------------------------------------
+    def list(self) -> None:
+        namespace = None if self.args.all_namespaces else self.namespace
+        versions = [
+            v
+            for v in self.registry.list("modelversions", namespace)
+            if self.args.model in (None, v["spec"]["modelName"])
+        ]
+        if not versions and self.args.model:
+            raise RegistryError(f"model {self.args.model!r} has no registered versions")
+        self.out(versions, render.version_rows(versions, wide_namespace=namespace is None))
+
+    def describe(self) -> None:
+        if self.args.number is None:
+            found = self.versions(self.args.model)
+            self.out(
+                found,
+                "\n\n".join(render.describe_version(v) for v in sorted(found, key=lambda v: v["spec"]["version"])),
+            )
+        else:
+            found = self.version(self.args.model, self.args.number)
+            self.out(found, render.describe_version(found))
+
+    def history(self) -> None:
+        entries = render.history(self.versions(self.args.model))
+        self.out(entries, render.history_table(entries) if entries else "no stage changes yet")
+
+    def diff(self) -> None:
+        a, b = self.version(self.args.model, self.args.a), self.version(self.args.model, self.args.b)
+        rows = render.diff(a, b)
+        self.out(rows, render.diff_table(rows, self.args.a, self.args.b))
+
+    def lineage(self) -> None:
+        chain = render.lineage_chain(self.versions(self.args.model), self.args.number)
+        if chain[0].get("missing"):
+            raise RegistryError(f"model {self.args.model!r} has no version {self.args.number}")
+        self.out(chain, render.lineage_tree(self.args.model, chain))
+
+    def status(self) -> None:
+        while True:
+            promotion = self.registry.get("modelpromotions", self.namespace, self.args.promotion)
+            self.out(promotion if self.args.output != "table" else None, render.promotion_status(promotion))
+            if not self.args.watch or reason_of(promotion) in TERMINAL:
+                return
+            time.sleep(self.args.interval)
+            print("---")
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--kubeconfig", help="path to the kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
+    common.add_argument("--context", help="kubeconfig context to use")
+    common.add_argument("-n", "--namespace", help="namespace (default: the context's)")
+    common.add_argument("-o", "--output", choices=["table", "yaml", "json"], default="table")
+    top = argparse.ArgumentParser(prog="kubectl modelreg", description=__doc__, parents=[common])
+    sub = top.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help_: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_, parents=[common])
+
+    p = command("register", "upload an artifact and print or apply its ModelVersion")
+    p.add_argument("model")
+    p.add_argument("--version", type=int, required=True)
+    p.add_argument("--file")
+    p.add_argument("--dir")
+    p.add_argument("--to", required=True, metavar="s3://bucket/prefix")
+    p.add_argument("--metric", action="append", default=[], metavar="K=V")
+    p.add_argument("--param", action="append", default=[], metavar="K=V")
+    p.add_argument("--run-id")
+    p.add_argument("--commit")
+    p.add_argument("--experiment")
+    p.add_argument("--parent", type=int, metavar="VERSION")
+    p.add_argument(
+        "--format",
+        choices=["onnx", "pytorch", "tensorflow", "sklearn", "xgboost", "lightgbm", "mlflow", "huggingface", "other"],
+    )
+    p.add_argument("--description")
+    p.add_argument("--apply", action="store_true", help="create it in the cluster instead of printing it")
+
+    p = command("promote", "print or apply a ModelPromotion")
+    p.add_argument("model")
+    p.add_argument("version", type=int)
+    p.add_argument("--to", required=True, choices=["Staging", "Production", "Archived"])
+    p.add_argument("--reason")
+    p.add_argument("--name", help="promotion name (default: MODEL-vN-to-stage)")
+    p.add_argument(
+        "--criteria",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="METRIC>=N, METRIC<=N or METRIC~N (max regression); repeatable",
+    )
+    p.add_argument("--apply", action="store_true")
+
+    for name in ("approve", "unapprove"):
+        command(name, f"{name} a promotion as the current user").add_argument("promotion")
+    p = command("list", "registered versions")
+    p.add_argument("model", nargs="?")
+    p.add_argument("-A", "--all-namespaces", action="store_true")
+    p = command("describe", "a model's versions, or one version")
+    p.add_argument("model")
+    p.add_argument("number", type=int, nargs="?")
+    command("history", "stage timeline of a model, with approvers").add_argument("model")
+    p = command("diff", "metrics, hyperparameters and lineage of two versions")
+    p.add_argument("model")
+    p.add_argument("a", type=int)
+    p.add_argument("b", type=int)
+    p = command("lineage", "a version's parents and training data")
+    p.add_argument("model")
+    p.add_argument("number", type=int)
+    p = command("status", "a promotion's approvals and rollout")
+    p.add_argument("promotion")
+    p.add_argument("--watch", "-w", action="store_true")
+    p.add_argument("--interval", type=float, default=2.0, help=argparse.SUPPRESS)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    commands = Commands(args)
+    handler = {"approve": commands.approve, "unapprove": lambda: commands.approve(remove=True)}.get(
+        args.command, getattr(commands, args.command)
+    )
+    try:
+        handler()
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (RegistryError, StorageFailure) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""Pure rendering of registry objects for the terminal (tables, timelines, diffs, trees)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+
+
+def condition(obj: Mapping[str, Any], type_: str) -> Mapping[str, Any]:
+    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == type_), {})
+
+
+def age(timestamp: str | None, now: datetime | None = None) -> str:
+    if not timestamp:
+        return "<unknown>"
+    seconds = int(
+        ((now or datetime.now(UTC)) - datetime.fromisoformat(timestamp.replace("Z", "+00:00"))).total_seconds()
+    )
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(h) for h in headers]] + [["" if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    return "\n".join("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells)
+
+
+def dump(data: Any, output: str) -> str:
+    if output == "json":
+        return json.dumps(data, indent=2, sort_keys=False)
+    return yaml.safe_dump(data, sort_keys=False).rstrip()
+
+
+def version_rows(versions: Sequence[Mapping[str, Any]], wide_namespace: bool = False) -> str:
+    headers = ["NAMESPACE"] * wide_namespace + ["NAME", "MODEL", "VERSION", "STAGE", "VERIFIED", "METRICS", "AGE"]
+    rows = []
+    for v in sorted(versions, key=lambda v: (v["spec"]["modelName"], v["spec"]["version"])):
+        metrics = ",".join(f"{k}={m}" for k, m in sorted((v["spec"].get("metrics") or {}).items()))
+        rows.append(
+            [v["metadata"].get("namespace")] * wide_namespace
+            + [
+                v["metadata"]["name"],
+                v["spec"]["modelName"],
+                v["spec"]["version"],
+                (v.get("status") or {}).get("stage") or "",
+                condition(v, "ArtifactVerified").get("status", "Unknown"),
+                metrics,
+                age(v["metadata"].get("creationTimestamp")),
+            ]
+        )
+    return table(headers, rows)
+
+
+def describe_version(v: Mapping[str, Any]) -> str:
+    spec, status = v["spec"], v.get("status") or {}
+    artifact = spec["artifact"]
+    lines = [
+        f"Name:        {v['metadata']['name']}",
+        f"Namespace:   {v['metadata'].get('namespace')}",
+        f"Model:       {spec['modelName']} v{spec['version']}",
+        f"Stage:       {status.get('stage') or '-'}",
+        f"Artifact:    {artifact['uri']}",
+        f"  sha256:    {artifact['sha256']}",
+        f"  format:    {artifact.get('format', '-')}",
+    ]
+    if spec.get("description"):
+        lines.append(f"Description: {spec['description']}")
+    for title, values in (
+        ("Metrics", spec.get("metrics")),
+        ("Hyperparameters", spec.get("hyperparameters")),
+        ("Lineage", spec.get("lineage")),
+    ):
+        if values:
+            lines.append(f"{title}:")
+            lines += [f"  {k}: {val}" for k, val in values.items()]
+    if verified := status.get("artifact"):
+        lines.append(f"Verified:    {verified['method']} at {verified['verifiedTime']} (etag {verified.get('etag')})")
+    lines.append("Conditions:")
+    lines += [
+        f"  {c['type']}={c['status']} {c.get('reason', '')}: {c.get('message', '')}"
+        for c in status.get("conditions") or []
+    ]
+    return "\n".join(lines)
+
+
+def history(versions: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    entries = [
+        {
+            "time": h["time"],
+            "version": v["spec"]["version"],
+            "stage": h["stage"] or "(none)",
+            "promotion": h.get("promotion", ""),
+            "approvedBy": h.get("approvedBy", []),
+        }
+        for v in versions
+        for h in (v.get("status") or {}).get("stageHistory") or []
+    ]
+    return sorted(entries, key=lambda e: e["time"])  # stable: a version's own entries keep their order
+
+
+def history_table(entries: Sequence[Mapping[str, Any]]) -> str:
+    return table(
+        ["TIME", "VERSION", "STAGE", "PROMOTION", "APPROVED BY"],
+        [[e["time"], e["version"], e["stage"], e["promotion"], ",".join(e["approvedBy"])] for e in entries],
+    )
+
+
+def diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for section in ("metrics", "hyperparameters", "lineage"):
+        left, right = a["spec"].get(section) or {}, b["spec"].get(section) or {}
+        for key in sorted(set(left) | set(right)):
+            rows.append(
+                {
+                    "section": section,
+                    "key": key,
+                    "a": left.get(key),
+                    "b": right.get(key),
+                    "changed": left.get(key) != right.get(key),
+                }
+            )
+    return rows
+
+
+def diff_table(rows: Sequence[Mapping[str, Any]], a: int, b: int) -> str:
+    return table(
+        ["SECTION", "KEY", f"v{a}", f"v{b}", ""],
+        [[r["section"], r["key"], r["a"], r["b"], "*" if r["changed"] else ""] for r in rows],
+    )
+
+
+def lineage_chain(versions: Sequence[Mapping[str, Any]], version: int) -> list[dict[str, Any]]:
+    """The version, its parent, its parent's parent ... (stops at a missing parent or a cycle)."""
+    by_version = {v["spec"]["version"]: v for v in versions}
+    chain, seen, current = [], set(), version
+    while current is not None and current not in seen:
+        seen.add(current)
+        found = by_version.get(current)
+        if found is None:
+            chain.append({"version": current, "missing": True})
+            break
+        lineage = found["spec"].get("lineage") or {}
+        chain.append({"version": current, "name": found["metadata"]["name"], "lineage": lineage})
+        current = lineage.get("parentVersion")
+    return chain
+
+
+def lineage_tree(model: str, chain: Sequence[Mapping[str, Any]]) -> str:
+    lines = []
+    for depth, node in enumerate(chain):
+        indent = "    " * depth + ("└── " if depth else "")
+        if node.get("missing"):
+            lines.append(f"{indent}{model} v{node['version']} (not registered)")
+            continue
+        lineage = node["lineage"]
+        lines.append(f"{indent}{model} v{node['version']} ({node['name']})")
+        pad = "    " * (depth + 1)
+        for key in ("runId", "experimentName", "codeCommit"):
+            if lineage.get(key):
+                lines.append(f"{pad}{key}: {lineage[key]}")
+        if lineage.get("trainingDataUri"):
+            data = lineage["trainingDataUri"]
+            if lineage.get("trainingDataSha256"):
+                data += f" (sha256 {lineage['trainingDataSha256'][:12]}…)"
+            lines.append(f"{pad}training data: {data}")
+    return "\n".join(lines)
+
+
+def promotion_status(p: Mapping[str, Any]) -> str:
+    status = p.get("status") or {}
+    succeeded = condition(p, "Succeeded")
+    lines = [
+        f"Promotion:  {p['metadata']['name']}: {p['spec']['modelName']} v{p['spec']['version']} -> "
+        f"{p['spec']['targetStage']}",
+        f"Status:     {succeeded.get('reason', 'Pending')}: {succeeded.get('message', '')}",
+        f"Approvals:  {status.get('approvalSummary', '?')} "
+        + ", ".join(f"{a['user']} ({a.get('via')})" for a in status.get("approvals") or []),
+    ]
+    if status.get("requestedBy"):
+        lines.append(f"Requested by: {status['requestedBy']}")
+    for metric, values in (status.get("comparison") or {}).items():
+        lines.append(f"  {metric}: {values['candidate']} vs {values['current']} (delta {values['delta']:+g})")
+    for d in (status.get("rollout") or {}).get("deployments") or []:
+        lines.append(f"Deployment {d['name']}: updated={d.get('updated')} available={d.get('available')}")
+    return "\n".join(lines)

@@ -1,0 +1,72 @@
+"""The registry's objects as a client (the CLI) sees them, through the official client."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import kubernetes
+
+from modelreg import GROUP, VERSION
+
+
+class RegistryError(Exception):
+    """A one-line, user-facing error (the API server's own message when it has one)."""
+
+
+def _message(exc: kubernetes.client.ApiException) -> str:
+    try:
+        return json.loads(exc.body)["message"]
+    except (TypeError, ValueError, KeyError):
+        return f"{exc.status} {exc.reason}"
+
+
+class Registry:
+    def __init__(self, kubeconfig: str | None, context: str | None) -> None:
+        try:
+            self.client = kubernetes.config.new_client_from_config(config_file=kubeconfig, context=context)
+            _, active = kubernetes.config.list_kube_config_contexts(config_file=kubeconfig)
+            if context:
+                contexts, _ = kubernetes.config.list_kube_config_contexts(config_file=kubeconfig)
+                active = next(c for c in contexts if c["name"] == context)
+        except (kubernetes.config.ConfigException, StopIteration, FileNotFoundError) as exc:
+            raise RegistryError(f"cannot load kubeconfig: {exc}") from exc
+        self.default_namespace = active.get("context", {}).get("namespace", "default")
+        self.custom = kubernetes.client.CustomObjectsApi(self.client)
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except kubernetes.client.ApiException as exc:
+            raise RegistryError(_message(exc)) from exc
+        except Exception as exc:  # connection refused, DNS, TLS: one line, no traceback
+            raise RegistryError(f"cannot reach the Kubernetes API: {exc.__class__.__name__}: {exc}") from exc
+
+    def list(self, plural: str, namespace: str | None) -> list[dict[str, Any]]:
+        if namespace is None:
+            return self._call(self.custom.list_cluster_custom_object, GROUP, VERSION, plural)["items"]
+        return self._call(self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, plural)["items"]
+
+    def get(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
+        return self._call(self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name)
+
+    def create(self, plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call(self.custom.create_namespaced_custom_object, GROUP, VERSION, namespace, plural, body)
+
+    def annotate(self, plural: str, namespace: str, name: str, annotations: dict[str, str | None]) -> dict:
+        return self._call(
+            self.custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            name,
+            {"metadata": {"annotations": annotations}},
+        )
+
+    def whoami(self) -> str:
+        api = kubernetes.client.AuthenticationV1Api(self.client)
+        review = self._call(
+            api.create_self_subject_review, {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        )
+        return review.status.user_info.username
