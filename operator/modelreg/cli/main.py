@@ -329,8 +329,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     commands = Commands(args)
-    handler = {"approve": commands.approve, "unapprove": lambda: commands.approve(remove=True)}.get(
-        args.command, getattr(commands, args.command)
+    handler = (
+        (lambda: commands.approve(remove=True)) if args.command == "unapprove" else getattr(commands, args.command)
     )
     try:
         handler()

@@ -141,8 +141,17 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
 
     def _current(self, key: tuple[Any, Any, Any]) -> dict[str, Any]:
         if key not in self._objects or self._objects[key].deleted:
-            raise ApiError(404, "NotFound", f'{key[0].plural} "{key[2]}" not found')
+            resource = key[0]
+            qualified = f"{resource.plural}.{resource.group}" if resource.group else resource.plural
+            raise ApiError(404, "NotFound", f'{qualified} "{key[2]}" not found')  # the API server's wording
         return copy.deepcopy(self._objects[key].raw)
+
+    async def _serve_fetch(self, request: rendering.Request) -> Any:
+        async with self._lock:
+            try:
+                return self._current((request.resource, request.namespace, request.name))
+            except ApiError as exc:
+                raise kmock.KubernetesError(exc.status, exc.reason, exc.message, {}) from None
 
     def _validate(self, resource: Any, obj: dict[str, Any], old: dict[str, Any] | None = None) -> None:
         validator = self._validators.get(resource)
