@@ -1,0 +1,121 @@
+"""The sandbox: starts, serves `kubectl get mv` with the CRD's columns, runs the demo, stops cleanly."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+MODELREG = [sys.executable, "-c", "from modelreg.testing.sandbox import cli; import sys; sys.exit(cli())"]
+
+
+def port_is_closed(url: str) -> bool:
+    host, port = re.match(r"http://([\d.]+):(\d+)", url).groups()
+    with socket.socket() as sock:
+        return sock.connect_ex((host, int(port))) != 0
+
+
+def urls(text: str) -> dict[str, str]:
+    return {
+        "api": re.search(r"API server : (http://\S+)", text).group(1),
+        "s3": re.search(r"S3 endpoint: (http://\S+)", text).group(1),
+    }
+
+
+def test_demo_runs_to_completion_and_leaves_nothing_behind(tmp_path):
+    result = subprocess.run(
+        [*MODELREG, "sandbox", "--demo", "--dir", str(tmp_path)], capture_output=True, text=True, timeout=240, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    for step in (
+        "Register two versions",
+        "Promote v1 to Production",
+        "Status:     Promoted: v1 is Production",
+        "Status:     RolledBack",
+        "restored v1",
+        "fraud-scorer serves version 1",
+        "└── fraud v1",
+        "Demo complete.",
+    ):
+        assert step in out, step
+    assert all(port_is_closed(url) for url in urls(out).values())
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_kubectl_get_shows_the_printer_columns_and_ctrl_c_stops_everything(tmp_path):
+    sandbox = subprocess.Popen(
+        [*MODELREG, "sandbox", "--dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        banner = ""
+        deadline = time.monotonic() + 60
+        while "Press Ctrl-C" not in banner and time.monotonic() < deadline:
+            banner += sandbox.stdout.readline()
+        endpoints = urls(banner)
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(tmp_path / "kubeconfig"),
+            "AWS_ENDPOINT_URL_S3": endpoints["s3"],
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": "us-east-1",
+        }
+        model = tmp_path / "m.onnx"
+        model.write_bytes(b"weights")
+        register = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "modelreg.cli.main",
+                "register",
+                "fraud",
+                "--version",
+                "1",
+                "--file",
+                str(model),
+                "--to",
+                "s3://models/fraud/1",
+                "--apply",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert register.returncode == 0, register.stderr
+
+        def kubectl(*args: str) -> str:
+            done = subprocess.run(["kubectl", *args], env=env, capture_output=True, text=True, timeout=30)
+            assert done.returncode == 0, done.stderr
+            return done.stdout + done.stderr
+
+        deadline = time.monotonic() + 30
+        while "True" not in (table := kubectl("get", "mv")) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        header, row = table.splitlines()[:2]
+        assert header.split() == ["NAME", "MODEL", "VERSION", "STAGE", "VERIFIED", "AGE"]
+        assert row.split()[:3] == ["fraud-v1", "fraud", "1"] and "True" in row.split()
+        wide = kubectl("get", "modelversions", "-o", "wide").splitlines()[0].split()
+        assert wide[-3:] == ["FORMAT", "URI", "MESSAGE"]
+        assert "No resources found" in kubectl("get", "mp")  # the short name resolves; nothing promoted yet
+    finally:
+        sandbox.send_signal(signal.SIGINT)
+        sandbox.wait(timeout=60)
+    assert sandbox.returncode == 0
+    assert all(port_is_closed(url) for url in endpoints.values())
+    assert Path(tmp_path / "kubeconfig").exists()
