@@ -18,11 +18,3 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
   touch "$stamp"
 fi
-# Seen here: an install that left kmock without its kmock/_version.py (its wheel lists the
-# file; something removed it). Check the imports the tests rely on and repair once.
-if ! .venv/bin/python -c 'import kmock, kopf, moto.server, celpy, kubernetes, boto3' 2>/dev/null; then
-  echo "bootstrap: repairing a broken install (kmock/kopf/moto/celpy)" >&2
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps --no-cache-dir \
-    kmock==0.8 kopf==1.45.2
-  .venv/bin/python -c 'import kmock, kopf, moto.server, celpy, kubernetes, boto3'
-fi
