@@ -277,9 +277,9 @@ class PromotionReconciler:
             if ops is not None:
                 with contextlib.suppress(Conflict):  # edited meanwhile: the next tick re-reads and retries
                     await self.kube.json_patch_deployment(namespace, deployment["metadata"]["name"], ops)
-                outcome.events.append(
-                    (deployment, "Normal", "ModelRolled", f"serving {served.model} v{served.version} ({stage})")
-                )
+                    outcome.events.append(
+                        (deployment, "Normal", "ModelRolled", f"serving {served.model} v{served.version} ({stage})")
+                    )
             states.append(
                 rollout_state(deployment, served.version)
                 if ops is None
