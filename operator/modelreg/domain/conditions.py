@@ -12,11 +12,6 @@ def find(conditions: Sequence[Condition] | None, type_: str) -> Condition | None
     return next((c for c in conditions or () if c.get("type") == type_), None)
 
 
-def is_true(conditions: Sequence[Condition] | None, type_: str) -> bool:
-    found = find(conditions, type_)
-    return found is not None and found.get("status") == "True"
-
-
 def set_condition(
     conditions: Sequence[Condition] | None,
     type_: str,

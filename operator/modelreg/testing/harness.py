@@ -7,10 +7,9 @@ operator through kopf's client and boto3, exactly as against a cluster and S3.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -143,15 +142,3 @@ class OperatorThread:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=60)
-
-
-@contextlib.contextmanager
-def running(*parts: Any) -> Iterator[None]:
-    started = []
-    try:
-        for part in parts:
-            started.append(part.start())
-        yield
-    finally:
-        for part in reversed(started):
-            part.stop()
