@@ -248,6 +248,7 @@ def cli(argv: list[str] | None = None) -> int:
     sandbox = Sandbox(workdir, args.api_port, args.s3_port)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)  # also when started with SIGINT ignored (e.g. `cmd &` in a script)
     try:
         sandbox.start(args.bucket)
         print(
