@@ -14,45 +14,17 @@ import argparse
 import hashlib
 import os
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import boto3
-import requests
 
 from modelreg.domain.artifacts import Location
 from modelreg.storage.s3 import ObjectStore, make_client
-from modelreg.testing.harness import free_port
+from modelreg.testing.harness import S3Process
 
 CHUNK = 1024 * 1024
-
-
-def start_s3() -> subprocess.Popen:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            requests.get(url, timeout=1)
-            break
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    os.environ.update(
-        {
-            "AWS_ENDPOINT_URL_S3": url,
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "AWS_REGION": "us-east-1",
-        }
-    )
-    return proc
 
 
 def cpu_seconds(pid: int) -> float:
@@ -91,7 +63,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     size = args.mib * CHUNK
-    proc = start_s3()
+    proc = S3Process().start()
+    os.environ.update(proc.environment())
     try:
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket="bench")
@@ -157,8 +130,7 @@ def main() -> None:
             f"body bytes read: {body_read}"
         )
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        proc.stop()
 
 
 if __name__ == "__main__":

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
-import time
 import tracemalloc
 
 import boto3
 import pytest
-import requests
 
 from modelreg.domain.artifacts import Location
 from modelreg.storage.s3 import ObjectStore, make_client
-from modelreg.testing.harness import free_port
+from modelreg.testing.harness import S3Process
 
 SIZE = 512 * 1024 * 1024
 BLOCK = os.urandom(1024 * 1024)
@@ -45,30 +41,11 @@ class Generated:
 @pytest.fixture
 def separate_s3(monkeypatch):
     """moto in its own process, so its buffers are not counted as this process's memory."""
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url, timeout=1)
-            break
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    for key, value in {
-        "AWS_ENDPOINT_URL_S3": url,
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_REGION": "us-east-1",
-    }.items():
+    endpoint = S3Process().start()
+    for key, value in endpoint.environment().items():
         monkeypatch.setenv(key, value)
-    yield url
-    server.terminate()
-    server.wait(timeout=30)
+    yield endpoint
+    endpoint.stop()
 
 
 def test_streaming_512_mib_stays_within_64_mib(separate_s3):
