@@ -146,6 +146,10 @@ def test_promote_approve_history_diff_lineage(cli, kube, bucket, tmp_path):
     assert cli("approve", "fraud-v2-to-production", user="system:serviceaccount:ci:deployer")[:3:2] == (0, "")
     succeeded(kube, "fraud-v2-to-production", "Promoted")
 
+    code, out, _ = cli("status", "fraud-v2-to-production", "--watch")  # returns once the promotion is terminal
+    assert code == 0 and out.count("Promotion:") == 1
+    code, out, _ = cli("list", "-A")
+    assert out.splitlines()[0].split()[:2] == ["NAMESPACE", "NAME"] and "ml" in out
     code, out, _ = cli("status", "fraud-v2-to-production")
     assert "Promoted" in out and "2/2" in out and "system:serviceaccount:ci:deployer" in out
     code, out, _ = cli("history", "fraud")
