@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modelreg.domain import promotions as domain
-from modelreg.domain.approvals import ProofCheck
+from modelreg.domain.approvals import REQUESTED_BY, ProofCheck
 from modelreg.domain.policy import effective_policy
 from modelreg.domain.serving import (
     MODEL_LABEL,
@@ -58,6 +58,9 @@ class PromotionReconciler:
         self.prove = prove
         self._locks: dict[tuple[str, str], asyncio.Lock] = collections.defaultdict(asyncio.Lock)
 
+    async def _of_model(self, plural: str, namespace: str, model: str) -> list[dict[str, Any]]:
+        return [o for o in await self.kube.list_custom(plural, namespace) if o["spec"]["modelName"] == model]
+
     async def reconcile(self, namespace: str, name: str, model: str) -> Outcome:
         """Serialised per model: every decision below sees the result of the previous one."""
         async with self._locks[(namespace, model)]:
@@ -65,15 +68,11 @@ class PromotionReconciler:
 
     async def _reconcile(self, namespace: str, name: str, model: str) -> Outcome:
         outcome = Outcome()
-        promotions = [
-            p for p in await self.kube.list_custom("modelpromotions", namespace) if p["spec"]["modelName"] == model
-        ]
+        promotions = await self._of_model("modelpromotions", namespace, model)
         promotion = next((p for p in promotions if p["metadata"]["name"] == name), None)
         if promotion is None or domain.reason_of(promotion) in domain.TERMINAL:
             return outcome  # finished promotions stay as history, untouched
-        versions = [
-            v for v in await self.kube.list_custom("modelversions", namespace) if v["spec"]["modelName"] == model
-        ]
+        versions = await self._of_model("modelversions", namespace, model)
         if domain.reason_of(promotion) == domain.ROLLING_OUT:
             await self._continue(namespace, promotion, versions, outcome)
             return outcome
@@ -103,7 +102,7 @@ class PromotionReconciler:
                     status, now, None, Succeeded=(None, "Queued", f"waiting for promotion {blocker} of {model}")
                 )
             else:
-                await self._start(namespace, promotion, gates, status, now, outcome)
+                await self._start(namespace, promotion, versions, gates, status, now, outcome)
                 return outcome
         await self._write_status(namespace, promotion, status, outcome)
         return outcome
@@ -140,7 +139,7 @@ class PromotionReconciler:
                 Succeeded=(None if gates.reason != "ArtifactInvalid" else False, gates.reason, gates.message),
             ),
         }
-        requester = (promotion["metadata"].get("annotations") or {}).get("modelreg.io/requested-by")
+        requester = (promotion["metadata"].get("annotations") or {}).get(REQUESTED_BY)
         if requester:
             status["requestedBy"] = requester
         return status
@@ -165,6 +164,7 @@ class PromotionReconciler:
         self,
         namespace: str,
         promotion: Mapping[str, Any],
+        versions: list[dict[str, Any]],
         gates: domain.Gates,
         status: dict[str, Any],
         now: str,
@@ -187,11 +187,6 @@ class PromotionReconciler:
         if gates.holder is not None:
             status["previousVersion"] = gates.holder["spec"]["version"]
         await self._write_status(namespace, promotion, status, outcome)
-        versions = [
-            v
-            for v in await self.kube.list_custom("modelversions", namespace)
-            if v["spec"]["modelName"] == promotion["spec"]["modelName"]
-        ]
         await self._continue(
             namespace, {**promotion, "status": {**(promotion.get("status") or {}), **status}}, versions, outcome
         )
@@ -329,9 +324,7 @@ class PromotionReconciler:
             )
             if deployment is None:
                 return outcome
-            versions = [
-                v for v in await self.kube.list_custom("modelversions", namespace) if v["spec"]["modelName"] == model
-            ]
+            versions = await self._of_model("modelversions", namespace, model)
             holder = domain.holder_of(versions, stage_of(deployment))
             if holder is None:
                 return outcome  # nothing holds the stage: leave the Deployment as it is
