@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-MODEL_LABEL = "modelreg.io/model"
+MODEL_LABEL = "modelreg.io/model"  # on Deployments (opt-in) and on ModelVersions (kept current)
+STAGE_LABEL = "modelreg.io/stage"  # on ModelVersions
 STAGE_ANNOTATION = "modelreg.io/stage"
 CONTAINER_ANNOTATION = "modelreg.io/container"
 VERSION_ANNOTATION = "modelreg.io/version"

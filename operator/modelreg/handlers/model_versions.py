@@ -12,11 +12,11 @@ from modelreg import GROUP, VERSION
 from modelreg.audit import audit
 from modelreg.config import Settings
 from modelreg.domain.model_versions import Sibling, Transition
+from modelreg.domain.serving import MODEL_LABEL
 from modelreg.services.model_versions import ModelVersionReconciler
 from modelreg.storage import s3
 
 RESOURCE = (GROUP, VERSION, "modelversions")
-MODEL_LABEL = "modelreg.io/model"
 
 
 def index_by_model(namespace: str, name: str, spec: Any, meta: Any, **_: Any) -> dict:

@@ -20,6 +20,7 @@ from modelreg.domain.approvals import REQUESTED_BY, ProofCheck
 from modelreg.domain.policy import effective_policy
 from modelreg.domain.serving import (
     MODEL_LABEL,
+    STAGE_LABEL,
     Served,
     rollout_patch,
     rollout_state,
@@ -27,8 +28,6 @@ from modelreg.domain.serving import (
     stage_of,
 )
 from modelreg.storage.kube import Conflict, KubeStore
-
-STAGE_LABEL = "modelreg.io/stage"
 
 
 def _now() -> str:
