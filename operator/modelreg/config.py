@@ -53,13 +53,33 @@ class VerificationSettings(Section):
         return RetryPolicy(self.retry_base_seconds, self.retry_max_seconds, self.recheck_seconds)
 
 
-class ApprovalSettings(Section):
-    # Without the admission webhook nothing proves who wrote an approval annotation; only a
-    # sandbox should set this (approvals then count with via "unsealed").
-    trust_unsealed: bool = False
-
-
 Stage = Literal["Staging", "Production", "Archived"]
+
+
+class ApprovalSettings(Section):
+    # The HMAC key that seals approvals and the operator's status (a Secret mounted as a file,
+    # at least 16 bytes). Required: without it nothing could prove an approval.
+    seal_key_file: str | None = None
+    # The identity Argo CD / Flux applies with: promotions it creates may carry approvals
+    # reviewed in git (`via: gitops`), counted only for the stages listed here.
+    gitops_identity: str | None = None
+    gitops_stages: list[Stage] = []
+
+
+class WebhookSettings(Section):
+    """The admission webhook the operator serves (HTTPS)."""
+
+    addr: str = "0.0.0.0"
+    port: Annotated[int, Field(ge=1, le=65535)] = 9443
+    # The hostname the API server dials (and the certificate's name); default: addr.
+    host: str | None = None
+    # A certificate from files (cert-manager); without them a self-signed one is made at start.
+    cert_file: str | None = None
+    key_file: str | None = None
+    ca_file: str | None = None
+    # Name of the Mutating/ValidatingWebhookConfigurations the operator keeps current (url and
+    # caBundle); null when they are installed otherwise (the Helm chart with cert-manager).
+    managed: str | None = "modelreg.io"
 
 
 class PolicySettings(Section):
@@ -87,6 +107,7 @@ class Settings(BaseSettings):
 
     verification: VerificationSettings = VerificationSettings()
     approvals: ApprovalSettings = ApprovalSettings()
+    webhook: WebhookSettings = WebhookSettings()
     policy: PolicySettings = PolicySettings()
     promotions: PromotionSettings = PromotionSettings()
     logging: LoggingSettings = LoggingSettings()

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from modelreg import logs
 from modelreg.config import Settings
 from modelreg.handlers import kopf_settings, register
+from modelreg.storage.tls import read_seal_key
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -40,6 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ValidationError, FileNotFoundError) as exc:
         print(f"modelreg-operator: invalid configuration: {exc}", file=sys.stderr)
         return 2
+    if not settings.approvals.seal_key_file:
+        print(
+            "modelreg-operator: approvals.sealKeyFile is required: the key that seals approvals and status "
+            "(a Secret mounted as a file; e.g. `head -c 32 /dev/urandom > seal.key`, then "
+            "MODELREG_APPROVALS__SEAL_KEY_FILE=seal.key)",
+            file=sys.stderr,
+        )
+        return 2
     logs.configure(settings.logging.level)
     run_operator(
         settings,
@@ -58,8 +67,8 @@ def run_operator(
 ) -> None:
     """Run until stopped; no namespaces means all of them."""
     kopf.run(
-        registry=register(settings),
-        settings=kopf_settings(namespaces),
+        registry=register(settings, read_seal_key(settings.approvals.seal_key_file or "")),
+        settings=kopf_settings(namespaces, settings.webhook),
         clusterwide=not namespaces,
         namespaces=namespaces,
         liveness_endpoint=liveness,

@@ -37,6 +37,8 @@ def check_due(status: Mapping[str, Any], generation: int | None, now: datetime, 
     if not last or status.get("observedGeneration") != generation:
         return True
     elapsed = (now - _parse_time(last["time"])).total_seconds()
+    if elapsed < 0:
+        return True  # a lastCheck in the future was not written by this clock: postpone nothing
     if verification_reason(status) in TRANSIENT:
         return elapsed >= policy.delay(last.get("consecutiveFailures", 1))
     return elapsed >= policy.recheck_seconds

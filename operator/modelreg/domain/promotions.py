@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelreg.domain import conditions
-from modelreg.domain.approvals import REQUESTED_BY, ProofCheck, Tally, tally
+from modelreg.domain.approvals import ApprovalSeals, Candidate, Tally, tally
 from modelreg.domain.criteria import Evaluation, evaluate
 
 SUCCEEDED, APPROVED, CRITERIA_MET, ROLLED_OUT = "Succeeded", "Approved", "CriteriaMet", "RolledOut"
 ROLLING_OUT = "RollingOut"
-TERMINAL = frozenset({"Promoted", "RolledBack", "RolloutFailed", "Superseded"})
+TERMINAL = frozenset({"Promoted", "RolledBack", "RolloutFailed", "Superseded", "StatusTampered"})
 # Stages that one version holds at a time (an alias); Archived holds any number.
 EXCLUSIVE = {"Staging", "Production"}
 # What happens to the version that held a stage when another one takes it.
@@ -62,20 +62,34 @@ class Gates:
     holder: Obj | None
 
 
-def gates(promotion: Obj, versions: Sequence[Obj], policy: Policy, prove: ProofCheck, now: str) -> Gates:
+def required_approvals(policy: Policy, target: str, candidate: Obj | None) -> int:
+    """The target stage's approvals, and those of the exclusive stage the candidate leaves:
+    archiving the Production version takes Production's approvals, not Archived's zero."""
+    leaving = ((candidate or {}).get("status") or {}).get("stage") or ""
+    needed = policy.required_approvals.get(target, 0)
+    if leaving in EXCLUSIVE and leaving != target:
+        needed = max(needed, policy.required_approvals.get(leaving, 0))
+    return needed
+
+
+def stages_to_approve(target: str, candidate: Obj | None) -> list[str]:
+    """The stages whose `approve` permission an approver of this move needs."""
+    leaving = ((candidate or {}).get("status") or {}).get("stage") or ""
+    return [target, leaving] if leaving in EXCLUSIVE and leaving != target else [target]
+
+
+def gates(promotion: Obj, versions: Sequence[Obj], policy: Policy, seals: ApprovalSeals) -> Gates:
+    """`versions` and `promotion` are trusted views (see domain.trust)."""
     spec = promotion["spec"]
     target, wanted = spec["targetStage"], spec["version"]
-    annotations = promotion["metadata"].get("annotations") or {}
-    requester = annotations.get(REQUESTED_BY) or (promotion.get("status") or {}).get("requestedBy")
-    approvals = tally(
-        annotations,
-        requester,
-        policy.required_approvals.get(target, 0),
-        prove,
-        (promotion.get("status") or {}).get("approvals") or [],
-        now,
-    )
     candidate = candidate_of(versions, wanted)
+    approvals = tally(
+        promotion,
+        Candidate.of(candidate),
+        required_approvals(policy, target, candidate),
+        seals,
+        (promotion.get("status") or {}).get("approvals") or [],
+    )
     holder = holder_of(versions, target)
     if candidate is None:
         message = f"ModelVersion {spec['modelName']} v{wanted} is not registered in this namespace"
@@ -207,3 +221,25 @@ def condition_set(status: Obj, now: str, generation: int | None, **states: tuple
     for type_, (value, reason, message) in states.items():
         current = conditions.set_condition(current, type_, value, reason, message, now=now, generation=generation)
     return current
+
+
+def stage_record(version_name: str, promotions: Sequence[Obj]) -> tuple[str, list[dict[str, Any]]]:
+    """A version's stage and stageHistory replayed from the proven promotion records: the
+    truth a tampered ModelVersion status is restored from."""
+    stage: str = ""
+    history: list[dict[str, Any]] = []
+    executed = [p for p in promotions if (p.get("status") or {}).get("moves")]
+    for promotion in sorted(executed, key=lambda p: (p["status"].get("startTime") or "", _created(p))):
+        status, name = promotion["status"], promotion["metadata"]["name"]
+        moves = [Move.from_status(m) for m in status["moves"]]
+        approved = [a["user"] for a in status.get("approvals") or []]
+        undone = reason_of(promotion) in ("RolledBack", "RolloutFailed")
+        steps = [
+            (m, status.get("startTime") or "", approved if m.to_stage == moves[-1].to_stage else []) for m in moves
+        ]
+        steps += [(m, status.get("completionTime") or "", []) for m in rollback_moves(moves)] if undone else []
+        for move, time, approvers in steps:
+            if move.version_name == version_name:
+                stage = move.to_stage
+                history.append(stage_history_entry(move, name, time, approvers))
+    return stage, history

@@ -4,24 +4,53 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection
+from typing import Any
 
 import kopf
 
-from modelreg.config import Settings
-from modelreg.handlers import model_versions, promotions
+from modelreg.config import Settings, WebhookSettings
+from modelreg.handlers import admission, model_versions, promotions
+from modelreg.services import wiring
+from modelreg.storage import tls
 
 
-def register(settings: Settings) -> kopf.OperatorRegistry:
+def register(settings: Settings, seal_key: bytes) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     # The official client's login: the in-cluster service account, else the current kubeconfig context.
     kopf.on.login(registry=registry)(kopf.login_via_client)
 
+    @kopf.on.startup(registry=registry)
+    async def build_services(memo: kopf.Memo, **_: Any) -> None:
+        memo.services = await wiring.build(settings, seal_key)
+        memo.model_versions = memo.services.model_versions
+        memo.promotions = memo.services.promotions
+        memo.admission = memo.services.admission
+        memo.status_seals = memo.services.status_seals
+
     model_versions.register(registry, settings)
     promotions.register(registry, settings)
+    admission.register(registry)
     return registry
 
 
-def kopf_settings(namespaces: Collection[str]) -> kopf.OperatorSettings:
+def webhook_server(webhook: WebhookSettings) -> kopf.WebhookServer:
+    """HTTPS with the configured certificate, else one made now for the webhook's host name."""
+    host = webhook.host or ("localhost" if webhook.addr in ("0.0.0.0", "::") else webhook.addr)
+    if webhook.cert_file and webhook.key_file:
+        files = tls.TlsFiles(webhook.cert_file, webhook.key_file, webhook.ca_file or webhook.cert_file)
+    else:
+        files = tls.self_signed([host, "localhost", "127.0.0.1"])
+    return kopf.WebhookServer(
+        addr=webhook.addr,
+        port=webhook.port,
+        host=host,
+        certfile=files.cert_file,
+        pkeyfile=files.key_file,
+        cafile=files.ca_file,
+    )
+
+
+def kopf_settings(namespaces: Collection[str], webhook: WebhookSettings | None = None) -> kopf.OperatorSettings:
     settings = kopf.OperatorSettings()
     # Bookkeeping stays in status (never in annotations that GitOps owns).
     settings.persistence.progress_storage = kopf.StatusProgressStorage(name="modelreg")
@@ -33,4 +62,7 @@ def kopf_settings(namespaces: Collection[str]) -> kopf.OperatorSettings:
     # Exact namespace names need no namespace scanning, and so no cluster-wide
     # `list namespaces` permission; only glob patterns do.
     settings.scanning.disabled = not any(ch in ns for ns in namespaces for ch in "*?[!")
+    if webhook is not None:
+        settings.admission.server = webhook_server(webhook)
+        settings.admission.managed = webhook.managed
     return settings

@@ -12,9 +12,9 @@ from modelreg import GROUP, VERSION
 from modelreg.audit import audit
 from modelreg.config import Settings
 from modelreg.domain.model_versions import Sibling, Transition
-from modelreg.domain.serving import MODEL_LABEL
-from modelreg.services.model_versions import ModelVersionReconciler
-from modelreg.storage import s3
+from modelreg.domain.serving import MODEL_LABEL, STAGE_LABEL
+from modelreg.domain.trust import STAGE
+from modelreg.handlers import promotions
 
 RESOURCE = (GROUP, VERSION, "modelversions")
 
@@ -37,6 +37,7 @@ async def reconcile(
     **_: Any,
 ) -> None:
     changes, transitions = await memo.model_versions.reconcile(
+        body=body,
         name=name,
         spec=spec,
         status=status,
@@ -50,6 +51,10 @@ async def reconcile(
         patch.metadata.labels[MODEL_LABEL] = spec.get("modelName")
     for transition in transitions:
         report(body, transition)
+    if not memo.status_seals.proven(STAGE, body):
+        promotions.report(await memo.promotions.restore_stage(namespace, name, spec.get("modelName")))
+    elif meta.labels.get(STAGE_LABEL) != (status.get("stage") or None):
+        patch.metadata.labels[STAGE_LABEL] = status.get("stage") or None  # CI/CD selects by it: keep it true
 
 
 def report(body: kopf.Body, transition: Transition) -> None:
@@ -59,12 +64,6 @@ def report(body: kopf.Body, transition: Transition) -> None:
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     verification = settings.verification
-
-    @kopf.on.startup(registry=registry)
-    def create_reconciler(memo: kopf.Memo, **_: Any) -> None:
-        store = s3.ObjectStore(s3.make_client(), verification.chunk_size_bytes, verification.queue_depth)
-        memo.model_versions = ModelVersionReconciler(store, verification.retry_policy(), verification.max_concurrent)
-
     kopf.index(*RESOURCE, id="model_versions_by_model", registry=registry)(index_by_model)
     kopf.timer(
         *RESOURCE,

@@ -10,11 +10,10 @@ import kopf
 from modelreg import GROUP, VERSION
 from modelreg.audit import audit
 from modelreg.config import Settings
-from modelreg.domain.approvals import trust_policy
 from modelreg.domain.promotions import TERMINAL, reason_of
 from modelreg.domain.serving import MODEL_LABEL
-from modelreg.services.promotions import Outcome, PromotionReconciler
-from modelreg.storage import kube
+from modelreg.domain.trust import RECORD
+from modelreg.services.promotions import Outcome
 
 PROMOTIONS = (GROUP, VERSION, "modelpromotions")
 
@@ -29,7 +28,7 @@ def report(outcome: Outcome) -> None:
 async def reconcile_promotion(
     body: kopf.Body, name: str, namespace: str, spec: kopf.Spec, memo: kopf.Memo, **_: Any
 ) -> None:
-    if reason_of(body) in TERMINAL:
+    if reason_of(body) in TERMINAL and memo.status_seals.proven(RECORD, body):
         return  # history: no I/O
     report(await memo.promotions.reconcile(namespace, name, spec["modelName"]))
 
@@ -42,16 +41,6 @@ async def converge_deployment(
 
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
-    @kopf.on.startup(registry=registry)
-    def create_reconciler(memo: kopf.Memo, **_: Any) -> None:
-        memo.promotions = PromotionReconciler(
-            kube.KubeStore(kube.make_api_client()),
-            settings.policy.required_approvals,
-            {stage: [c.to_k8s() for c in criteria] for stage, criteria in settings.policy.default_criteria.items()},
-            settings.policy.namespace_config_map,
-            trust_policy(settings.approvals.trust_unsealed),
-        )
-
     # Events react at once (an approval lands); the timer drives rollouts and retries.
     kopf.on.event(*PROMOTIONS, id="promotion_event", registry=registry)(reconcile_promotion)
     kopf.timer(

@@ -17,20 +17,32 @@ from modelreg.domain.artifacts import (
     judge_size,
     parse_uri,
 )
+from modelreg.domain.merge import merge_patch
+from modelreg.domain.trust import VERIFICATION, StatusSeals, forged_keys
 from modelreg.models.resources import ArtifactSpec, ModelVersionSpec
 from modelreg.storage.s3 import ObjectStore, StorageFailure
 
+TAMPERED = domain.Transition(
+    type="Warning",
+    reason="StatusTampered",
+    message="the artifact's verification in status was not written by the operator: discarded and checked again",
+    previous=None,
+    current="StatusTampered",
+)
+
 
 class ModelVersionReconciler:
-    def __init__(self, store: ObjectStore, policy: domain.RetryPolicy, max_concurrent: int) -> None:
+    def __init__(self, store: ObjectStore, policy: domain.RetryPolicy, max_concurrent: int, seals: StatusSeals) -> None:
         self.store = store
         self.policy = policy
+        self.seals = seals
         # Bounds the streamed downloads (memory and bandwidth); HEADs and listings are not gated.
         self._downloads = asyncio.Semaphore(max_concurrent)
 
     async def reconcile(
         self,
         *,
+        body: Mapping[str, Any],
         name: str,
         spec: Mapping[str, Any],
         status: Mapping[str, Any],
@@ -39,7 +51,13 @@ class ModelVersionReconciler:
         siblings: Iterable[domain.Sibling],
         now: datetime,
     ) -> tuple[dict[str, Any], list[domain.Transition]]:
-        """Status keys that changed, and the transitions worth an Event."""
+        """Status keys that changed (with the verification seal), and the transitions worth an Event.
+
+        A verification the operator cannot prove it wrote is discarded and checked afresh."""
+        tampered = not self.seals.proven(VERIFICATION, body)
+        stored = status
+        if tampered:
+            status = self.seals.trusted_version(body)["status"]
         mv = ModelVersionSpec.model_validate(spec)
         others = [s for s in siblings if s.name != name]
         lineage = domain.Lineage(
@@ -60,7 +78,14 @@ class ModelVersionReconciler:
             lineage=lineage,
             now=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
-        return domain.changed_keys(status, desired), transitions
+        changes = domain.changed_keys(stored, desired)
+        if tampered:
+            changes.update(forged_keys(VERIFICATION, stored, desired))
+            transitions.append(TAMPERED)
+        seal = self.seals.seal(VERIFICATION, body, merge_patch(stored, changes))
+        if (stored.get("seals") or {}).get(VERIFICATION) != seal:
+            changes["seals"] = {VERIFICATION: seal}
+        return changes, transitions
 
     async def check(
         self, artifact: ArtifactSpec, status: Mapping[str, Any], generation: int | None

@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modelreg.domain import promotions as domain
-from modelreg.domain.approvals import REQUESTED_BY, ProofCheck
+from modelreg.domain.approvals import ApprovalSeals
+from modelreg.domain.merge import merge_patch
 from modelreg.domain.policy import effective_policy
 from modelreg.domain.serving import (
     MODEL_LABEL,
@@ -27,7 +28,10 @@ from modelreg.domain.serving import (
     served_version,
     stage_of,
 )
+from modelreg.domain.trust import RECORD, STAGE, StatusSeals, forged_keys
 from modelreg.storage.kube import Conflict, KubeStore
+
+TAMPERED = "StatusTampered"
 
 
 def _now() -> str:
@@ -49,16 +53,23 @@ class PromotionReconciler:
         required: Mapping[str, int],
         criteria: Mapping[str, Sequence[Mapping]],
         policy_config_map: str,
-        prove: ProofCheck,
+        seals: ApprovalSeals,
+        status_seals: StatusSeals,
     ) -> None:
         self.kube = kube
         self.required, self.criteria = required, criteria
         self.policy_config_map = policy_config_map
-        self.prove = prove
+        self.seals = seals
+        self.status_seals = status_seals
         self._locks: dict[tuple[str, str], asyncio.Lock] = collections.defaultdict(asyncio.Lock)
 
     async def _of_model(self, plural: str, namespace: str, model: str) -> list[dict[str, Any]]:
-        return [o for o in await self.kube.list_custom(plural, namespace) if o["spec"]["modelName"] == model]
+        """This model's objects, read through the trust views: status the operator cannot
+        prove it wrote is absent from what every decision below sees."""
+        trusted = (
+            self.status_seals.trusted_version if plural == "modelversions" else self.status_seals.trusted_promotion
+        )
+        return [trusted(o) for o in await self.kube.list_custom(plural, namespace) if o["spec"]["modelName"] == model]
 
     async def reconcile(self, namespace: str, name: str, model: str) -> Outcome:
         """Serialised per model: every decision below sees the result of the previous one."""
@@ -67,11 +78,35 @@ class PromotionReconciler:
 
     async def _reconcile(self, namespace: str, name: str, model: str) -> Outcome:
         outcome = Outcome()
+        raw = next(
+            (p for p in await self.kube.list_custom("modelpromotions", namespace) if p["metadata"]["name"] == name),
+            None,
+        )
+        if raw is None:
+            return outcome
         promotions = await self._of_model("modelpromotions", namespace, model)
-        promotion = next((p for p in promotions if p["metadata"]["name"] == name), None)
-        if promotion is None or domain.reason_of(promotion) in domain.TERMINAL:
+        promotion = next(p for p in promotions if p["metadata"]["name"] == name)
+        if not self.status_seals.proven(RECORD, raw):
+            promotion["tampered"] = raw.get("status") or {}  # the stored status, to undo it
+            why = "its status (approvals, moves, previousVersion, outcome) was not written by the operator"
+            outcome.events.append((promotion, "Warning", TAMPERED, f"{why}: restored from the record"))
+            outcome.audit.append((promotion, domain.reason_of(raw), TAMPERED, why))
+        if domain.reason_of(promotion) in domain.TERMINAL:
             return outcome  # finished promotions stay as history, untouched
         versions = await self._of_model("modelversions", namespace, model)
+        if "tampered" in promotion and any(
+            h.get("promotion") == name for v in versions for h in (v.get("status") or {}).get("stageHistory") or []
+        ):
+            # It did execute (the versions' sealed history says so), but its own record is gone:
+            # end it without moving anything more.
+            status = {
+                "completionTime": _now(),
+                "conditions": domain.condition_set(
+                    {}, _now(), None, Succeeded=(False, TAMPERED, "its status was tampered with after it executed")
+                ),
+            }
+            await self._write_status(namespace, promotion, status, outcome)
+            return outcome
         if domain.reason_of(promotion) == domain.ROLLING_OUT:
             await self._continue(namespace, promotion, versions, outcome)
             return outcome
@@ -80,7 +115,7 @@ class PromotionReconciler:
         )
         now = _now()
         evaluated = {
-            p["metadata"]["name"]: domain.gates(p, versions, policy, self.prove, now)
+            p["metadata"]["name"]: domain.gates(p, versions, policy, self.seals)
             for p in promotions
             if domain.reason_of(p) not in domain.TERMINAL
         }
@@ -138,7 +173,7 @@ class PromotionReconciler:
                 Succeeded=(None if gates.reason != "ArtifactInvalid" else False, gates.reason, gates.message),
             ),
         }
-        requester = (promotion["metadata"].get("annotations") or {}).get(REQUESTED_BY)
+        requester = self.seals.requester(promotion)
         if requester:
             status["requestedBy"] = requester
         return status
@@ -146,11 +181,17 @@ class PromotionReconciler:
     async def _write_status(
         self, namespace: str, promotion: Mapping[str, Any], status: dict[str, Any], outcome: Outcome
     ) -> None:
-        old = promotion.get("status") or {}
-        changed = {k: v for k, v in status.items() if old.get(k) != v}
+        stored = promotion.get("tampered", promotion.get("status") or {})
+        changed = {k: v for k, v in status.items() if stored.get(k) != v}
+        if "tampered" in promotion:
+            changed.update(forged_keys(RECORD, stored, {**(promotion.get("status") or {}), **status}))
+        seal = self.status_seals.seal(RECORD, promotion, merge_patch(stored, changed))
+        if (stored.get("seals") or {}).get(RECORD) != seal:
+            changed["seals"] = {RECORD: seal}
         if not changed:
             return
         await self.kube.patch_status("modelpromotions", namespace, promotion["metadata"]["name"], changed)
+        promotion.pop("tampered", None)
         before, after = domain.reason_of(promotion), domain.reason_of({"status": status})
         if before != after:
             message = next(c["message"] for c in status["conditions"] if c["type"] == domain.SUCCEEDED)
@@ -245,13 +286,7 @@ class PromotionReconciler:
                     move, promotion, now, approved_by if move.to_stage == moves[-1].to_stage else []
                 )
             )
-            await self.kube.patch_status(
-                "modelversions", namespace, move.version_name, {"stage": move.to_stage, "stageHistory": history}
-            )
-            await self.kube.patch_labels(
-                "modelversions", namespace, move.version_name, {STAGE_LABEL: move.to_stage or None}
-            )
-            version.setdefault("status", {}).update(stage=move.to_stage, stageHistory=history)
+            await self._write_stage(namespace, version, move.to_stage, history)
             why = f"promotion {promotion}"
             outcome.events.append(
                 (
@@ -262,6 +297,36 @@ class PromotionReconciler:
                 )
             )
             outcome.audit.append((version, move.from_stage, move.to_stage, why))
+
+    async def _write_stage(self, namespace: str, version: dict[str, Any], stage: str, history: list) -> None:
+        """Stage and history with their seal in one write; then the label CI/CD selects by."""
+        record = {"stage": stage or None, "stageHistory": history or None}
+        seal = self.status_seals.seal(STAGE, version, record)
+        await self.kube.patch_status(
+            "modelversions", namespace, version["metadata"]["name"], {**record, "seals": {STAGE: seal}}
+        )
+        await self.kube.patch_labels(
+            "modelversions", namespace, version["metadata"]["name"], {STAGE_LABEL: stage or None}
+        )
+        version.setdefault("status", {}).update(stage=stage, stageHistory=history, seals={STAGE: seal})
+
+    async def restore_stage(self, namespace: str, name: str, model: str) -> Outcome:
+        """A ModelVersion whose stage the operator cannot prove gets the one its promotions record."""
+        async with self._locks[(namespace, model)]:
+            outcome = Outcome()
+            raw = next(
+                (v for v in await self.kube.list_custom("modelversions", namespace) if v["metadata"]["name"] == name),
+                None,
+            )
+            if raw is None or self.status_seals.proven(STAGE, raw):
+                return outcome
+            stage, history = domain.stage_record(name, await self._of_model("modelpromotions", namespace, model))
+            forged = (raw.get("status") or {}).get("stage") or ""
+            await self._write_stage(namespace, raw, stage, history)
+            why = f"status.stage {forged or '(none)'} was not written by the operator; restored from the promotions"
+            outcome.events.append((raw, "Warning", TAMPERED, f"{why}: {stage or 'no stage'}"))
+            outcome.audit.append((raw, forged, stage, why))
+            return outcome
 
     async def _roll(self, namespace: str, model: str, stage: str, served: Served, outcome: Outcome) -> list:
         deployments = await self.kube.list_deployments(namespace, f"{MODEL_LABEL}={model}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import kubernetes
@@ -38,6 +39,36 @@ class KubeStore:
             if exc.status == 409 or (exc.status == 422 and "test" in (exc.body or "")):
                 raise Conflict(str(exc.reason)) from exc
             raise
+
+    async def whoami(self) -> str:
+        """This client's own username (SelfSubjectReview, Kubernetes 1.28+)."""
+        api = kubernetes.client.AuthenticationV1Api(self.custom.api_client)
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        review = await self._call(api.create_self_subject_review, body)
+        return review.status.user_info.username
+
+    async def may(self, user: Mapping[str, Any], verb: str, resource: str, name: str, namespace: str) -> bool:
+        """SubjectAccessReview: may `user` (admission userInfo) do `verb` on modelreg.io `resource`?"""
+        api = kubernetes.client.AuthorizationV1Api(self.custom.api_client)
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "user": user.get("username"),
+                "groups": list(user.get("groups") or []),
+                "uid": user.get("uid"),
+                "extra": dict(user.get("extra") or {}),
+                "resourceAttributes": {
+                    "group": GROUP,
+                    "resource": resource,
+                    "verb": verb,
+                    "name": name,
+                    "namespace": namespace,
+                },
+            },
+        }
+        review = await self._call(api.create_subject_access_review, body)
+        return bool(review.status and review.status.allowed)
 
     async def list_custom(self, plural: str, namespace: str) -> list[dict[str, Any]]:
         listing = await self._call(self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, plural)

@@ -23,23 +23,11 @@ import jsonpatch
 import kmock
 from kmock._internal import rendering  # the Request type handed to _handle()
 
+from modelreg.domain.merge import merge_patch
 from modelreg.testing.tables import render_table
 from modelreg.testing.validation import CRDValidator
 
 _REQUEST_LOG_LIMIT = 200  # kmock matches each request against the whole log: keep it short
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch: dicts merge, null deletes, anything else replaces."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
 
 
 def _now() -> str:

@@ -1,0 +1,49 @@
+"""Admission webhooks (served by the operator through kopf): parse, delegate, deny in words."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from modelreg import GROUP, VERSION
+
+PROMOTIONS = (GROUP, VERSION, "modelpromotions")
+VERSIONS = (GROUP, VERSION, "modelversions")
+DENIED = 403
+
+
+def _deny(denial: str | None) -> None:
+    if denial:
+        raise kopf.AdmissionError(denial, code=DENIED)
+
+
+async def stamp_promotion(
+    operation: str, userinfo: dict, old: Any, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any
+) -> None:
+    changes = await memo.admission.mutate_promotion(operation, userinfo.get("username", ""), old, dict(body))
+    for key, value in changes.items():
+        patch.metadata.annotations[key] = value
+
+
+async def check_promotion(operation: str, userinfo: dict, old: Any, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    _deny(await memo.admission.validate_promotion(operation, userinfo, old, dict(body)))
+
+
+def check_version(old: Any, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    _deny(memo.admission.validate_version(old, dict(body)))
+
+
+def check_status_writer(userinfo: dict, resource: kopf.Resource, memo: kopf.Memo, **_: Any) -> None:
+    _deny(memo.admission.validate_status(userinfo, resource.plural))
+
+
+def register(registry: kopf.OperatorRegistry) -> None:
+    writes = ["CREATE", "UPDATE"]
+    kopf.on.mutate(*PROMOTIONS, id="stamp-promotions", operations=writes, registry=registry)(stamp_promotion)
+    kopf.on.validate(*PROMOTIONS, id="check-promotions", operations=writes, registry=registry)(check_promotion)
+    kopf.on.validate(*VERSIONS, id="check-versions", operations=["UPDATE"], registry=registry)(check_version)
+    for plural in ("modelversions", "modelpromotions"):
+        kopf.on.validate(
+            GROUP, VERSION, plural, subresource="status", id=f"status-{plural}", operations=writes, registry=registry
+        )(check_status_writer)

@@ -1,0 +1,178 @@
+"""The admission webhook's rules: who may request, approve and write status.
+
+Mutating: stamp `modelreg.io/requested-by` (sealed) on CREATE, seal each approval the
+requesting user gives, and undo any seal a user wrote. Validating: deny, naming the rule,
+what the contract forbids. Every decision is re-checked by the operator from the seals, so
+a webhook bypassed (or installed late) lets nothing through that it would have denied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from modelreg.domain import promotions as domain
+from modelreg.domain.approvals import (
+    GITOPS,
+    REQUESTED_BY,
+    REQUESTED_BY_SEAL,
+    SEAL_PREFIX,
+    ApprovalSeals,
+    Candidate,
+    approval_key,
+    approvals_in,
+    seal_key,
+)
+from modelreg.domain.identity import same_person
+from modelreg.domain.trust import StatusSeals
+from modelreg.storage.kube import KubeStore
+
+Obj = Mapping[str, Any]
+STAGE_RESOURCE = "modelstages"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _annotations(obj: Obj | None) -> dict[str, str]:
+    return dict(((obj or {}).get("metadata") or {}).get("annotations") or {})
+
+
+def _changed(old: Mapping[str, str], new: Mapping[str, str], keys: set[str]) -> dict[str, str | None]:
+    return {k: new.get(k) for k in sorted(keys) if old.get(k) != new.get(k)}
+
+
+class AdmissionReviewer:
+    def __init__(
+        self,
+        kube: KubeStore,
+        seals: ApprovalSeals,
+        status_seals: StatusSeals,
+        operator_user: str,
+        clock: Callable[[], str] = _now,
+    ) -> None:
+        self.kube, self.seals, self.status_seals = kube, seals, status_seals
+        self.operator_user = operator_user
+        self.clock = clock
+
+    async def _candidate(self, namespace: str, spec: Obj) -> dict[str, Any] | None:
+        versions = [
+            self.status_seals.trusted_version(v)
+            for v in await self.kube.list_custom("modelversions", namespace)
+            if v["spec"].get("modelName") == spec.get("modelName")
+        ]
+        found = domain.candidate_of(versions, spec.get("version"))
+        return dict(found) if found else None
+
+    # -- mutating ------------------------------------------------------------------------
+    async def mutate_promotion(self, operation: str, user: str, old: Obj | None, new: Obj) -> dict[str, str | None]:
+        """Annotation changes: set a value, or None to remove the key."""
+        before, after = _annotations(old), _annotations(new)
+        sealed = {k for k in (*before, *after) if k.startswith(SEAL_PREFIX)}
+        # Seals are the webhook's alone: whatever a user wrote there is undone.
+        changes: dict[str, str | None] = {k: before.get(k) for k in sealed if before.get(k) != after.get(k)}
+        meta = new["metadata"]
+        if operation == "CREATE":
+            now = self.clock()
+            changes[REQUESTED_BY] = user
+            changes[REQUESTED_BY_SEAL] = self.seals.requester_seal(
+                meta.get("namespace"), meta.get("name", ""), user, now
+            )
+            given = approvals_in(after)
+            if given and user == self.seals.gitops_identity:
+                candidate = Candidate.of(await self._candidate(meta["namespace"], new["spec"]))
+                for key, approver in given.items():
+                    if candidate is not None and key == approval_key(approver):
+                        changes[seal_key(key)] = self.seals.approval_seal(new, approver, candidate, now, GITOPS)
+            return changes
+        for key in set(approvals_in(before)) | set(approvals_in(after)):
+            value = after.get(key)
+            if value is None:
+                changes[seal_key(key)] = None  # a withdrawn approval takes its seal along
+            elif before.get(key) != value and value == user and key == approval_key(user):
+                candidate = Candidate.of(await self._candidate(meta["namespace"], new["spec"]))
+                if candidate is not None:
+                    changes[seal_key(key)] = self.seals.approval_seal(new, user, candidate, self.clock())
+        return changes
+
+    # -- validating ----------------------------------------------------------------------
+    async def validate_promotion(self, operation: str, userinfo: Obj, old: Obj | None, new: Obj) -> str | None:
+        """None to admit, else the denial: which rule failed, in words."""
+        user = userinfo.get("username", "")
+        before, after = _annotations(old), _annotations(new)
+        name, namespace = new["metadata"].get("name"), new["metadata"].get("namespace")
+        if operation == "CREATE":
+            if new["metadata"].get("generateName"):
+                return "a ModelPromotion needs a fixed metadata.name (no generateName): approvals are bound to it"
+            given = approvals_in(after)
+            if given and user != self.seals.gitops_identity:
+                return (
+                    f"approvals cannot be given when a promotion is created ({', '.join(sorted(given))}): approvers "
+                    "approve it afterwards, as themselves (kubectl modelreg approve)"
+                )
+            candidate = await self._candidate(namespace, new["spec"]) if given else None
+            for key, approver in sorted(given.items()):
+                if key != approval_key(approver):
+                    return f"{key}: the key for {approver!r} is {approval_key(approver)}"
+                if denial := await self._entitled({"username": approver}, new, candidate):
+                    return denial
+            return None
+        for key in (REQUESTED_BY, REQUESTED_BY_SEAL):
+            if before.get(key) != after.get(key):
+                return f"{key} records who created promotion {name} and is set only by the admission webhook"
+        changed = _changed(before, after, set(approvals_in(before)) | set(approvals_in(after)))
+        if not changed:
+            return None
+        finished = domain.reason_of(self.status_seals.trusted_promotion(old or new))
+        if finished in domain.TERMINAL or finished == domain.ROLLING_OUT:
+            state = "executing" if finished == domain.ROLLING_OUT else "finished"
+            return f"promotion {name} is {state} ({finished}): its approvals can no longer change"
+        requester = self.seals.requester(old or new)
+        candidate = None
+        for key, value in changed.items():
+            if value is None:
+                if before[key] != user:
+                    return f"{key}: only {before[key]} can withdraw {before[key]}'s approval ({user} tried)"
+                continue
+            if value != user:
+                return f"{key}: an approval's value must be your own username ({user!r}), not {value!r}"
+            if key != approval_key(user):
+                return f"{key}: the key for {user!r} is {approval_key(user)}"
+            if requester is None:
+                return f"promotion {name} has no proven requester (created without the admission webhook): re-create it"
+            if same_person(user, requester):
+                return f"{user} requested promotion {name} and cannot approve it"
+            candidate = candidate or await self._candidate(namespace, new["spec"])
+            if denial := await self._entitled(userinfo, new, candidate):
+                return denial
+        return None
+
+    async def _entitled(self, userinfo: Obj, promotion: Obj, candidate: Obj | None) -> str | None:
+        spec, namespace = promotion["spec"], promotion["metadata"].get("namespace")
+        if candidate is None:
+            version = f"{spec['modelName']} v{spec['version']}"
+            return f"ModelVersion {version} is not registered in namespace {namespace}: nothing to approve"
+        for stage in domain.stages_to_approve(spec["targetStage"], candidate):
+            target = f"{spec['modelName']}/{stage}"
+            if not await self.kube.may(userinfo, "approve", STAGE_RESOURCE, target, namespace):
+                return (
+                    f"{userinfo.get('username')} may not approve {target} in namespace {namespace}: "
+                    f"no RBAC rule grants verb approve on {STAGE_RESOURCE}.modelreg.io {target!r} "
+                    "(bind the modelreg-approver ClusterRole)"
+                )
+        return None
+
+    def validate_status(self, userinfo: Obj, plural: str) -> str | None:
+        user = userinfo.get("username")
+        if user == self.operator_user:
+            return None
+        return f"the status of {plural} is written only by the modelreg operator ({self.operator_user}), not by {user}"
+
+    @staticmethod
+    def validate_version(old: Obj | None, new: Obj) -> str | None:
+        for field in ("modelName", "version", "artifact"):
+            if old is not None and (old.get("spec") or {}).get(field) != (new.get("spec") or {}).get(field):
+                return f"spec.{field} of a ModelVersion is immutable: register a new version instead"
+        return None
