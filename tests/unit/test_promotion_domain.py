@@ -1,6 +1,6 @@
 import pytest
 
-from modelreg.domain.approvals import tally, trust_policy
+from modelreg.domain.approvals import Candidate, tally
 from modelreg.domain.criteria import evaluate
 from modelreg.domain.policy import PolicyError, effective_policy
 from modelreg.domain.promotions import (
@@ -11,16 +11,18 @@ from modelreg.domain.promotions import (
     gates,
     history_has,
     rollback_moves,
+    stage_record,
     superseded_by,
 )
+from modelreg.testing.keys import approval_seals, sealed_annotations
 
-TRUST = trust_policy(True)
+SEALS = approval_seals()
 
 
-def mv(name, version, stage=None, verified=True, created="2026-01-01T00:00:00Z", metrics=None):
+def mv(name, version, stage=None, verified=True, created="2026-01-01T00:00:00Z", metrics=None, sha="a" * 64):
     return {
-        "metadata": {"name": name, "creationTimestamp": created},
-        "spec": {"modelName": "fraud", "version": version, "metrics": metrics or {}},
+        "metadata": {"name": name, "creationTimestamp": created, "uid": f"uid-{name}-{sha[:4]}"},
+        "spec": {"modelName": "fraud", "version": version, "metrics": metrics or {}, "artifact": {"sha256": sha}},
         "status": {
             "stage": stage,
             "conditions": [
@@ -38,25 +40,74 @@ def mv(name, version, stage=None, verified=True, created="2026-01-01T00:00:00Z",
 def promo(name, version, target="Production", created="2026-01-02T00:00:00Z", reason=None, annotations=None):
     status = {"conditions": [{"type": "Succeeded", "status": "Unknown", "reason": reason}]} if reason else {}
     return {
-        "metadata": {"name": name, "creationTimestamp": created, "annotations": annotations or {}},
+        "metadata": {
+            "name": name,
+            "namespace": "ml",
+            "uid": f"uid-{name}",
+            "creationTimestamp": created,
+            "annotations": annotations or {},
+        },
         "spec": {"modelName": "fraud", "version": version, "targetStage": target},
         "status": status,
     }
 
 
-def test_tally_counts_distinct_proven_users_except_the_requester():
-    annotations = {
-        "approval.modelreg.io/a": "alice",
-        "approval.modelreg.io/b": "bob",
-        "approval.modelreg.io/b2": "bob",
-        "approval.modelreg.io/c": "carol",
-        "other": "x",
-    }
-    result = tally(annotations, "alice", 2, TRUST, [{"user": "bob", "time": "T0"}], now="T1")
-    assert [(a["user"], a["time"]) for a in result.counted] == [("bob", "T0"), ("carol", "T1")]
+def approved(promotion, candidate, requester="alice", approvers=()):
+    promotion["metadata"]["annotations"].update(sealed_annotations(promotion, candidate, requester, approvers))
+    return promotion
+
+
+def test_tally_counts_distinct_sealed_users_except_the_requester():
+    v2 = mv("v2", 2)
+    p = approved(promo("p", 2), v2, approvers=["alice", "bob", "carol"])
+    p["metadata"]["annotations"]["approval.modelreg.io/b2"] = "bob"  # the same person twice
+    p["metadata"]["annotations"]["other"] = "x"
+    result = tally(p, Candidate.of(v2), 2, SEALS, [{"user": "bob", "time": "T0"}])
+    assert [(a["user"], a["time"], a["via"]) for a in result.counted] == [
+        ("bob", "T0", "webhook"),
+        ("carol", "2026-01-02T00:00:00Z", "webhook"),
+    ]
     assert result.approved and result.summary == "2/2"
-    assert result.ignored == ["alice requested this promotion and cannot approve it"]
-    assert tally(annotations, "alice", 2, trust_policy(False)).counted == []
+    assert "alice requested this promotion and cannot approve it" in result.ignored
+
+
+def test_hand_written_copied_or_stale_seals_count_for_nothing():
+    v2 = mv("v2", 2)
+    p = approved(promo("p", 2), v2, approvers=["bob", "carol"])
+    annotations = p["metadata"]["annotations"]
+    # a seal copied from bob's approval onto dave's, and one written by hand
+    annotations.update(
+        {"approval.modelreg.io/dave": "dave", "seal.modelreg.io/dave": annotations["seal.modelreg.io/bob"]}
+    )
+    annotations.update({"approval.modelreg.io/erin": "erin", "seal.modelreg.io/erin": "webhook|T|v1.forged"})
+    assert [a["user"] for a in tally(p, Candidate.of(v2), 2, SEALS).counted] == ["bob", "carol"]
+    # v2 deleted and re-created with other bytes (new uid, new sha256): earlier approvals bind to nothing
+    recreated = mv("v2", 2, sha="b" * 64)
+    assert tally(p, Candidate.of(recreated), 2, SEALS).counted == []
+    # the same seals on another promotion (another uid) prove nothing either
+    other = {**p, "metadata": {**p["metadata"], "uid": "uid-other"}}
+    assert tally(other, Candidate.of(v2), 2, SEALS).counted == []
+    # a key of another seal key (a different operator) proves nothing
+    assert tally(p, Candidate.of(v2), 2, approval_seals(b"another-operator-key-32-bytes!!!")).counted == []
+
+
+@pytest.mark.parametrize("alias", ["Bob", "bob\u200b", "b\u043eb", "\uff42\uff4f\uff42", " bob"])
+def test_one_person_under_lookalike_names_is_one_approver_and_never_the_requester(alias):
+    v2 = mv("v2", 2)
+    p = approved(promo("p", 2), v2, approvers=["bob", alias])
+    assert len(tally(p, Candidate.of(v2), 2, SEALS).counted) == 1
+    own = approved(promo("q", 2), v2, requester="bob", approvers=[alias])
+    assert tally(own, Candidate.of(v2), 1, SEALS).counted == []
+
+
+def test_requested_by_without_its_seal_or_copied_onto_a_later_creation_proves_no_requester():
+    v2 = mv("v2", 2)
+    p = approved(promo("p", 2), v2, approvers=["bob"])
+    p["metadata"]["annotations"]["modelreg.io/requested-by"] = "mallory"
+    assert SEALS.requester(p) is None and tally(p, Candidate.of(v2), 1, SEALS).counted == []
+    late = approved(promo("p", 2), v2, approvers=["bob"])
+    late["metadata"]["creationTimestamp"] = "2026-01-02T01:00:00Z"  # re-created an hour after the seal
+    assert SEALS.requester(late) is None
 
 
 def test_criteria_bounds_regression_and_comparison():
@@ -93,12 +144,48 @@ def test_namespace_policy_only_tightens():
 def test_gates_in_order_version_artifact_criteria_approval():
     policy = Policy({"Production": 1})
     p = promo("p", 2)
-    assert gates(p, [], policy, TRUST, "T").reason == "VersionNotFound"
-    assert gates(p, [mv("v2", 2, verified=False)], policy, TRUST, "T").reason == "ArtifactInvalid"
-    assert gates(p, [mv("v2", 2)], policy, TRUST, "T").reason == "AwaitingApproval"
-    approved = promo("p", 2, annotations={"approval.modelreg.io/bob": "bob"})
-    ready = gates(approved, [mv("v1", 1, stage="Production"), mv("v2", 2)], policy, TRUST, "T")
+    assert gates(p, [], policy, SEALS).reason == "VersionNotFound"
+    assert gates(p, [mv("v2", 2, verified=False)], policy, SEALS).reason == "ArtifactInvalid"
+    assert gates(p, [mv("v2", 2)], policy, SEALS).reason == "AwaitingApproval"
+    ok = approved(promo("p", 2), mv("v2", 2), approvers=["bob"])
+    ready = gates(ok, [mv("v1", 1, stage="Production"), mv("v2", 2)], policy, SEALS)
     assert ready.ready and ready.holder["metadata"]["name"] == "v1"
+
+
+def test_leaving_production_takes_productions_approvals():
+    policy = Policy({"Production": 2, "Archived": 0, "Staging": 0})
+    holder = mv("v1", 1, stage="Production")
+    archive = promo("a", 1, target="Archived")
+    waiting = gates(archive, [holder], policy, SEALS)
+    assert waiting.reason == "AwaitingApproval" and waiting.approvals.summary == "0/2"
+    assert gates(promo("b", 2, target="Archived"), [holder, mv("v2", 2)], policy, SEALS).ready  # not a holder
+    two = approved(promo("c", 1, target="Archived"), holder, approvers=["bob", "carol"])
+    assert gates(two, [holder], policy, SEALS).ready
+
+
+def test_stage_record_replays_promoted_and_undoes_rolled_back_moves():
+    def done(name, moves, reason, start):
+        p = promo(name, 2, reason=reason)
+        p["status"].update(moves=[m.to_status() for m in moves], startTime=start, completionTime=start)
+        p["status"]["approvals"] = [{"user": "bob"}]
+        return p
+
+    first = done("p1", [Move("v1", 1, "", "Production")], "Promoted", "2026-01-01T00:00:00Z")
+    second = done(
+        "p2",
+        [Move("v1", 1, "Production", "Archived"), Move("v2", 2, "", "Production")],
+        "RolledBack",
+        "2026-01-02T00:00:00Z",
+    )
+    stage, history = stage_record("v1", [second, first])
+    assert stage == "Production"
+    assert [(h["stage"], h["promotion"]) for h in history] == [
+        ("Production", "p1"),
+        ("Archived", "p2"),
+        ("Production", "p2"),
+    ]
+    assert history[0]["approvedBy"] == ["bob"]
+    assert stage_record("v2", [first, second])[0] == ""
 
 
 def test_turns_and_superseding():

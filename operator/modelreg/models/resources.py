@@ -115,6 +115,7 @@ class ModelVersionStatus(CamelModel):
     artifact: VerifiedArtifact | None = None
     last_check: LastCheck | None = None
     stage_history: list[StageHistoryEntry] = []
+    seals: dict[str, str] = {}
 
 
 class CriterionSpec(CamelModel):

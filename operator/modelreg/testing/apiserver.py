@@ -24,6 +24,8 @@ import kmock
 from kmock._internal import rendering  # the Request type handed to _handle()
 
 from modelreg.domain.merge import merge_patch
+from modelreg.testing.admission import AdmissionChain, Rejected
+from modelreg.testing.rbac import Attributes, Authorizer
 from modelreg.testing.tables import render_table
 from modelreg.testing.validation import CRDValidator
 
@@ -54,6 +56,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         self._printer_columns: dict[Any, list[dict[str, Any]]] = {}
         self._kinds: dict[Any, str] = {}
         self._resource_version = 0
+        self.admission = AdmissionChain(self._stored_kind)
         self.resources.load_bundled()
         for resource in self.resources:
             info = self.resources[resource]
@@ -88,30 +91,63 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         try:
             if request.resource is not None and request.resource.plural == "selfsubjectreviews":
                 return aiohttp.web.json_response(self._whoami(request), status=201)
+            if request.resource is not None and request.resource.plural == "subjectaccessreviews":
+                return aiohttp.web.json_response(self._review_access(request.data), status=201)
             if request.resource is not None and request.action in writes and (request.name or request.data):
                 # Served here, not by KubernetesEmulator's own (semantics-free) write.
-                async with self._lock:
-                    status, result = await self._write(request)
+                status, result = await self._write(request)
                 del self._requests[:-_REQUEST_LOG_LIMIT]
                 return aiohttp.web.json_response(result, status=status)
             if request.resource is not None and request.resource.plural and request.action == kmock.action.LIST:
                 return aiohttp.web.json_response(await self._list(request))
             return await super()._handle(request)
-        except ApiError as exc:
+        except (ApiError, Rejected) as exc:
             return await self._render_error(kmock.KubernetesError(exc.status, exc.reason, exc.message, {}))
         except kmock.KubernetesError as exc:  # e.g. a 404 on fetch: an answer, not a server fault
             return await self._render_error(exc)
 
     @staticmethod
-    def _whoami(request: rendering.Request) -> dict[str, Any]:
-        """Authentication, emulated: the bearer token `emulator-token-<user>` is user <user>."""
+    def _user(request: rendering.Request) -> dict[str, Any]:
+        """Authentication, emulated: the bearer token `emulator-token-<user>` is user <user>;
+        `emulator-token-admin` is also in `system:masters`; no token is `system:anonymous`."""
         token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         user = token.removeprefix("emulator-token-") if token.startswith("emulator-token-") else "system:anonymous"
+        groups = ["system:authenticated", *(["system:masters"] if user == "admin" else [])]
+        return {"username": user, "groups": groups}
+
+    def _whoami(self, request: rendering.Request) -> dict[str, Any]:
         return {
             "apiVersion": "authentication.k8s.io/v1",
             "kind": "SelfSubjectReview",
-            "status": {"userInfo": {"username": user, "groups": ["system:authenticated"]}},
+            "status": {"userInfo": self._user(request)},
         }
+
+    def _stored_kind(self, kind: str) -> list[dict[str, Any]]:
+        return [
+            obj.raw
+            for (resource, _, _), obj in list(self._objects.items())
+            if not obj.deleted and self._kinds.get(resource) == kind
+        ]
+
+    def _review_access(self, review: dict[str, Any]) -> dict[str, Any]:
+        spec = review.get("spec") or {}
+        attrs = spec.get("resourceAttributes") or {}
+        authorizer = Authorizer(
+            {kind: self._stored_kind(kind) for kind in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")}
+        )
+        allowed = authorizer.allowed(
+            Attributes(
+                user=spec.get("user") or "",
+                groups=tuple(spec.get("groups") or ()),
+                verb=attrs.get("verb", ""),
+                group=attrs.get("group", ""),
+                resource=attrs.get("resource", ""),
+                subresource=attrs.get("subresource", ""),
+                name=attrs.get("name", ""),
+                namespace=attrs.get("namespace", ""),
+            )
+        )
+        return {**review, "status": {"allowed": allowed, **({} if allowed else {"reason": "no RBAC rule allows it"})}}
 
     def _bump(self, obj: dict[str, Any]) -> None:
         self._resource_version += 1
@@ -121,11 +157,51 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         await self._buses[resource].put({"type": type_, "object": copy.deepcopy(obj)})
 
     async def _write(self, request: rendering.Request) -> tuple[int, dict[str, Any]]:
-        if request.action == kmock.action.CREATE:
-            return 201, await self._create(request)
-        if request.action == kmock.action.UPDATE:
-            return 200, await self._patch(request)
-        return 200, await self._delete(request)
+        """Propose under the lock, admit outside it (webhooks call back into this API), then
+        commit under the lock if nothing was written meanwhile, as the API server's optimistic
+        concurrency does; a concurrent write makes it start over."""
+        if request.action == kmock.action.DELETE:
+            async with self._lock:
+                return 200, await self._delete(request)
+        key = (request.resource, request.namespace, request.name)
+        for _ in range(20):
+            async with self._lock:
+                old = self._current(key) if request.action == kmock.action.UPDATE else None
+                proposed = self._propose_create(request) if old is None else self._propose_patch(request, old)
+            admitted = await self._admit(request, old, proposed)
+            async with self._lock:
+                if old is None:
+                    return 201, await self._create(request, admitted)
+                if self._current(key)["metadata"].get("resourceVersion") == old["metadata"].get("resourceVersion"):
+                    return 200, await self._commit_patch(request, key, old, admitted)
+        raise ApiError(409, "Conflict", f'{request.resource.plural} "{request.name}": too many concurrent writes')
+
+    async def _admit(
+        self, request: rendering.Request, old: dict[str, Any] | None, new: dict[str, Any]
+    ) -> dict[str, Any]:
+        if old is not None and new == old:
+            return new  # a no-op write is not admitted: it changes nothing
+        resource = request.resource
+        meta = new.get("metadata") or {}
+
+        def identify(obj: dict[str, Any]) -> None:  # the API server assigns these between the phases
+            if old is None:
+                obj.setdefault("metadata", {}).update(uid=str(uuid.uuid4()), creationTimestamp=_now())
+
+        return await self.admission.review(
+            group=resource.group or "",
+            version=resource.version or "",
+            kind=self._kinds.get(resource, ""),
+            plural=resource.plural,
+            subresource=request.subresource,
+            operation="CREATE" if old is None else "UPDATE",
+            namespace=meta.get("namespace"),
+            name=meta.get("name"),
+            user=self._user(request),
+            old=old,
+            new=new,
+            before_validation=identify,
+        )
 
     def _current(self, key: tuple[Any, Any, Any]) -> dict[str, Any]:
         if key not in self._objects or self._objects[key].deleted:
@@ -146,21 +222,31 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         if validator is not None and (errors := validator.errors(obj, old)):
             raise ApiError(422, "Invalid", validator.message(obj, errors))
 
-    async def _create(self, request: rendering.Request) -> dict[str, Any]:
+    def _propose_create(self, request: rendering.Request) -> dict[str, Any]:
         obj = copy.deepcopy(request.data)
         meta = obj.setdefault("metadata", {})
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + secrets.token_hex(3)[:5]
         meta["namespace"] = request.namespace or meta.get("namespace")
-        key = (request.resource, meta["namespace"], meta.get("name"))
-        if key in self._objects and not self._objects[key].deleted:
-            raise ApiError(409, "AlreadyExists", f'{request.resource.plural} "{meta.get("name")}" already exists')
+        self._exists_not((request.resource, meta["namespace"], meta.get("name")))
         if request.resource in self._status_subresource:
             obj.pop("status", None)  # status is written through the /status subresource only
-        self._validate(request.resource, obj)
-        meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
-        for field in ("deletionTimestamp", "resourceVersion"):
+        for field in ("deletionTimestamp", "resourceVersion", "uid", "creationTimestamp", "generation"):
             meta.pop(field, None)
+        return obj
+
+    def _exists_not(self, key: tuple[Any, Any, Any]) -> None:
+        if key in self._objects and not self._objects[key].deleted:
+            raise ApiError(409, "AlreadyExists", f'{key[0].plural} "{key[2]}" already exists')
+
+    async def _create(self, request: rendering.Request, obj: dict[str, Any]) -> dict[str, Any]:
+        meta = obj["metadata"]
+        key = (request.resource, meta["namespace"], meta.get("name"))
+        self._exists_not(key)
+        self._validate(request.resource, obj)
+        meta.setdefault("uid", str(uuid.uuid4()))
+        meta.setdefault("creationTimestamp", _now())
+        meta["generation"] = 1
         self._bump(obj)
         if key in self._objects:
             self._objects[key].history.append(copy.deepcopy(obj))
@@ -169,9 +255,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         await self._publish(request.resource, "ADDED", obj)
         return obj
 
-    async def _patch(self, request: rendering.Request) -> dict[str, Any]:
-        key = (request.resource, request.namespace, request.name)
-        old = self._current(key)
+    def _propose_patch(self, request: rendering.Request, old: dict[str, Any]) -> dict[str, Any]:
         content_type = request.headers.get("Content-Type", "").split(";")[0]
         body = request.data
         try:
@@ -194,7 +278,12 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
                 raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {content_type!r}")
         except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
             raise ApiError(422, "Invalid", f"the JSON patch could not be applied: {exc}") from exc
-        new = self._isolate(request, old, patched)
+        return self._isolate(request, old, patched)
+
+    async def _commit_patch(
+        self, request: rendering.Request, key: tuple[Any, Any, Any], old: dict[str, Any], new: dict[str, Any]
+    ) -> dict[str, Any]:
+        new = self._isolate(request, old, new)  # what a mutating webhook patched is held to the same rules
         if new == old:
             return old  # a no-op write changes nothing, not even resourceVersion
         if _spec_part(new) != _spec_part(old):
