@@ -48,7 +48,8 @@ def bucket(s3: Any) -> str:
 @pytest.fixture
 def cluster() -> Iterator[EmulatedCluster]:
     emulated = EmulatedCluster(CRD_FILES).start()
-    emulated.write_kubeconfig(KUBECONFIG, namespace=NAMESPACE)
+    emulated.grant_demo_users()
+    emulated.write_kubeconfig(KUBECONFIG, namespace=NAMESPACE, user="modelreg-operator")
     yield emulated
     emulated.stop()
 
@@ -85,20 +86,37 @@ def operator(start_operator: Callable) -> OperatorThread:
     return start_operator()
 
 
+def api_client(url: str, user: str) -> kubernetes.client.ApiClient:
+    config = kubernetes.client.Configuration()
+    config.host = url
+    config.api_key = {"authorization": f"Bearer emulator-token-{user}"}
+    return kubernetes.client.ApiClient(config)
+
+
 @pytest.fixture
 def kube(cluster: EmulatedCluster) -> Iterator[Kube]:
-    config = kubernetes.client.Configuration()
-    config.host = cluster.url
-    with kubernetes.client.ApiClient(config) as client:
-        yield Kube(client)
+    with api_client(cluster.url, "admin") as client:
+        yield Kube(client, cluster)
 
 
 class Kube:
-    """What a user does with kubectl, through the official client."""
+    """What a user does with kubectl, through the official client (the administrator by default)."""
 
-    def __init__(self, client: kubernetes.client.ApiClient) -> None:
+    def __init__(self, client: kubernetes.client.ApiClient, cluster: EmulatedCluster) -> None:
+        self.client, self.cluster = client, cluster
         self.custom = kubernetes.client.CustomObjectsApi(client)
         self.core = kubernetes.client.CoreV1Api(client)
+        self._users: dict[str, Kube] = {}
+
+    def as_user(self, user: str) -> Kube:
+        if user not in self._users:
+            self._users[user] = Kube(api_client(self.cluster.url, user), self.cluster)
+        return self._users[user]
+
+    def patch_status(self, plural: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        return self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, NAMESPACE, plural, name, {"status": status}
+        )
 
     def create(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, plural, body)

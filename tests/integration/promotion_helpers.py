@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from modelreg.domain.approvals import approval_key
 from tests.integration.conftest import condition, wait_for
 
 
@@ -45,10 +46,6 @@ def register(
     return kube.get("modelversions", name)
 
 
-def approval_annotations(*users: str) -> dict[str, str]:
-    return {f"approval.modelreg.io/{user.replace(':', '.').replace('@', '.')}": user for user in users}
-
-
 def promote(
     kube,
     name: str,
@@ -59,33 +56,23 @@ def promote(
     criteria: list[dict] | None = None,
     approvers: tuple[str, ...] = (),
 ) -> None:
-    kube.create(
+    """Create the promotion as `requester` (the webhook stamps requested-by), then approve it."""
+    kube.as_user(requester).create(
         "modelpromotions",
         {
             "apiVersion": "modelreg.io/v1alpha1",
             "kind": "ModelPromotion",
-            # The admission webhook stamps requested-by; without it, the test plays that part.
-            "metadata": {
-                "name": name,
-                "annotations": {"modelreg.io/requested-by": requester, **approval_annotations(*approvers)},
-            },
+            "metadata": {"name": name},
             "spec": {"modelName": model, "version": version, "targetStage": target, "criteria": criteria or []},
         },
     )
+    approve(kube, name, *approvers)
 
 
 def approve(kube, name: str, *users: str) -> None:
-    kube.patch(
-        "modelpromotions",
-        name,
-        {
-            "metadata": {
-                "annotations": {
-                    f"approval.modelreg.io/{user.replace(':', '.').replace('@', '.')}": user for user in users
-                }
-            }
-        },
-    )
+    """Each user approves as themselves, as `kubectl modelreg approve` does."""
+    for user in users:
+        kube.as_user(user).patch("modelpromotions", name, {"metadata": {"annotations": {approval_key(user): user}}})
 
 
 def succeeded(kube, name: str, reason: str, timeout: float = 20.0) -> dict[str, Any]:

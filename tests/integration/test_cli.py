@@ -18,9 +18,7 @@ from tests.integration.promotion_helpers import succeeded
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(
-        verification={"tick_seconds": 0.3}, promotions={"tick_seconds": 0.3}, approvals={"trust_unsealed": True}
-    )
+    return Settings(verification={"tick_seconds": 0.3}, promotions={"tick_seconds": 0.3})
 
 
 @pytest.fixture
@@ -104,7 +102,7 @@ def test_register_a_directory(cli, kube, bucket, tmp_path):
     verified(kube, "llm-v3")
 
 
-def test_promote_approve_history_diff_lineage(cli, kube, bucket, tmp_path):
+def test_promote_approve_history_diff_lineage(cluster, cli, kube, bucket, tmp_path):
     for version, auc in ((1, "0.90"), (2, "0.93")):
         path = tmp_path / f"m{version}.bin"
         path.write_bytes(f"model {version}".encode())
@@ -133,15 +131,34 @@ def test_promote_approve_history_diff_lineage(cli, kube, bucket, tmp_path):
     code, out, _ = cli("promote", "fraud", "2", "--to", "Production", "--criteria", "auc>=0.9", "-o", "json")
     assert code == 0 and json.loads(out)["spec"]["criteria"] == [{"metric": "auc", "min": 0.9}]
     code, out, _ = cli("promote", "fraud", "2", "--to", "Production", "--criteria", "auc>=0.9", "--apply")
-    assert code == 0
-    kube.patch(
-        "modelpromotions",
-        "fraud-v2-to-production",
-        {"metadata": {"annotations": {"modelreg.io/requested-by": "alice"}}},
-    )  # the webhook's part
+    assert code == 0  # created as alice: the webhook stamps requested-by
+    cluster.apply(  # a CI service account may approve fraud's Production promotions, nothing else
+        [
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": {"name": "approve-fraud", "namespace": "ml"},
+                "rules": [
+                    {
+                        "apiGroups": ["modelreg.io"],
+                        "resources": ["modelstages"],
+                        "verbs": ["approve"],
+                        "resourceNames": ["fraud/Production"],
+                    }
+                ],
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": "ci-approves-fraud", "namespace": "ml"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "approve-fraud"},
+                "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": "ci"}],
+            },
+        ]
+    )
 
     code, _, err = cli("approve", "fraud-v2-to-production", user="alice")
-    assert code == 1 and err.strip() == "error: alice requested fraud-v2-to-production and cannot approve it"
+    assert code == 1 and "alice requested promotion fraud-v2-to-production and cannot approve it" in err
     assert cli("approve", "fraud-v2-to-production", user="bob")[0] == 0
     assert cli("approve", "fraud-v2-to-production", user="system:serviceaccount:ci:deployer")[:3:2] == (0, "")
     succeeded(kube, "fraud-v2-to-production", "Promoted")
@@ -169,10 +186,8 @@ def test_promote_approve_history_diff_lineage(cli, kube, bucket, tmp_path):
     code, out, _ = cli("describe", "fraud", "2")
     assert "Stage:       Production" in out and "ArtifactVerified=True" in out
 
-    code, out, _ = cli("unapprove", "fraud-v2-to-production", user="bob")
-    assert code == 0 and "approval.modelreg.io/bob" not in kube.get("modelpromotions", "fraud-v2-to-production")[
-        "metadata"
-    ].get("annotations", {})
+    code, _, err = cli("unapprove", "fraud-v2-to-production", user="bob")  # history stays as it was
+    assert code == 1 and "fraud-v2-to-production is finished (Promoted)" in err
 
 
 @pytest.mark.parametrize(

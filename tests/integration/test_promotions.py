@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from kubernetes.client import ApiException
 
 from modelreg.config import Settings
 from tests.integration.conftest import NAMESPACE, condition, wait_for
@@ -19,11 +20,9 @@ from tests.integration.promotion_helpers import (
 
 @pytest.fixture
 def settings() -> Settings:
-    # No admission webhook in this tier yet: approvals count unsealed, as in a sandbox.
     return Settings(
         verification={"tick_seconds": 0.3, "recheck_seconds": 60},
         promotions={"tick_seconds": 0.3},
-        approvals={"trust_unsealed": True},
     )
 
 
@@ -33,13 +32,11 @@ def test_production_needs_two_distinct_approvers_other_than_the_requester(operat
     waiting = succeeded(kube, "p1", "AwaitingApproval")
     assert waiting["status"]["approvalSummary"] == "0/2"
 
-    approve(kube, "p1", "alice")  # the requester's own approval does not count
-    wait_for(
-        lambda: "alice requested" in condition(kube.get("modelpromotions", "p1"), "Approved")["message"],
-        what="requester's approval refused",
-    )
+    with pytest.raises(ApiException, match="alice requested promotion p1 and cannot approve it"):
+        approve(kube, "p1", "alice")  # the requester's own approval is refused at admission
     approve(kube, "p1", "bob")
-    kube.patch("modelpromotions", "p1", {"metadata": {"annotations": {"approval.modelreg.io/bob-again": "bob"}}})
+    with pytest.raises(ApiException, match="must be your own username"):  # not even an administrator
+        kube.patch("modelpromotions", "p1", {"metadata": {"annotations": {"approval.modelreg.io/bob-again": "bob"}}})
     one = wait_for(
         lambda: (p := kube.get("modelpromotions", "p1"))["status"].get("approvalSummary") == "1/2" and p, what="1/2"
     )
@@ -155,9 +152,10 @@ def test_completed_newer_promotion_supersedes_an_older_pending_one(operator, kub
     promote(kube, "prod-2", 2)
     promote(kube, "prod-3", 3, approvers=("bob", "carol"))  # approved first: it need not wait for prod-2
     succeeded(kube, "prod-3", "Promoted")
-    approve(kube, "prod-2", "bob", "dave")  # too late: applying it now would undo prod-3
-    superseded = succeeded(kube, "prod-2", "Superseded")
+    superseded = succeeded(kube, "prod-2", "Superseded")  # applying it now would undo prod-3
     assert "prod-3" in condition(superseded, "Succeeded")["message"]
+    with pytest.raises(ApiException, match="prod-2 is finished"):
+        approve(kube, "prod-2", "bob")
 
     assert [stage(kube, f"fraud-v{v}") for v in (1, 2, 3)] == ["Archived", None, "Production"]
     history = kube.get("modelversions", "fraud-v1")["status"]["stageHistory"]

@@ -49,6 +49,9 @@ def test_demo_runs_to_completion_and_leaves_nothing_behind(tmp_path):
         "Demo complete.",
     ):
         assert step in out, step
+    # the webhook's denials, as the CLI prints them
+    assert "alice requested promotion fraud-v1-to-production and cannot approve it" in result.stderr
+    assert "dave may not approve fraud/Production in namespace default" in result.stderr
     assert all(port_is_closed(url) for url in urls(out).values())
 
 

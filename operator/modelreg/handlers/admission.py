@@ -39,11 +39,14 @@ def check_status_writer(userinfo: dict, resource: kopf.Resource, memo: kopf.Memo
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
-    writes = ["CREATE", "UPDATE"]
-    kopf.on.mutate(*PROMOTIONS, id="stamp-promotions", operations=writes, registry=registry)(stamp_promotion)
-    kopf.on.validate(*PROMOTIONS, id="check-promotions", operations=writes, registry=registry)(check_promotion)
-    kopf.on.validate(*VERSIONS, id="check-versions", operations=["UPDATE"], registry=registry)(check_version)
+    # Persistent: the configurations stay when the operator stops, so with `failurePolicy: Fail`
+    # promotions and approvals fail closed while the webhook is down instead of going unchecked.
+    guard = {"operations": ["CREATE", "UPDATE"], "persistent": True, "registry": registry}
+    kopf.on.mutate(*PROMOTIONS, id="stamp-promotions", **guard)(stamp_promotion)
+    kopf.on.validate(*PROMOTIONS, id="check-promotions", **guard)(check_promotion)
+    # The CRD's CEL rules enforce the same immutability: this one need not fail closed.
+    kopf.on.validate(*VERSIONS, id="check-versions", **{**guard, "ignore_failures": True})(check_version)
     for plural in ("modelversions", "modelpromotions"):
-        kopf.on.validate(
-            GROUP, VERSION, plural, subresource="status", id=f"status-{plural}", operations=writes, registry=registry
-        )(check_status_writer)
+        kopf.on.validate(GROUP, VERSION, plural, subresource="status", id=f"status-{plural}", **guard)(
+            check_status_writer
+        )

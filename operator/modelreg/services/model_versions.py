@@ -55,7 +55,7 @@ class ModelVersionReconciler:
 
         A verification the operator cannot prove it wrote is discarded and checked afresh."""
         tampered = not self.seals.proven(VERIFICATION, body)
-        stored = status
+        stored = dict(status)  # kopf hands a read-only view
         if tampered:
             status = self.seals.trusted_version(body)["status"]
         mv = ModelVersionSpec.model_validate(spec)

@@ -10,6 +10,7 @@ import asyncio
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterable
@@ -20,6 +21,10 @@ import kmock
 import yaml
 
 from modelreg.testing.apiserver import ApiServerEmulator
+from modelreg.testing.keys import write_seal_key
+
+RBAC_FILE = Path(__file__).resolve().parents[3] / "examples" / "install" / "rbac.yaml"
+APPROVERS = ("alice", "bob", "carol")
 
 
 def free_port() -> int:
@@ -65,6 +70,33 @@ class EmulatedCluster:
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout=30)
+
+    def apply(self, documents: Iterable[dict[str, Any]], user: str = "admin") -> None:
+        """Create objects as `user` (the emulator's administrator by default)."""
+        import kubernetes
+
+        config = kubernetes.client.Configuration()
+        config.host = self.url
+        config.api_key = {"authorization": f"Bearer emulator-token-{user}"}
+        with kubernetes.client.ApiClient(config) as client:
+            for doc in documents:
+                kubernetes.utils.create_from_dict(client, doc)
+
+    def grant_demo_users(self) -> None:
+        """The repository's RBAC, and the contract's users: alice, bob and carol edit and
+        approve; dave edits only."""
+        self.apply(d for d in yaml.safe_load_all(RBAC_FILE.read_text()) if d)
+        bindings = {"modelreg-editor": (*APPROVERS, "dave"), "modelreg-approver": APPROVERS}
+        self.apply(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": f"{role}-demo-users"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": u} for u in users],
+            }
+            for role, users in bindings.items()
+        )
 
     def write_kubeconfig(self, path: str | Path, namespace: str = "default", user: str = "developer") -> Path:
         path = Path(path)
@@ -154,11 +186,23 @@ class S3Process(S3Endpoint):
             self.running = False
 
 
+def with_test_trust(settings: Any) -> Any:
+    """Settings as a test needs them: the test seal key (unless one is given) and the webhook
+    on a free loopback port, self-signed, with configurations the operator manages."""
+    approvals, webhook = settings.approvals, settings.webhook
+    if approvals.seal_key_file is None:
+        key_file = write_seal_key(Path(tempfile.mkdtemp(prefix="modelreg-seal-")) / "seal.key")
+        approvals = approvals.model_copy(update={"seal_key_file": str(key_file)})
+    if webhook.port == 9443:
+        webhook = webhook.model_copy(update={"addr": "127.0.0.1", "host": "127.0.0.1", "port": free_port()})
+    return settings.model_copy(update={"approvals": approvals, "webhook": webhook})
+
+
 class OperatorThread:
     """The real operator (`modelreg-operator run` minus argument parsing) on its own loop."""
 
     def __init__(self, settings: Any, namespaces: Iterable[str]) -> None:
-        self.settings = settings
+        self.settings = with_test_trust(settings)
         self.namespaces = list(namespaces)
         self._stop = threading.Event()
         self._ready = threading.Event()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import signal
 import sys
 import tempfile
@@ -22,10 +23,12 @@ from pathlib import Path
 from modelreg import logs
 from modelreg.config import Settings
 from modelreg.testing.harness import EmulatedCluster, OperatorThread, S3Endpoint
+from modelreg.testing.keys import write_seal_key
 
 CRDS = Path(__file__).resolve().parents[3] / "crds"
 NAMESPACE = "default"
-USERS = ("alice", "bob", "carol")
+USERS = ("alice", "bob", "carol", "dave")
+OPERATOR_USER = "system:serviceaccount:modelreg-system:modelreg-operator"
 
 
 def crd_files() -> list[Path]:
@@ -49,16 +52,21 @@ class Sandbox:
         self.parts.append(self.cluster.start())
         self.parts.append(self.s3.start())
         os.environ.update(self.s3.environment())
-        self.kubeconfig = self.cluster.write_kubeconfig(self.workdir / "kubeconfig", NAMESPACE)
-        for user in USERS:  # one identity each, so the demo can show distinct approvers
+        self.kubeconfig = self.cluster.write_kubeconfig(self.workdir / "kubeconfig", NAMESPACE, user="admin")
+        for user in USERS:  # one identity each: distinct approvers, and dave who may not approve
             self.cluster.write_kubeconfig(self.workdir / f"kubeconfig-{user}", NAMESPACE, user=user)
-        os.environ["KUBECONFIG"] = str(self.kubeconfig)
+        # The operator has an identity of its own: only it may write status.
+        self.cluster.write_kubeconfig(self.workdir / "kubeconfig-operator", NAMESPACE, user=OPERATOR_USER)
+        self.cluster.grant_demo_users()
         import boto3  # after the environment points at the sandbox's S3
 
         boto3.client("s3").create_bucket(Bucket=bucket)
-        # No admission webhook in the sandbox: approvals count unsealed (never do this on a cluster).
+        # Approvals are sealed as on a cluster: the operator's webhook (self-signed, on loopback)
+        # is called by the emulator; the seal key is made for this run.
         settings = Settings(
-            approvals={"trust_unsealed": True}, promotions={"tick_seconds": 0.5}, verification={"tick_seconds": 0.5}
+            approvals={"seal_key_file": str(write_seal_key(self.workdir / "seal.key", secrets.token_bytes(32)))},
+            promotions={"tick_seconds": 0.5},
+            verification={"tick_seconds": 0.5},
         )
         self.parts.append(SimulatedDeploymentController(self.cluster.url, [NAMESPACE], period=0.3).start())
         self.parts.append(OperatorThread(settings, [NAMESPACE]).start())
@@ -189,6 +197,10 @@ def demo(sandbox: Sandbox, bucket: str) -> None:
         "AwaitingApproval",
         lambda: reason("modelpromotions", "fraud-v1-to-production", "Succeeded") == "AwaitingApproval",
     )
+    say("The admission webhook refuses a self-approval, and an approval by dave (no `approve` permission)")
+    run_cli("approve", "fraud-v1-to-production", user="alice", workdir=workdir)
+    run_cli("approve", "fraud-v1-to-production", user="dave", workdir=workdir)
+    say("bob and carol approve: each approval is sealed to v1's exact bytes")
     run_cli("approve", "fraud-v1-to-production", user="bob", workdir=workdir)
     run_cli("approve", "fraud-v1-to-production", user="carol", workdir=workdir)
     wait("v1 promoted", lambda: reason("modelpromotions", "fraud-v1-to-production", "Succeeded") == "Promoted")
@@ -244,7 +256,8 @@ def cli(argv: list[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
     workdir = Path(args.dir).resolve()
     # The official client reads $KUBECONFIG once, at import: set it before anything imports it.
-    os.environ["KUBECONFIG"] = str(workdir / "kubeconfig")
+    # In this process that is the operator's identity; people use the kubeconfigs by name.
+    os.environ["KUBECONFIG"] = str(workdir / "kubeconfig-operator")
     sandbox = Sandbox(workdir, args.api_port, args.s3_port)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, _interrupt)
