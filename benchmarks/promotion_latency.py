@@ -85,12 +85,19 @@ def main() -> None:
     args = parser.parse_args()
 
     cluster = EmulatedCluster(CRD_FILES).start()
-    cluster.write_kubeconfig(KUBECONFIG, namespace=NS)
+    cluster.grant_demo_users()
+    cluster.write_kubeconfig(KUBECONFIG, namespace=NS, user="modelreg-operator")
     s3 = S3Endpoint().start()
     os.environ.update(s3.environment())
     config = kubernetes.client.Configuration()
     config.host = cluster.url
     api = kubernetes.client.ApiClient(config)
+    as_user = {}
+    for user in ("alice", "bob"):  # the promotion's requester and its approver, through the webhook
+        user_config = kubernetes.client.Configuration()
+        user_config.host = cluster.url
+        user_config.api_key = {"authorization": f"Bearer emulator-token-{user}"}
+        as_user[user] = kubernetes.client.CustomObjectsApi(kubernetes.client.ApiClient(user_config))
     custom, apps, core = (
         kubernetes.client.CustomObjectsApi(api),
         kubernetes.client.AppsV1Api(api),
@@ -145,7 +152,6 @@ def main() -> None:
         settings = Settings(
             verification={"tick_seconds": 1},
             promotions={"tick_seconds": 1},
-            approvals={"trust_unsealed": True},
             policy={"required_approvals": {"Production": 1}},
         )
         operator = OperatorThread(settings, [NS]).start()
@@ -169,7 +175,7 @@ def main() -> None:
         for r in range(args.rounds):
             version = r + 1
             name = f"promo-{r}-{uuid.uuid4().hex[:4]}"
-            custom.create_namespaced_custom_object(
+            as_user["alice"].create_namespaced_custom_object(
                 GROUP,
                 VERSION,
                 NS,
@@ -177,7 +183,7 @@ def main() -> None:
                 {
                     "apiVersion": f"{GROUP}/{VERSION}",
                     "kind": "ModelPromotion",
-                    "metadata": {"name": name, "annotations": {"modelreg.io/requested-by": "alice"}},
+                    "metadata": {"name": name},
                     "spec": {"modelName": "bench", "version": version, "targetStage": "Production"},
                 },
             )
@@ -186,8 +192,8 @@ def main() -> None:
                 if status and status.get("approvalSummary") == "0/1":
                     break
                 time.sleep(0.02)
-            start = time.perf_counter()
-            custom.patch_namespaced_custom_object(
+            start = time.perf_counter()  # bob's approval: admitted and sealed by the webhook
+            as_user["bob"].patch_namespaced_custom_object(
                 GROUP,
                 VERSION,
                 NS,

@@ -58,17 +58,19 @@ class StatusSeals:
         return self.sealer.verifies(seal, part, *_parts(part, obj["metadata"].get("uid", ""), status))
 
     def trusted_version(self, mv: Obj) -> dict[str, Any]:
-        view = copy.deepcopy(dict(mv))
-        status = view.setdefault("status", {}) or {}
-        view["status"] = status
-        if not self.proven(VERIFICATION, mv):
+        """`mv` itself when all is proven (no copy: views are read-mostly and fresh per read)."""
+        verified, staged = self.proven(VERIFICATION, mv), self.proven(STAGE, mv)
+        if verified and staged:
+            return mv  # type: ignore[return-value]
+        status = dict(mv.get("status") or {})
+        if not verified:
             for key in SEALED_KEYS[VERIFICATION]:
                 status.pop(key, None)
             status["conditions"] = [c for c in status.get("conditions") or [] if c.get("type") != "ArtifactVerified"]
-        if not self.proven(STAGE, mv):
+        if not staged:
             status.pop("stage", None)
             status.pop("stageHistory", None)
-        return view
+        return {**mv, "status": status}
 
     def trusted_promotion(self, promotion: Obj) -> dict[str, Any]:
         view = copy.deepcopy(dict(promotion))

@@ -59,12 +59,12 @@ class AdmissionReviewer:
 
     async def _candidate(self, namespace: str, spec: Obj) -> dict[str, Any] | None:
         versions = [
-            self.status_seals.trusted_version(v)
+            v
             for v in await self.kube.list_custom("modelversions", namespace)
             if v["spec"].get("modelName") == spec.get("modelName")
         ]
         found = domain.candidate_of(versions, spec.get("version"))
-        return dict(found) if found else None
+        return self.status_seals.trusted_version(found) if found else None
 
     # -- mutating ------------------------------------------------------------------------
     async def mutate_promotion(self, operation: str, user: str, old: Obj | None, new: Obj) -> dict[str, str | None]:

@@ -78,13 +78,13 @@ class PromotionReconciler:
 
     async def _reconcile(self, namespace: str, name: str, model: str) -> Outcome:
         outcome = Outcome()
-        raw = next(
-            (p for p in await self.kube.list_custom("modelpromotions", namespace) if p["metadata"]["name"] == name),
-            None,
-        )
+        stored = [
+            p for p in await self.kube.list_custom("modelpromotions", namespace) if p["spec"]["modelName"] == model
+        ]
+        raw = next((p for p in stored if p["metadata"]["name"] == name), None)
         if raw is None:
             return outcome
-        promotions = await self._of_model("modelpromotions", namespace, model)
+        promotions = [self.status_seals.trusted_promotion(p) for p in stored]
         promotion = next(p for p in promotions if p["metadata"]["name"] == name)
         if not self.status_seals.proven(RECORD, raw):
             promotion["tampered"] = raw.get("status") or {}  # the stored status, to undo it

@@ -50,6 +50,20 @@ class AdmissionChain:
         # kind ("MutatingWebhookConfiguration" / "ValidatingWebhookConfiguration") -> stored objects
         self.configurations = configurations
         self.bypassed = False  # tests flip this to play an attacker who got past admission
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+
+    def _session(self, ca_bundle: str) -> aiohttp.ClientSession:
+        """One keep-alive session per CA bundle, as an API server keeps its webhook connections."""
+        session = self._sessions.get(ca_bundle)
+        if session is None or session.closed:
+            context = ssl.create_default_context(cadata=base64.b64decode(ca_bundle).decode() or None)
+            session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
+            self._sessions[ca_bundle] = session
+        return session
+
+    async def close(self) -> None:
+        for session in self._sessions.values():
+            await session.close()
 
     def _webhooks(self, kind: str, group: str, version: str, resource: str, operation: str) -> list[Obj]:
         found = []
@@ -113,12 +127,10 @@ class AdmissionChain:
             "request": {**request, "uid": str(uuid.uuid4())},
         }
         try:
-            context = ssl.create_default_context(cadata=base64.b64decode(config.get("caBundle", "")).decode() or None)
             timeout = aiohttp.ClientTimeout(total=webhook.get("timeoutSeconds") or 10)
-            async with (
-                aiohttp.ClientSession(timeout=timeout) as session,
-                session.post(config["url"], json=review, ssl=context) as response,
-            ):
+            async with self._session(config.get("caBundle", "")).post(
+                config["url"], json=review, timeout=timeout
+            ) as response:
                 response.raise_for_status()
                 answer = (await response.json())["response"]
         except Exception as exc:  # unreachable, TLS, timeout, garbage: the failure policy decides

@@ -59,6 +59,7 @@ class EmulatedCluster:
             self.api = api
             self._ready.set()
             await self._stop.wait()
+            await api.admission.close()
 
     def start(self) -> EmulatedCluster:
         self._thread.start()
