@@ -62,7 +62,7 @@ def test_approvals_only_as_oneself_and_only_with_the_approve_permission(operator
         )
     annotations = kube.get("modelpromotions", "p")["metadata"]["annotations"]
     assert annotations["seal.modelreg.io/bob"].startswith("webhook|")  # sealed by the webhook
-    wait_for(lambda: kube.get("modelpromotions", "p")["status"].get("approvalSummary") == "1/2", what="1/2")
+    wait_for(lambda: (kube.get("modelpromotions", "p").get("status") or {}).get("approvalSummary") == "1/2", what="1/2")
     approve(kube, "p", "carol")
     done = succeeded(kube, "p", "Promoted")
     assert [(a["user"], a["via"]) for a in done["status"]["approvals"]] == [("bob", "webhook"), ("carol", "webhook")]
@@ -142,7 +142,9 @@ def test_copied_and_hand_written_seals_count_for_nothing(operator, kube, s3, buc
 def test_a_version_recreated_with_other_bytes_starts_again_at_zero_approvals(operator, kube, s3, bucket):
     register(kube, s3, bucket, 3)
     promote(kube, "p3", 3, approvers=("bob",))
-    wait_for(lambda: kube.get("modelpromotions", "p3")["status"].get("approvalSummary") == "1/2", what="1/2")
+    wait_for(
+        lambda: (kube.get("modelpromotions", "p3").get("status") or {}).get("approvalSummary") == "1/2", what="1/2"
+    )
     kube.delete("modelversions", "fraud-v3")
     wait_for(
         lambda: (
@@ -173,7 +175,7 @@ def test_a_version_recreated_with_other_bytes_starts_again_at_zero_approvals(ope
     approve(kube, "p3", "carol")
     waiting = wait_for(
         lambda: (
-            (p := kube.get("modelpromotions", "p3"))["status"].get("approvalSummary") == "1/2"
+            (p := kube.get("modelpromotions", "p3")).get("status", {}).get("approvalSummary") == "1/2"
             and "bob" in condition(p, "Approved")["message"]
             and p
         ),
