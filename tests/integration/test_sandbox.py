@@ -56,7 +56,7 @@ def test_demo_runs_to_completion_and_leaves_nothing_behind(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
-def test_kubectl_get_shows_the_printer_columns_and_ctrl_c_stops_everything(tmp_path):
+def test_kubectl_sees_the_columns_meets_the_webhook_and_ctrl_c_stops_everything(tmp_path):
     sandbox = subprocess.Popen(
         [*MODELREG, "sandbox", "--dir", str(tmp_path)],
         stdout=subprocess.PIPE,
@@ -116,6 +116,52 @@ def test_kubectl_get_shows_the_printer_columns_and_ctrl_c_stops_everything(tmp_p
         wide = kubectl("get", "modelversions", "-o", "wide").splitlines()[0].split()
         assert wide[-3:] == ["FORMAT", "URI", "MESSAGE"]
         assert "No resources found" in kubectl("get", "mp")  # the short name resolves; nothing promoted yet
+
+        # The trust boundary, through kubectl as each user: the emulator calls the operator's webhooks.
+        def as_user(user: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+            config = str(tmp_path / f"kubeconfig-{user}")
+            return subprocess.run(
+                ["kubectl", "--kubeconfig", config, *args], env=env, input=stdin, capture_output=True, text=True
+            )
+
+        promotion = (
+            "apiVersion: modelreg.io/v1alpha1\nkind: ModelPromotion\nmetadata: {name: p, namespace: default,"
+            " annotations: {modelreg.io/requested-by: bob}}\n"
+            "spec: {modelName: fraud, version: 1, targetStage: Production}\n"
+        )
+        assert as_user("alice", "create", "--validate=false", "-f", "-", stdin=promotion).returncode == 0
+        assert kubectl("get", "mp", "p", "-o", "jsonpath={.metadata.annotations.modelreg\\.io/requested-by}") == "alice"
+        attacks = {  # user, kubectl arguments -> the denial's words
+            ("alice", "annotate", "mp", "p", "approval.modelreg.io/alice=alice"): "alice requested promotion p",
+            ("dave", "annotate", "mp", "p", "approval.modelreg.io/dave=dave"): "dave may not approve fraud/Production",
+            ("alice", "annotate", "mp", "p", "approval.modelreg.io/bob=bob"): "must be your own username",
+            (
+                "alice",
+                "annotate",
+                "--overwrite",
+                "mp",
+                "p",
+                "modelreg.io/requested-by=carol",
+            ): "set only by the admission",
+            (
+                "alice",
+                "patch",
+                "mv",
+                "fraud-v1",
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                '{"status":{"stage":"Production"}}',
+            ): "written only by the modelreg operator",
+        }
+        for (user, *args), denial in attacks.items():
+            done = as_user(user, *args)
+            assert done.returncode != 0 and denial in done.stderr, (args, done.stderr)
+        assert as_user("bob", "annotate", "mp", "p", "approval.modelreg.io/bob=bob").returncode == 0
+        assert kubectl("get", "mp", "p", "-o", "jsonpath={.metadata.annotations.seal\\.modelreg\\.io/bob}").startswith(
+            "webhook|"
+        )
+        assert "Production" not in kubectl("get", "mv", "fraud-v1")
     finally:
         sandbox.send_signal(signal.SIGINT)
         sandbox.wait(timeout=60)

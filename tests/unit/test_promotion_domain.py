@@ -205,3 +205,21 @@ def test_moves_archive_the_previous_production_and_roll_back_in_reverse():
     assert history_has([{"stage": "Archived", "promotion": "p"}], moves[0], "p")
     assert not history_has([{"stage": "Archived", "promotion": "q"}], moves[0], "p")
     assert Move.from_status(moves[0].to_status()) == moves[0]
+
+
+def test_an_approval_sealed_for_one_stage_move_does_not_count_once_the_candidate_holds_another_stage():
+    v1 = mv("v1", 1)  # no stage when approved: only Staging's permission was checked
+    p = approved(promo("p", 1, target="Staging"), v1, approvers=["bob", "carol"])
+    policy = Policy({"Staging": 0, "Production": 2})
+    assert gates(p, [v1], policy, SEALS).ready
+    now_in_production = mv("v1", 1, stage="Production")  # leaving Production needs approvals checked for it
+    waiting = gates(p, [now_in_production], policy, SEALS)
+    assert waiting.reason == "AwaitingApproval" and waiting.approvals.counted == []
+
+
+def test_a_non_ascii_seal_is_simply_not_valid():
+    v2 = mv("v2", 2)
+    p = approved(promo("p", 2), v2, approvers=["bob"])
+    p["metadata"]["annotations"]["seal.modelreg.io/bob"] = "webhook|T|v1.é"
+    assert tally(p, Candidate.of(v2), 1, SEALS).counted == []
+    assert not SEALS.sealer.verifies("é", "anything")

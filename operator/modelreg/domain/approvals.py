@@ -111,24 +111,33 @@ class ApprovalSeals:
         return user if gap is not None and gap <= REQUESTER_WINDOW else None
 
     # -- approvals ---------------------------------------------------------------------
-    def approval_seal(self, promotion: Obj, user: str, candidate: Candidate, time: str, via: str = WEBHOOK) -> str:
-        return f"{via}|{time}|{self.sealer.seal('approval', *self._parts(promotion, user, candidate, time, via))}"
+    def approval_seal(
+        self, promotion: Obj, user: str, candidate: Candidate, stages: Sequence[str], time: str, via: str = WEBHOOK
+    ) -> str:
+        """`stages`: those whose `approve` permission was checked (the target, and the stage the
+        candidate leaves): if the candidate's stage changes later, the approval must be given again."""
+        parts = self._parts(promotion, user, candidate, stages, time, via)
+        return f"{via}|{time}|{self.sealer.seal('approval', *parts)}"
 
-    def _parts(self, promotion: Obj, user: str, candidate: Candidate, time: str, via: str) -> list[Any]:
-        meta, target = promotion["metadata"], promotion["spec"]["targetStage"]
+    def _parts(
+        self, promotion: Obj, user: str, candidate: Candidate, stages: Sequence[str], time: str, via: str
+    ) -> list[Any]:
+        meta = promotion["metadata"]
         # A gitops approval is sealed during CREATE, before the promotion has a uid: it is bound
         # to the creation instead (namespace, name and the requester's sealed creation).
         where = [meta.get("uid", "")] if via == WEBHOOK else [meta.get("namespace"), meta["name"]]
-        return [via, *where, user, target, candidate.uid, candidate.sha256, time]
+        return [via, *where, user, list(stages), candidate.uid, candidate.sha256, time]
 
-    def proof(self, promotion: Obj, key: str, user: str, candidate: Candidate | None) -> tuple[str, str] | None:
+    def proof(
+        self, promotion: Obj, key: str, user: str, candidate: Candidate | None, stages: Sequence[str]
+    ) -> tuple[str, str] | None:
         """(via, time) when the approval at `key` carries a seal that verifies, else None."""
         value = (promotion["metadata"].get("annotations") or {}).get(seal_key(key), "")
         via, _, rest = value.partition("|")
         time, _, seal = rest.partition("|")
         if candidate is None or via not in (WEBHOOK, GITOPS):
             return None
-        if not self.sealer.verifies(seal, "approval", *self._parts(promotion, user, candidate, time, via)):
+        if not self.sealer.verifies(seal, "approval", *self._parts(promotion, user, candidate, stages, time, via)):
             return None
         return via, time
 
@@ -139,10 +148,13 @@ def tally(
     required: int,
     seals: ApprovalSeals,
     previous: Sequence[Mapping] = (),
+    stages: Sequence[str] | None = None,
 ) -> Tally:
-    """Distinct, sealed approvers other than the requester (people compared by skeleton)."""
+    """Distinct, sealed approvers other than the requester (people compared by skeleton).
+    `stages`: whose approvals this move takes (default: the target's)."""
     annotations = promotion["metadata"].get("annotations") or {}
     target = promotion["spec"]["targetStage"]
+    stages = list(stages or [target])
     requester = seals.requester(promotion)
     first_seen = {entry.get("user"): entry.get("time") for entry in previous}
     counted: dict[str, dict] = {}
@@ -164,12 +176,12 @@ def tally(
         if skeleton(user) in counted:
             ignored.append(f"{user} is the same person as {counted[skeleton(user)]['user']}")
             continue
-        proof = seals.proof(promotion, key, user, candidate) if key == approval_key(user) else None
+        proof = seals.proof(promotion, key, user, candidate, stages) if key == approval_key(user) else None
         if proof is None:
             ignored.append(f"approval by {user} carries no valid seal from the admission webhook for this version")
             continue
         via, time = proof
-        if via == GITOPS and (requester != seals.gitops_identity or target not in seals.gitops_stages):
+        if via == GITOPS and (requester != seals.gitops_identity or not seals.gitops_stages.issuperset(stages)):
             ignored.append(f"approval by {user} came through GitOps, which the policy does not allow for {target}")
             continue
         counted[skeleton(user)] = {"user": user, "time": first_seen.get(user) or time, "via": via}

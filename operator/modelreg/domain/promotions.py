@@ -89,6 +89,7 @@ def gates(promotion: Obj, versions: Sequence[Obj], policy: Policy, seals: Approv
         required_approvals(policy, target, candidate),
         seals,
         (promotion.get("status") or {}).get("approvals") or [],
+        stages_to_approve(target, candidate),
     )
     holder = holder_of(versions, target)
     if candidate is None:

@@ -31,7 +31,8 @@ class Sealer:
         return VERSION_PREFIX + base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
     def verifies(self, seal: Any, purpose: str, *parts: Any) -> bool:
-        return isinstance(seal, str) and hmac.compare_digest(seal, self.seal(purpose, *parts))
+        # As bytes: compare_digest refuses non-ASCII str, and a seal is user-writable input.
+        return isinstance(seal, str) and hmac.compare_digest(seal.encode(), self.seal(purpose, *parts).encode())
 
     def __repr__(self) -> str:  # never show the key
         return "Sealer(<key hidden>)"

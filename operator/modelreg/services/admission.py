@@ -82,19 +82,25 @@ class AdmissionReviewer:
             )
             given = approvals_in(after)
             if given and user == self.seals.gitops_identity:
-                candidate = Candidate.of(await self._candidate(meta["namespace"], new["spec"]))
+                found = await self._candidate(meta["namespace"], new["spec"])
+                stages = domain.stages_to_approve(new["spec"]["targetStage"], found)
                 for key, approver in given.items():
-                    if candidate is not None and key == approval_key(approver):
-                        changes[seal_key(key)] = self.seals.approval_seal(new, approver, candidate, now, GITOPS)
+                    if found is not None and key == approval_key(approver):
+                        changes[seal_key(key)] = self.seals.approval_seal(
+                            new, approver, Candidate.of(found), stages, now, GITOPS
+                        )
             return changes
         for key in set(approvals_in(before)) | set(approvals_in(after)):
             value = after.get(key)
             if value is None:
                 changes[seal_key(key)] = None  # a withdrawn approval takes its seal along
             elif before.get(key) != value and value == user and key == approval_key(user):
-                candidate = Candidate.of(await self._candidate(meta["namespace"], new["spec"]))
-                if candidate is not None:
-                    changes[seal_key(key)] = self.seals.approval_seal(new, user, candidate, self.clock())
+                found = await self._candidate(meta["namespace"], new["spec"])
+                if found is not None:
+                    stages = domain.stages_to_approve(new["spec"]["targetStage"], found)
+                    changes[seal_key(key)] = self.seals.approval_seal(
+                        new, user, Candidate.of(found), stages, self.clock()
+                    )
         return changes
 
     # -- validating ----------------------------------------------------------------------

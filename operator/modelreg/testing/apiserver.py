@@ -111,6 +111,10 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         """Authentication, emulated: the bearer token `emulator-token-<user>` is user <user>;
         `emulator-token-admin` is also in `system:masters`; no token is `system:anonymous`."""
         token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not token and request.headers.get("Impersonate-User"):
+            # kubectl sends no bearer token over plain HTTP, so the sandbox's kubeconfigs also
+            # name their user with `as:` (impersonation); honoured only for token-less requests.
+            return {"username": request.headers["Impersonate-User"], "groups": ["system:authenticated"]}
         user = token.removeprefix("emulator-token-") if token.startswith("emulator-token-") else "system:anonymous"
         groups = ["system:authenticated", *(["system:masters"] if user == "admin" else [])]
         return {"username": user, "groups": groups}

@@ -105,7 +105,8 @@ class EmulatedCluster:
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "modelreg-emulator", "cluster": {"server": self.url}}],
-            "users": [{"name": user, "user": {"token": f"emulator-token-{user}"}}],
+            # `as` for kubectl, which sends no token over plain HTTP (see ApiServerEmulator._user)
+            "users": [{"name": user, "user": {"token": f"emulator-token-{user}", "as": user}}],
             "contexts": [
                 {
                     "name": "modelreg-emulator",

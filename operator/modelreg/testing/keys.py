@@ -14,6 +14,7 @@ from modelreg.domain.approvals import (
     approval_key,
     seal_key,
 )
+from modelreg.domain.promotions import stages_to_approve
 from modelreg.domain.seals import Sealer
 from modelreg.domain.trust import StatusSeals
 
@@ -55,7 +56,8 @@ def sealed_annotations(
     for user in approvers:
         annotations[approval_key(user)] = user
         if candidate is not None:
+            stages = stages_to_approve(promotion["spec"]["targetStage"], candidate)
             annotations[seal_key(approval_key(user))] = seals.approval_seal(
-                promotion, user, Candidate.of(candidate), when
+                promotion, user, Candidate.of(candidate), stages, when
             )
     return annotations
