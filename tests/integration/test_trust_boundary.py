@@ -123,7 +123,9 @@ def test_copied_and_hand_written_seals_count_for_nothing(operator, kube, s3, buc
             },
         )
     waiting = wait_for(
-        lambda: "dave" in condition(p := kube.get("modelpromotions", "p"), "Approved")["message"] and p,
+        lambda: (
+            "dave" in ((condition(p := kube.get("modelpromotions", "p"), "Approved") or {}).get("message") or "") and p
+        ),
         what="forged approvals reported",
     )
     assert (
