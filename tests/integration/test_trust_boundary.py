@@ -95,12 +95,20 @@ def test_requested_by_is_stamped_from_the_creating_user(operator, kube, s3, buck
         )
 
 
-def test_only_the_operator_writes_status(operator, kube, s3, bucket):
+def test_only_the_operator_writes_status_and_the_stage_label(operator, kube, s3, bucket):
     register(kube, s3, bucket, 1)
     for user in ("admin", "alice"):
         with pytest.raises(ApiException, match="written only by the modelreg operator"):
             kube.as_user(user).patch_status("modelversions", "fraud-v1", {"stage": "Production"})
     assert stage(kube, "fraud-v1") is None
+    with pytest.raises(ApiException, match=r"modelreg\.io/stage is kept by the modelreg operator"):
+        kube.as_user("alice").patch(
+            "modelversions", "fraud-v1", {"metadata": {"labels": {"modelreg.io/stage": "Production"}}}
+        )
+    with pytest.raises(ApiException, match=r"must equal spec\.modelName"):
+        kube.as_user("alice").patch(
+            "modelversions", "fraud-v1", {"metadata": {"labels": {"modelreg.io/model": "churn"}}}
+        )
 
 
 def test_copied_and_hand_written_seals_count_for_nothing(operator, kube, s3, bucket, bypass):
@@ -185,6 +193,8 @@ def test_a_version_recreated_with_other_bytes_starts_again_at_zero_approvals(ope
     )
     assert [a["user"] for a in waiting["status"]["approvals"]] == ["carol"]
     assert stage(kube, "fraud-v3") is None
+    approve(kube, "p3", "bob")  # bob approves the new bytes: sealed anew
+    assert [a["user"] for a in succeeded(kube, "p3", "Promoted")["status"]["approvals"]] == ["bob", "carol"]
 
 
 def test_archiving_the_production_version_needs_productions_approvals(operator, kube, s3, bucket):

@@ -30,8 +30,8 @@ async def check_promotion(operation: str, userinfo: dict, old: Any, body: kopf.B
     _deny(await memo.admission.validate_promotion(operation, userinfo, old, dict(body)))
 
 
-def check_version(old: Any, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    _deny(memo.admission.validate_version(old, dict(body)))
+def check_version(userinfo: dict, old: Any, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    _deny(memo.admission.validate_version(userinfo, old, dict(body)))
 
 
 def check_status_writer(userinfo: dict, resource: kopf.Resource, memo: kopf.Memo, **_: Any) -> None:
@@ -44,7 +44,8 @@ def register(registry: kopf.OperatorRegistry) -> None:
     guard = {"operations": ["CREATE", "UPDATE"], "persistent": True, "registry": registry}
     kopf.on.mutate(*PROMOTIONS, id="stamp-promotions", **guard)(stamp_promotion)
     kopf.on.validate(*PROMOTIONS, id="check-promotions", **guard)(check_promotion)
-    # The CRD's CEL rules enforce the same immutability: this one need not fail closed.
+    # The CRD's CEL rules enforce the same immutability and the operator rewrites its labels
+    # on its next tick: this one need not fail closed.
     kopf.on.validate(*VERSIONS, id="check-versions", **{**guard, "ignore_failures": True})(check_version)
     for plural in ("modelversions", "modelpromotions"):
         kopf.on.validate(GROUP, VERSION, plural, subresource="status", id=f"status-{plural}", **guard)(

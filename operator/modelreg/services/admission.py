@@ -25,6 +25,7 @@ from modelreg.domain.approvals import (
     seal_key,
 )
 from modelreg.domain.identity import same_person
+from modelreg.domain.serving import MODEL_LABEL, STAGE_LABEL
 from modelreg.domain.trust import StatusSeals
 from modelreg.storage.kube import KubeStore
 
@@ -38,6 +39,10 @@ def _now() -> str:
 
 def _annotations(obj: Obj | None) -> dict[str, str]:
     return dict(((obj or {}).get("metadata") or {}).get("annotations") or {})
+
+
+def _labels(obj: Obj | None) -> dict[str, str]:
+    return dict(((obj or {}).get("metadata") or {}).get("labels") or {})
 
 
 def _changed(old: Mapping[str, str], new: Mapping[str, str], keys: set[str]) -> dict[str, str | None]:
@@ -94,10 +99,15 @@ class AdmissionReviewer:
             value = after.get(key)
             if value is None:
                 changes[seal_key(key)] = None  # a withdrawn approval takes its seal along
-            elif before.get(key) != value and value == user and key == approval_key(user):
+            elif value == user and key == approval_key(user):
+                # Sealed when given, and again when given again after its seal went stale (the
+                # version was re-created, or now holds another stage).
                 found = await self._candidate(meta["namespace"], new["spec"])
-                if found is not None:
-                    stages = domain.stages_to_approve(new["spec"]["targetStage"], found)
+                if found is None:
+                    continue
+                stages = domain.stages_to_approve(new["spec"]["targetStage"], found)
+                current = self.seals.proof(new, key, user, Candidate.of(found), stages) is not None
+                if before.get(key) != value or not current:
                     changes[seal_key(key)] = self.seals.approval_seal(
                         new, user, Candidate.of(found), stages, self.clock()
                     )
@@ -129,6 +139,10 @@ class AdmissionReviewer:
             if before.get(key) != after.get(key):
                 return f"{key} records who created promotion {name} and is set only by the admission webhook"
         changed = _changed(before, after, set(approvals_in(before)) | set(approvals_in(after)))
+        # an approval given again (its value unchanged, its seal renewed) is checked like a new one
+        changed.update(
+            {k: v for k, v in approvals_in(after).items() if before.get(seal_key(k)) != after.get(seal_key(k))}
+        )
         if not changed:
             return None
         finished = domain.reason_of(self.status_seals.trusted_promotion(old or new))
@@ -176,9 +190,17 @@ class AdmissionReviewer:
             return None
         return f"the status of {plural} is written only by the modelreg operator ({self.operator_user}), not by {user}"
 
-    @staticmethod
-    def validate_version(old: Obj | None, new: Obj) -> str | None:
+    def validate_version(self, userinfo: Obj, old: Obj | None, new: Obj) -> str | None:
         for field in ("modelName", "version", "artifact"):
             if old is not None and (old.get("spec") or {}).get(field) != (new.get("spec") or {}).get(field):
                 return f"spec.{field} of a ModelVersion is immutable: register a new version instead"
+        if userinfo.get("username") == self.operator_user:
+            return None
+        if _labels(old).get(STAGE_LABEL) != _labels(new).get(STAGE_LABEL):
+            return (
+                f"label {STAGE_LABEL} is kept by the modelreg operator (CI/CD selects by it); it cannot be set by hand"
+            )
+        model = _labels(new).get(MODEL_LABEL)
+        if model is not None and model != (new.get("spec") or {}).get("modelName"):
+            return f"label {MODEL_LABEL} must equal spec.modelName ({new['spec'].get('modelName')!r}), not {model!r}"
         return None

@@ -179,7 +179,12 @@ class PromotionReconciler:
         return status
 
     async def _write_status(
-        self, namespace: str, promotion: Mapping[str, Any], status: dict[str, Any], outcome: Outcome
+        self,
+        namespace: str,
+        promotion: Mapping[str, Any],
+        status: dict[str, Any],
+        outcome: Outcome,
+        resource_version: str | None = None,
     ) -> None:
         stored = promotion.get("tampered", promotion.get("status") or {})
         changed = {k: v for k, v in status.items() if stored.get(k) != v}
@@ -190,7 +195,9 @@ class PromotionReconciler:
             changed["seals"] = {RECORD: seal}
         if not changed:
             return
-        await self.kube.patch_status("modelpromotions", namespace, promotion["metadata"]["name"], changed)
+        await self.kube.patch_status(
+            "modelpromotions", namespace, promotion["metadata"]["name"], changed, resource_version
+        )
         promotion.pop("tampered", None)
         before, after = domain.reason_of(promotion), domain.reason_of({"status": status})
         if before != after:
@@ -226,7 +233,10 @@ class PromotionReconciler:
         )
         if gates.holder is not None:
             status["previousVersion"] = gates.holder["spec"]["version"]
-        await self._write_status(namespace, promotion, status, outcome)
+        try:  # only if the promotion is still exactly what was judged (an approval withdrawn meanwhile)
+            await self._write_status(namespace, promotion, status, outcome, promotion["metadata"]["resourceVersion"])
+        except Conflict:
+            return  # judged again on its next event or tick
         await self._continue(
             namespace, {**promotion, "status": {**(promotion.get("status") or {}), **status}}, versions, outcome
         )

@@ -74,15 +74,15 @@ class KubeStore:
         listing = await self._call(self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, plural)
         return listing["items"]
 
-    async def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+    async def patch_status(
+        self, plural: str, namespace: str, name: str, status: dict[str, Any], resource_version: str | None = None
+    ) -> None:
+        """A merge patch of status; with `resource_version`, Conflict if the object changed since."""
+        body: dict[str, Any] = {"status": status}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
         await self._call(
-            self.custom.patch_namespaced_custom_object_status,
-            GROUP,
-            VERSION,
-            namespace,
-            plural,
-            name,
-            {"status": status},
+            self.custom.patch_namespaced_custom_object_status, GROUP, VERSION, namespace, plural, name, body
         )
 
     async def patch_labels(self, plural: str, namespace: str, name: str, labels: dict[str, str | None]) -> None:
