@@ -288,3 +288,15 @@ def test_a_forged_promotion_record_executes_nothing(operator, apps, kube, s3, bu
     assert stage(kube, "fraud-v2") is None and not kube.get("modelversions", "fraud-v2")["status"].get("stageHistory")
     template = apps.read_namespaced_deployment("scorer", NAMESPACE).spec.template
     assert "modelreg.io/version" not in (template.metadata.annotations or {})
+
+
+def test_with_the_webhook_down_approvals_fail_closed(start_operator, kube, s3, bucket):
+    operator = start_operator()
+    register(kube, s3, bucket, 1)
+    promote(kube, "p", 1)
+    succeeded(kube, "p", "AwaitingApproval")
+    operator.stop()  # the configurations stay (persistent), pointing at a webhook that is gone
+    with pytest.raises(ApiException, match="failed calling webhook") as denied:
+        approve(kube, "p", "bob")
+    assert denied.value.status == 500
+    assert "approval.modelreg.io/bob" not in kube.get("modelpromotions", "p")["metadata"]["annotations"]
