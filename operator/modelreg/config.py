@@ -48,6 +48,12 @@ class VerificationSettings(Section):
     recheck_seconds: Annotated[float, Field(gt=0)] = 600.0
     # How often each object's timer wakes to see whether a check is due (no I/O when not).
     tick_seconds: Annotated[float, Field(gt=0)] = 5.0
+    # Bounded work: a 1 TiB checkpoint in up to 10,000 files passes; a runaway prefix does not.
+    max_directory_objects: Annotated[int, Field(ge=1)] = 10_000
+    max_artifact_bytes: Annotated[int, Field(ge=1)] = 2 * 1024**4
+    timeout_seconds: Annotated[float, Field(gt=0)] = 3600.0
+    # Threads for storage calls, apart from the Kubernetes API's: slow storage delays no promotion.
+    storage_workers: Annotated[int, Field(ge=1, le=256)] = 8
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(self.retry_base_seconds, self.retry_max_seconds, self.recheck_seconds)
@@ -64,6 +70,18 @@ class ApprovalSettings(Section):
     # reviewed in git (`via: gitops`), counted only for the stages listed here.
     gitops_identity: str | None = None
     gitops_stages: list[Stage] = []
+
+
+class StorageSettings(Section):
+    """Which storage each namespace may use. Empty: single-team mode (every namespace may use
+    every bucket the operator's credentials reach; logged at start-up)."""
+
+    # namespace (or "*") -> ["s3://bucket/prefix/", ...]
+    allowed_prefixes: dict[str, list[Annotated[str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/")]]] = {}
+    # namespace -> name of a Secret in the operator's namespace holding AWS_ACCESS_KEY_ID,
+    # AWS_SECRET_ACCESS_KEY (and optionally AWS_SESSION_TOKEN) for that namespace's artifacts.
+    credentials: dict[str, str] = {}
+    operator_namespace: str = "modelreg-system"
 
 
 class WebhookSettings(Section):
@@ -108,6 +126,7 @@ class Settings(BaseSettings):
     verification: VerificationSettings = VerificationSettings()
     approvals: ApprovalSettings = ApprovalSettings()
     webhook: WebhookSettings = WebhookSettings()
+    storage: StorageSettings = StorageSettings()
     policy: PolicySettings = PolicySettings()
     promotions: PromotionSettings = PromotionSettings()
     logging: LoggingSettings = LoggingSettings()

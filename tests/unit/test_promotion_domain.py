@@ -144,7 +144,7 @@ def test_namespace_policy_only_tightens():
 def test_gates_in_order_version_artifact_criteria_approval():
     policy = Policy({"Production": 1})
     p = promo("p", 2)
-    assert gates(p, [], policy, SEALS).reason == "VersionNotFound"
+    assert gates(p, [], policy, SEALS).reason == "WaitingForVersion"
     assert gates(p, [mv("v2", 2, verified=False)], policy, SEALS).reason == "ArtifactInvalid"
     assert gates(p, [mv("v2", 2)], policy, SEALS).reason == "AwaitingApproval"
     ok = approved(promo("p", 2), mv("v2", 2), approvers=["bob"])

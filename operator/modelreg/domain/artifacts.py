@@ -21,11 +21,14 @@ class Reason(StrEnum):
     STORAGE_UNAVAILABLE = "StorageUnavailable"
     ARTIFACT_CHANGED = "ArtifactChanged"
     INVALID_URI = "InvalidURI"
+    FORBIDDEN = "Forbidden"
+    TOO_LARGE = "TooLarge"
+    TIMEOUT = "Timeout"
 
 
-# Failures that fix themselves (an outage ends, an upload lands, a Secret is corrected):
-# retried with backoff. The others only change when the stored object changes.
-TRANSIENT = frozenset({Reason.NOT_FOUND, Reason.ACCESS_DENIED, Reason.STORAGE_UNAVAILABLE})
+# Failures that fix themselves (an outage ends, an upload lands, a Secret is corrected, slow
+# storage recovers): retried with backoff. The others only change when the stored object changes.
+TRANSIENT = frozenset({Reason.NOT_FOUND, Reason.ACCESS_DENIED, Reason.STORAGE_UNAVAILABLE, Reason.TIMEOUT})
 
 
 class InvalidURIError(ValueError):
@@ -53,6 +56,34 @@ def parse_uri(uri: str) -> Location:
             "(only S3-compatible storage is supported)"
         )
     return Location(bucket=match["bucket"], key=match["key"])
+
+
+def within(location: Location, prefixes: Iterable[str]) -> bool:
+    """Is `location` under one of `prefixes` (`s3://bucket/prefix/`, or `s3://bucket/` for a bucket)?
+    Compared as text after parsing, so `s3://b/team-a/../team-b/` cannot climb out of a prefix."""
+    if "/../" in f"/{location.key}" or location.key.startswith("../") or "/./" in f"/{location.key}":
+        return False
+    target = f"s3://{location.bucket}/{location.key}"
+    return any(target.startswith(p if p.endswith("/") else p + "/") for p in prefixes)
+
+
+def forbidden(location: Location, namespace: str, prefixes: Iterable[str]) -> Verdict:
+    # Names only what the user wrote: nothing about what storage holds there.
+    return Verdict(
+        Reason.FORBIDDEN,
+        f"{location} is outside the storage prefixes namespace {namespace} may use "
+        f"({', '.join(sorted(prefixes)) or 'none'}); nothing was read",
+    )
+
+
+def judge_bounds(snapshot: Snapshot, max_bytes: int, location: Location) -> Verdict | None:
+    """Too large to verify: fails before any byte is downloaded."""
+    if snapshot.size <= max_bytes:
+        return None
+    return Verdict(
+        Reason.TOO_LARGE,
+        f"{location} holds {snapshot.size} bytes, over verification.maxArtifactBytes ({max_bytes})",
+    )
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,21 @@ class PolicyError(ValueError):
     pass
 
 
+def _criterion_ok(criterion: Any) -> bool:
+    bounds = ("min", "max", "maxRegression")
+    return (
+        isinstance(criterion, dict)
+        and isinstance(criterion.get("metric"), str)
+        and set(criterion) <= {"metric", *bounds}
+        and sum(b in criterion for b in bounds) == 1
+        and all(
+            isinstance(criterion[b], int | float) and not isinstance(criterion[b], bool)
+            for b in bounds
+            if b in criterion
+        )
+    )
+
+
 def effective_policy(
     required: Mapping[str, int], criteria: Mapping[str, Sequence[Mapping]], override: Mapping[str, Any] | None
 ) -> Policy:
@@ -19,6 +34,8 @@ def effective_policy(
     the namespace's own editors must not be able to waive the platform's approvals."""
     if not override:
         return Policy(dict(required), {k: list(v) for k, v in criteria.items()})
+    if not isinstance(override, Mapping):
+        raise PolicyError(f"policy.yaml must be a mapping with requiredApprovals and defaultCriteria, not {override!r}")
     unknown = set(override) - {"requiredApprovals", "defaultCriteria"}
     if unknown:
         raise PolicyError(f"unknown key(s) {sorted(unknown)}; expected requiredApprovals, defaultCriteria")
@@ -29,7 +46,9 @@ def effective_policy(
         merged_required[stage] = max(merged_required.get(stage, 0), count)
     merged_criteria = {k: list(v) for k, v in criteria.items()}
     for stage, extra in (override.get("defaultCriteria") or {}).items():
-        if not isinstance(extra, list) or not all(isinstance(c, dict) and "metric" in c for c in extra):
-            raise PolicyError(f"defaultCriteria.{stage}: expected a list of {{metric, min|max|maxRegression}}")
+        if not isinstance(extra, list) or not all(_criterion_ok(c) for c in extra):
+            raise PolicyError(
+                f"defaultCriteria.{stage}: expected a list of {{metric, min|max|maxRegression: number}}, got {extra!r}"
+            )
         merged_criteria[stage] = [*merged_criteria.get(stage, []), *extra]
     return Policy(merged_required, merged_criteria)

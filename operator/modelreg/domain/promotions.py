@@ -12,7 +12,9 @@ from modelreg.domain.criteria import Evaluation, evaluate
 
 SUCCEEDED, APPROVED, CRITERIA_MET, ROLLED_OUT = "Succeeded", "Approved", "CriteriaMet", "RolledOut"
 ROLLING_OUT = "RollingOut"
-TERMINAL = frozenset({"Promoted", "RolledBack", "RolloutFailed", "Superseded", "StatusTampered"})
+TERMINAL = frozenset(
+    {"Promoted", "RolledBack", "RolloutFailed", "Superseded", "StatusTampered", "ArtifactChanged", "VersionNotFound"}
+)
 # Stages that one version holds at a time (an alias); Archived holds any number.
 EXCLUSIVE = {"Staging", "Production"}
 # What happens to the version that held a stage when another one takes it.
@@ -34,6 +36,11 @@ def candidate_of(versions: Sequence[Obj], version: int) -> Obj | None:
     """The registration that owns (model, version): the oldest (duplicates are not Ready)."""
     same = [v for v in versions if v["spec"]["version"] == version]
     return min(same, key=_created) if same else None
+
+
+def is_verified(model_version: Obj) -> bool:
+    found = conditions.find((model_version.get("status") or {}).get("conditions"), "ArtifactVerified")
+    return bool(found) and found.get("status") == "True"
 
 
 def holder_of(versions: Sequence[Obj], stage: str) -> Obj | None:
@@ -94,7 +101,7 @@ def gates(promotion: Obj, versions: Sequence[Obj], policy: Policy, seals: Approv
     holder = holder_of(versions, target)
     if candidate is None:
         message = f"ModelVersion {spec['modelName']} v{wanted} is not registered in this namespace"
-        return Gates(False, "VersionNotFound", message, approvals, None, None, holder)
+        return Gates(False, "WaitingForVersion", message, approvals, None, None, holder)
     verified = conditions.find((candidate.get("status") or {}).get("conditions"), "ArtifactVerified")
     criteria = [*policy.default_criteria.get(target, ()), *(spec.get("criteria") or ())]
     current_label = f"v{holder['spec']['version']} in {target}" if holder else "no current version"

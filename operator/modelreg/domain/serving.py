@@ -11,29 +11,47 @@ STAGE_LABEL = "modelreg.io/stage"  # on ModelVersions
 STAGE_ANNOTATION = "modelreg.io/stage"
 CONTAINER_ANNOTATION = "modelreg.io/container"
 VERSION_ANNOTATION = "modelreg.io/version"
-MODEL_ENV = ("MODEL_NAME", "MODEL_VERSION", "MODEL_URI", "MODEL_SHA256")
+MODEL_ENV = ("MODEL_NAME", "MODEL_VERSION", "MODEL_URI", "MODEL_SHA256", "MODEL_VERSION_ID")
+
+
+def escape_env(value: str) -> str:
+    """Kubernetes expands `$(VAR)` in env values at container start; `$$` is a literal `$`."""
+    return value.replace("$", "$$")
 
 
 @dataclass(frozen=True)
 class Served:
-    """What a Deployment serves: one registered version."""
+    """What a Deployment serves: one registered version, as it was proven."""
 
     model: str
     version: int
     uri: str
     sha256: str
+    version_id: str = ""  # the S3 VersionId that was verified (versioned buckets)
 
     @classmethod
     def of(cls, model_version: Mapping[str, Any]) -> Served:
         spec = model_version["spec"]
-        return cls(spec["modelName"], spec["version"], spec["artifact"]["uri"], spec["artifact"]["sha256"])
+        proven = (model_version.get("status") or {}).get("artifact") or {}
+        return cls(
+            spec["modelName"],
+            spec["version"],
+            spec["artifact"]["uri"],
+            spec["artifact"]["sha256"],
+            proven.get("versionId") or "",
+        )
 
     def env(self) -> dict[str, str]:
-        return dict(zip(MODEL_ENV, (self.model, str(self.version), self.uri, self.sha256), strict=True))
+        values = (self.model, str(self.version), escape_env(self.uri), self.sha256, escape_env(self.version_id))
+        return {k: v for k, v in zip(MODEL_ENV, values, strict=True) if v or k != "MODEL_VERSION_ID"}
 
 
 def stage_of(deployment: Mapping[str, Any]) -> str:
     return (deployment["metadata"].get("annotations") or {}).get(STAGE_ANNOTATION, "Production")
+
+
+class MisconfiguredDeployment(ValueError):
+    """The Deployment's modelreg annotations cannot be served (e.g. a container that does not exist)."""
 
 
 def _container_index(deployment: Mapping[str, Any]) -> int:
@@ -44,7 +62,7 @@ def _container_index(deployment: Mapping[str, Any]) -> int:
     for index, container in enumerate(containers):
         if container["name"] == wanted:
             return index
-    raise ValueError(
+    raise MisconfiguredDeployment(
         f"Deployment {deployment['metadata']['name']} has no container {wanted!r} (annotation {CONTAINER_ANNOTATION})"
     )
 
@@ -102,6 +120,7 @@ class RolloutState:
     available: bool
     failed: bool
     message: str
+    misconfigured: bool = False
 
     def to_status(self) -> dict[str, Any]:
         return {"name": self.name, "updated": self.updated, "available": self.available}

@@ -38,6 +38,7 @@ async def reconcile(
 ) -> None:
     changes, transitions = await memo.model_versions.reconcile(
         body=body,
+        namespace=namespace,
         name=name,
         spec=spec,
         status=status,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+import functools
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from modelreg.domain import model_versions as domain
 from modelreg.domain.artifacts import (
@@ -13,9 +16,12 @@ from modelreg.domain.artifacts import (
     Reason,
     Snapshot,
     Verdict,
+    forbidden,
+    judge_bounds,
     judge_digest,
     judge_size,
     parse_uri,
+    within,
 )
 from modelreg.domain.merge import merge_patch
 from modelreg.domain.trust import VERIFICATION, StatusSeals, forged_keys
@@ -31,18 +37,53 @@ TAMPERED = domain.Transition(
 )
 
 
+T = TypeVar("T")
+# namespace -> the ObjectStore with that namespace's credentials (the operator's by default)
+StoreFor = Callable[[str], Awaitable[ObjectStore]]
+
+
 class ModelVersionReconciler:
-    def __init__(self, store: ObjectStore, policy: domain.RetryPolicy, max_concurrent: int, seals: StatusSeals) -> None:
-        self.store = store
+    def __init__(
+        self,
+        store_for: StoreFor,
+        policy: domain.RetryPolicy,
+        max_concurrent: int,
+        seals: StatusSeals,
+        *,
+        allowed_prefixes: Mapping[str, list[str]] | None = None,
+        max_artifact_bytes: int = 2 * 1024**4,
+        timeout_seconds: float = 3600.0,
+        workers: int = 8,
+    ) -> None:
+        self.store_for = store_for
         self.policy = policy
         self.seals = seals
+        self.allowed_prefixes = dict(allowed_prefixes or {})
+        self.max_artifact_bytes = max_artifact_bytes
+        self.timeout_seconds = timeout_seconds
         # Bounds the streamed downloads (memory and bandwidth); HEADs and listings are not gated.
         self._downloads = asyncio.Semaphore(max_concurrent)
+        # Storage calls block a thread each: they get threads of their own, so a slow or dead
+        # store never queues the Kubernetes calls (promotions, rollbacks) behind them; re-checks
+        # made for a promotion get their own, so a verification backlog never delays one.
+        self._verify_pool = ThreadPoolExecutor(workers, thread_name_prefix="storage-verify")
+        self._recheck_pool = ThreadPoolExecutor(2, thread_name_prefix="storage-recheck")
+        self._due_now: set[tuple[str, str]] = set()
+
+    async def _run(self, pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(fn, *args))
+
+    def prefixes_for(self, namespace: str) -> list[str] | None:
+        """The prefixes `namespace` may use, or None in single-team mode (no list configured)."""
+        if not self.allowed_prefixes:
+            return None
+        return self.allowed_prefixes.get(namespace, self.allowed_prefixes.get("*", []))
 
     async def reconcile(
         self,
         *,
         body: Mapping[str, Any],
+        namespace: str,
         name: str,
         spec: Mapping[str, Any],
         status: Mapping[str, Any],
@@ -67,8 +108,8 @@ class ModelVersionReconciler:
             parent_version=mv.lineage.parent_version if mv.lineage else None,
             parent_missing=domain.missing_parent(mv.lineage.parent_version if mv.lineage else None, others),
         )
-        checked = domain.check_due(status, generation, now, self.policy)
-        verdict, snapshot = await self.check(mv.artifact, status, generation) if checked else (None, None)
+        checked = domain.check_due(status, generation, now, self.policy) or self._due_now_for(namespace, name)
+        verdict, snapshot = await self.check(namespace, mv.artifact, status, generation) if checked else (None, None)
         desired, transitions = domain.status_after_check(
             status,
             generation=generation,
@@ -87,22 +128,64 @@ class ModelVersionReconciler:
             changes["seals"] = {VERIFICATION: seal}
         return changes, transitions
 
+    def _due_now_for(self, namespace: str, name: str) -> bool:
+        if (namespace, name) in self._due_now:
+            self._due_now.discard((namespace, name))
+            return True
+        return False
+
     async def check(
-        self, artifact: ArtifactSpec, status: Mapping[str, Any], generation: int | None
+        self, namespace: str, artifact: ArtifactSpec, status: Mapping[str, Any], generation: int | None
     ) -> tuple[Verdict | None, Snapshot | None]:
         """(None, snapshot) when storage shows the very object last judged: nothing is re-read."""
         try:
             location = parse_uri(artifact.uri)
         except InvalidURIError as exc:
             return Verdict(Reason.INVALID_URI, str(exc)), None
+        prefixes = self.prefixes_for(namespace)
+        if prefixes is not None and not within(location, prefixes):
+            return forbidden(location, namespace, prefixes), None  # zero storage requests
         try:
-            snapshot = await asyncio.to_thread(self.store.snapshot, location)
+            store = await self.store_for(namespace)
+            snapshot = await self._run(self._verify_pool, store.snapshot, location)
             if domain.unchanged_since_last_check(status, generation, snapshot):
                 return None, snapshot
-            if size_verdict := judge_size(artifact.size_bytes, snapshot, location):
-                return size_verdict, snapshot
+            if verdict := judge_size(artifact.size_bytes, snapshot, location) or judge_bounds(
+                snapshot, self.max_artifact_bytes, location
+            ):
+                return verdict, snapshot
             async with self._downloads:
-                found, method, _ = await asyncio.to_thread(self.store.digest, location, snapshot)
+                deadline = time.monotonic() + self.timeout_seconds
+                found, method, _ = await self._run(self._verify_pool, store.digest, location, snapshot, deadline)
         except StorageFailure as failure:
             return Verdict(failure.reason, failure.message), None
         return judge_digest(artifact.sha256, found, method, snapshot, location, status.get("artifact")), snapshot
+
+    async def still_proven(self, namespace: str, model_version: Mapping[str, Any]) -> str | None:
+        """Right before a version moves or serves: does storage still hold what was proven?
+        None if so (HEAD or listing only; no byte is read), else why not. A changed artifact is
+        also checked in full on the version's next tick."""
+        name = model_version["metadata"]["name"]
+        proven = (model_version.get("status") or {}).get("artifact") or {}
+        try:
+            location = parse_uri(model_version["spec"]["artifact"]["uri"])
+        except InvalidURIError as exc:
+            return str(exc)
+        prefixes = self.prefixes_for(namespace)
+        if prefixes is not None and not within(location, prefixes):
+            return forbidden(location, namespace, prefixes).message
+        try:
+            store = await self.store_for(namespace)
+            snapshot = await self._run(self._recheck_pool, store.snapshot, location)
+        except StorageFailure as failure:
+            return f"ModelVersion {name} could not be re-checked: {failure.message}"
+        expected = {
+            "etag": proven.get("etag"),
+            "versionId": proven.get("versionId"),
+            "sizeBytes": proven.get("sizeBytes"),
+        }
+        if snapshot.identity() == expected:
+            return None
+        self._due_now.add((namespace, name))
+        changed = ", ".join(f"{k} {expected[k]} -> {v}" for k, v in snapshot.identity().items() if expected[k] != v)
+        return f"ModelVersion {name}: {location} changed after it was verified ({changed})"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,10 +18,12 @@ from typing import Any
 from modelreg.domain import promotions as domain
 from modelreg.domain.approvals import ApprovalSeals
 from modelreg.domain.merge import merge_patch
-from modelreg.domain.policy import effective_policy
+from modelreg.domain.policy import PolicyError, effective_policy
 from modelreg.domain.serving import (
     MODEL_LABEL,
     STAGE_LABEL,
+    MisconfiguredDeployment,
+    RolloutState,
     Served,
     rollout_patch,
     rollout_state,
@@ -32,6 +34,8 @@ from modelreg.domain.trust import RECORD, STAGE, StatusSeals, forged_keys
 from modelreg.storage.kube import Conflict, KubeStore
 
 TAMPERED = "StatusTampered"
+# (namespace, ModelVersion) -> None while storage still holds the proven bytes, else why not
+Prover = Callable[[str, Mapping[str, Any]], Awaitable[str | None]]
 
 
 def _now() -> str:
@@ -55,7 +59,9 @@ class PromotionReconciler:
         policy_config_map: str,
         seals: ApprovalSeals,
         status_seals: StatusSeals,
+        still_proven: Prover,
     ) -> None:
+        self.still_proven = still_proven
         self.kube = kube
         self.required, self.criteria = required, criteria
         self.policy_config_map = policy_config_map
@@ -110,10 +116,20 @@ class PromotionReconciler:
         if domain.reason_of(promotion) == domain.ROLLING_OUT:
             await self._continue(namespace, promotion, versions, outcome)
             return outcome
-        policy = effective_policy(
-            self.required, self.criteria, await self.kube.policy_override(namespace, self.policy_config_map)
-        )
         now = _now()
+        try:
+            policy = effective_policy(
+                self.required, self.criteria, await self.kube.policy_override(namespace, self.policy_config_map)
+            )
+        except PolicyError as exc:  # heals when the ConfigMap is fixed; decides nothing meanwhile
+            message = f"namespace policy ConfigMap {namespace}/{self.policy_config_map}: {exc}"
+            status = {
+                "conditions": domain.condition_set(
+                    promotion.get("status") or {}, now, None, Succeeded=(False, "InvalidPolicy", message)
+                )
+            }
+            await self._write_status(namespace, promotion, status, outcome)
+            return outcome
         evaluated = {
             p["metadata"]["name"]: domain.gates(p, versions, policy, self.seals)
             for p in promotions
@@ -248,14 +264,36 @@ class PromotionReconciler:
         name, target = promotion["metadata"]["name"], promotion["spec"]["targetStage"]
         moves = [domain.Move.from_status(m) for m in status.get("moves") or []]
         approved_by = [a["user"] for a in status.get("approvals") or []]
-        await self._apply_moves(namespace, name, moves, versions, approved_by, outcome)
         serving = domain.candidate_of(versions, promotion["spec"]["version"])
-        states = await self._roll(namespace, promotion["spec"]["modelName"], target, Served.of(serving), outcome)
         now = _now()
-        new_status: dict[str, Any] = {"rollout": {"deployments": [s.to_status() for s in states]}}
+        new_status: dict[str, Any] = {}
+        # Right before stages move or any Deployment is patched: storage still holds what was proven.
+        if serving is None:
+            message = f"ModelVersion {promotion['spec']['modelName']} v{promotion['spec']['version']} was deleted"
+            await self._roll_back(
+                namespace, promotion, moves, versions, "VersionNotFound", message, new_status, now, outcome
+            )
+            await self._write_status(namespace, promotion, new_status, outcome)
+            return
+        if problem := await self.still_proven(namespace, serving):
+            if "changed after it was verified" in problem:
+                await self._roll_back(
+                    namespace, promotion, moves, versions, "ArtifactChanged", problem, new_status, now, outcome
+                )
+            else:  # storage unreachable: nothing moves now; the next tick tries again
+                new_status["conditions"] = domain.condition_set(
+                    status, now, None, RolledOut=(False, domain.ROLLING_OUT, problem)
+                )
+            await self._write_status(namespace, promotion, new_status, outcome)
+            return
+        await self._apply_moves(namespace, name, moves, versions, approved_by, outcome)
+        states = await self._roll(namespace, promotion["spec"]["modelName"], target, Served.of(serving), outcome)
+        new_status["rollout"] = {"deployments": [s.to_status() for s in states]}
         failed = [s for s in states if s.failed]
         if failed:
-            await self._roll_back(namespace, promotion, moves, versions, failed, new_status, now, outcome)
+            reason = "RolloutFailed" if any(s.misconfigured for s in failed) else "RolledBack"
+            message = "; ".join(s.message for s in failed)
+            await self._roll_back(namespace, promotion, moves, versions, reason, message, new_status, now, outcome)
         elif all(s.available for s in states):
             new_status.update(
                 completionTime=now,
@@ -342,7 +380,11 @@ class PromotionReconciler:
         deployments = await self.kube.list_deployments(namespace, f"{MODEL_LABEL}={model}")
         states = []
         for deployment in (d for d in deployments if stage_of(d) == stage):
-            ops = rollout_patch(deployment, served)
+            try:
+                ops = rollout_patch(deployment, served)
+            except MisconfiguredDeployment as exc:  # named in the promotion's condition; nothing patched
+                states.append(RolloutState(deployment["metadata"]["name"], False, False, True, str(exc), True))
+                continue
             if ops is not None:
                 with contextlib.suppress(Conflict):  # edited meanwhile: the next tick re-reads and retries
                     await self.kube.json_patch_deployment(namespace, deployment["metadata"]["name"], ops)
@@ -362,21 +404,35 @@ class PromotionReconciler:
         promotion: Mapping[str, Any],
         moves: list[domain.Move],
         versions: list[dict[str, Any]],
-        failed: list,
+        reason: str,
+        message: str,
         new_status: dict[str, Any],
         now: str,
         outcome: Outcome,
     ) -> None:
+        """End the promotion with `reason`: undo the moves it made, serve the previous version
+        again if storage still holds it as proven."""
         name, target = promotion["metadata"]["name"], promotion["spec"]["targetStage"]
-        reasons = "; ".join(s.message for s in failed)
-        await self._apply_moves(namespace, name, domain.rollback_moves(moves), versions, [], outcome)
+        by_name = {v["metadata"]["name"]: v for v in versions}
+        made = [
+            m
+            for m in moves
+            if m.version_name in by_name
+            and domain.history_has((by_name[m.version_name].get("status") or {}).get("stageHistory") or [], m, name)
+        ]
+        await self._apply_moves(namespace, name, domain.rollback_moves(made), versions, [], outcome)
         previous = promotion["status"].get("previousVersion")
         restored = domain.candidate_of(versions, previous) if previous else None
-        if restored is not None:
+        problem = await self.still_proven(namespace, restored) if restored is not None else "it is not registered"
+        if restored is not None and problem is None:
             await self._roll(namespace, promotion["spec"]["modelName"], target, Served.of(restored), outcome)
-            reason, message = "RolledBack", f"{reasons}; restored v{previous}"
+            message += f"; restored v{previous}"
+        elif previous:
+            reason = "RolloutFailed" if reason == "RolledBack" else reason
+            message += f"; v{previous} not restored: {problem}"
         else:
-            reason, message = "RolloutFailed", f"{reasons}; no previous version to restore"
+            reason = "RolloutFailed" if reason == "RolledBack" else reason
+            message += "; no previous version to restore"
         new_status.update(
             completionTime=now,
             conditions=domain.condition_set(
@@ -403,8 +459,19 @@ class PromotionReconciler:
             if holder is None:
                 return outcome  # nothing holds the stage: leave the Deployment as it is
             served = Served.of(holder)
-            ops = rollout_patch(deployment, served)
+            try:
+                ops = rollout_patch(deployment, served)
+            except MisconfiguredDeployment as exc:
+                outcome.events.append((deployment, "Warning", "ModelNotConverged", str(exc)))
+                return outcome
             if ops is None:
+                return outcome
+            problem = (
+                None if domain.is_verified(holder) else f"ModelVersion {holder['metadata']['name']} is not verified"
+            )
+            if problem := problem or await self.still_proven(namespace, holder):
+                message = f"not rolling {model} v{served.version} onto it: {problem}"
+                outcome.events.append((deployment, "Warning", "ModelNotConverged", message))
                 return outcome
             await self.kube.json_patch_deployment(namespace, name, ops)
             was = served_version(deployment)

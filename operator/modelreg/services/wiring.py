@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 
 from modelreg.config import Settings
 from modelreg.domain.approvals import ApprovalSeals
+from modelreg.domain.artifacts import Reason
 from modelreg.domain.seals import Sealer
 from modelreg.domain.trust import StatusSeals
 from modelreg.services.admission import AdmissionReviewer
-from modelreg.services.model_versions import ModelVersionReconciler
+from modelreg.services.model_versions import ModelVersionReconciler, StoreFor
 from modelreg.services.promotions import PromotionReconciler
 from modelreg.storage import kube, s3
+from modelreg.storage.s3 import StorageFailure
+
+logger = logging.getLogger(__name__)
+CREDENTIALS_TTL = 300.0
 
 
 @dataclass
@@ -22,18 +29,67 @@ class Services:
     status_seals: StatusSeals
 
 
+def object_stores(settings: Settings, store: kube.KubeStore) -> StoreFor:
+    """The operator's own ObjectStore, or one with a namespace's credentials from the Secret that
+    operator config names for it (re-read every 5 minutes, so rotated keys are picked up)."""
+    verification, storage = settings.verification, settings.storage
+
+    def make(**credentials: str) -> s3.ObjectStore:
+        client = s3.make_client(**credentials)
+        return s3.ObjectStore(
+            client, verification.chunk_size_bytes, verification.queue_depth, verification.max_directory_objects
+        )
+
+    default = make()
+    cache: dict[str, tuple[float, s3.ObjectStore]] = {}
+
+    async def store_for(namespace: str) -> s3.ObjectStore:
+        secret = storage.credentials.get(namespace)
+        if secret is None:
+            return default
+        hit = cache.get(namespace)
+        if hit is not None and time.monotonic() - hit[0] < CREDENTIALS_TTL:
+            return hit[1]
+        data = await store.secret_data(storage.operator_namespace, secret)
+        if not data or "AWS_ACCESS_KEY_ID" not in data or "AWS_SECRET_ACCESS_KEY" not in data:
+            raise StorageFailure(
+                Reason.ACCESS_DENIED,
+                f"the storage credentials for namespace {namespace} (Secret {storage.operator_namespace}/{secret}) "
+                "are missing or lack AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY",
+            )
+        keys = {"aws_access_key_id": data["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": data["AWS_SECRET_ACCESS_KEY"]}
+        if data.get("AWS_SESSION_TOKEN"):
+            keys["aws_session_token"] = data["AWS_SESSION_TOKEN"]
+        cache[namespace] = (time.monotonic(), make(**keys))
+        return cache[namespace][1]
+
+    return store_for
+
+
 async def build(settings: Settings, seal_key: bytes) -> Services:
     sealer = Sealer(seal_key)
     approvals = ApprovalSeals(sealer, settings.approvals.gitops_identity, settings.approvals.gitops_stages)
     status_seals = StatusSeals(sealer)
     store = kube.KubeStore(kube.make_api_client())
     verification = settings.verification
-    objects = s3.ObjectStore(s3.make_client(), verification.chunk_size_bytes, verification.queue_depth)
+    if not settings.storage.allowed_prefixes:
+        logger.warning(
+            "storage.allowedPrefixes is empty: single-team mode, every namespace may use every bucket "
+            "the operator's storage credentials reach"
+        )
+    model_versions = ModelVersionReconciler(
+        object_stores(settings, store),
+        verification.retry_policy(),
+        verification.max_concurrent,
+        status_seals,
+        allowed_prefixes=settings.storage.allowed_prefixes,
+        max_artifact_bytes=verification.max_artifact_bytes,
+        timeout_seconds=verification.timeout_seconds,
+        workers=verification.storage_workers,
+    )
     policy = settings.policy
     return Services(
-        model_versions=ModelVersionReconciler(
-            objects, verification.retry_policy(), verification.max_concurrent, status_seals
-        ),
+        model_versions=model_versions,
         promotions=PromotionReconciler(
             store,
             policy.required_approvals,
@@ -41,6 +97,7 @@ async def build(settings: Settings, seal_key: bytes) -> Services:
             policy.namespace_config_map,
             approvals,
             status_seals,
+            model_versions.still_proven,
         ),
         admission=AdmissionReviewer(store, approvals, status_seals, operator_user=await store.whoami()),
         status_seals=status_seals,

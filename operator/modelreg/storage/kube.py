@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -11,6 +12,7 @@ import kubernetes
 import yaml
 
 from modelreg import GROUP, VERSION
+from modelreg.domain.policy import PolicyError
 
 
 class Conflict(Exception):
@@ -108,6 +110,16 @@ class KubeStore:
             self.apps.patch_namespaced_deployment, name, namespace, ops, _content_type="application/json-patch+json"
         )
 
+    async def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret's values, decoded; None if there is no such Secret."""
+        try:
+            secret = await self._call(self.core.read_namespaced_secret, name, namespace)
+        except kubernetes.client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+
     async def policy_override(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             config_map = await self._call(self.core.read_namespaced_config_map, name, namespace)
@@ -116,4 +128,7 @@ class KubeStore:
                 return None
             raise
         text = (config_map.data or {}).get("policy.yaml")
-        return yaml.safe_load(text) if text else None
+        try:
+            return yaml.safe_load(text) if text else None
+        except yaml.YAMLError as exc:
+            raise PolicyError(f"key policy.yaml is not valid YAML: {exc}") from exc

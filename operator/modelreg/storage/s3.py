@@ -9,8 +9,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import math
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,6 +28,7 @@ from modelreg.domain.artifacts import (
     directory_digest,
     directory_snapshot,
 )
+from modelreg.domain.redaction import redact
 
 _NOT_FOUND = {"404", "NoSuchKey", "NoSuchBucket", "NotFound"}
 _DENIED = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"}
@@ -53,6 +56,14 @@ def make_client(**overrides: Any) -> Any:
 
 
 def _failure(exc: Exception, location: Location | str, action: str) -> StorageFailure:
+    failure = _classify(exc, location, action)
+    # botocore puts the endpoint URL (credentials and all, when someone wrote them there) in its messages
+    return StorageFailure(failure.reason, redact(failure.message))
+
+
+def _classify(exc: Exception, location: Location | str, action: str) -> StorageFailure:
+    if isinstance(exc, StorageFailure):
+        return exc
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
         status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
@@ -78,10 +89,11 @@ def _full_object_sha256(head: dict[str, Any]) -> str | None:
 
 
 class ObjectStore:
-    def __init__(self, client: Any, chunk_size: int = 1 << 20, queue_depth: int = 4) -> None:
+    def __init__(self, client: Any, chunk_size: int = 1 << 20, queue_depth: int = 4, max_objects: int = 10_000) -> None:
         self.client = client
         self.chunk_size = chunk_size
         self.queue_depth = queue_depth
+        self.max_objects = max_objects
 
     def _call(self, location: Location | str, action: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
         try:
@@ -111,14 +123,16 @@ class ObjectStore:
         if not location.is_directory:
             obj = self.head(location)
             return Snapshot(size=obj.size, etag=obj.etag, version_id=obj.version_id, members=(obj,))
-        members = [
-            StoredObject(
-                key=item["Key"][len(location.key) :],
-                size=item["Size"],
-                etag=item["ETag"].strip('"'),
+        members = []
+        for item in self._list(location):
+            if len(members) == self.max_objects:  # stop listing: memory stays bounded
+                raise StorageFailure(
+                    Reason.TOO_LARGE,
+                    f"{location} holds more than {self.max_objects} objects (verification.maxDirectoryObjects)",
+                )
+            members.append(
+                StoredObject(key=item["Key"][len(location.key) :], size=item["Size"], etag=item["ETag"].strip('"'))
             )
-            for item in self._list(location)
-        ]
         if not members:
             raise StorageFailure(Reason.NOT_FOUND, f"{location} holds no objects")
         return directory_snapshot(members)
@@ -131,33 +145,37 @@ class ObjectStore:
         except (ClientError, BotoCoreError) as exc:
             raise _failure(exc, location, "ListObjectsV2") from exc
 
-    def digest(self, location: Location, snapshot: Snapshot) -> tuple[str, str, int]:
+    def digest(self, location: Location, snapshot: Snapshot, deadline: float = math.inf) -> tuple[str, str, int]:
         """(sha256 hex, method, body bytes read) of an artifact whose snapshot was just taken.
 
         Storage's own full-object checksum is used when present (no body byte read);
-        a directory's digest is "S3Checksum" only if every member had one.
+        a directory's digest is "S3Checksum" only if every member had one. Past `deadline`
+        (time.monotonic) it stops with Timeout.
         """
         if not location.is_directory:
-            return self._member_digest(location, snapshot.members[0], headed=True)
+            return self._member_digest(location, snapshot.members[0], headed=True, deadline=deadline)
         entries, methods, read = [], set(), 0
         for member in snapshot.members:
             member_location = Location(location.bucket, location.key + member.key)
-            digest, method, member_read = self._member_digest(member_location, member, headed=False)
+            _check_deadline(deadline, location)
+            digest, method, member_read = self._member_digest(member_location, member, headed=False, deadline=deadline)
             entries.append((member.key, digest))
             methods.add(method)
             read += member_read
         method = "S3Checksum" if methods == {"S3Checksum"} else "Stream"
         return directory_digest(entries), method, read
 
-    def _member_digest(self, location: Location, obj: StoredObject, headed: bool) -> tuple[str, str, int]:
+    def _member_digest(
+        self, location: Location, obj: StoredObject, headed: bool, deadline: float = math.inf
+    ) -> tuple[str, str, int]:
         # Listings carry no checksum values: a directory member needs its own HEAD.
         checksum = obj.sha256 if headed else self.head(location).sha256
         if checksum:
             return checksum, "S3Checksum", 0
-        digest, read = self.stream_sha256(location, obj.etag)
+        digest, read = self.stream_sha256(location, obj.etag, deadline)
         return digest, "Stream", read
 
-    def stream_sha256(self, location: Location, etag: str | None = None) -> tuple[str, int]:
+    def stream_sha256(self, location: Location, etag: str | None = None, deadline: float = math.inf) -> tuple[str, int]:
         """Hash the object's bytes in bounded memory, downloading and hashing in parallel.
 
         A reader thread fills a small queue while this thread hashes (hashlib and socket
@@ -188,12 +206,18 @@ class ObjectStore:
                     raise _failure(item, location, "GetObject") from item
                 digest.update(item)
                 total += len(item)
+                _check_deadline(deadline, location)
         finally:
             body.close()
             while reader.is_alive():  # unblock a reader stuck on a full queue
                 with contextlib.suppress(queue.Empty):
                     chunks.get(timeout=0.1)
         return digest.hexdigest(), total
+
+
+def _check_deadline(deadline: float, location: Location) -> None:
+    if time.monotonic() > deadline:
+        raise StorageFailure(Reason.TIMEOUT, f"verifying {location} took longer than verification.timeoutSeconds")
 
 
 def upload(client: Any, path: str, location: Location, progress: Callable[[int], None] | None = None) -> None:
@@ -214,4 +238,4 @@ def upload(client: Any, path: str, location: Location, progress: Callable[[int],
     except (ClientError, BotoCoreError) as exc:
         raise _failure(exc, location, "PutObject") from exc
     except Exception as exc:  # s3transfer wraps client errors in its own exceptions
-        raise StorageFailure(Reason.STORAGE_UNAVAILABLE, f"upload to {location} failed: {exc}") from exc
+        raise StorageFailure(Reason.STORAGE_UNAVAILABLE, redact(f"upload to {location} failed: {exc}")) from exc
