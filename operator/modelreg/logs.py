@@ -6,6 +6,8 @@ import json
 import logging
 from datetime import UTC, datetime
 
+from modelreg.domain.redaction import redact
+
 # Fields kopf and we attach through `extra=`; anything else in a record stays out.
 _EXTRAS = ("audit", "k8s_ref")
 
@@ -16,7 +18,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),  # a library's message may carry an endpoint URL
         }
         entry.update({key: getattr(record, key) for key in _EXTRAS if hasattr(record, key)})
         if record.exc_info:

@@ -1,0 +1,190 @@
+"""Serve exactly what was proven, storage scoped per namespace, bounded work and no wedges:
+each tried as a user or attacker would, against the real operator, the emulator and moto."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import pytest
+
+from modelreg.config import Settings
+from tests.integration.conftest import NAMESPACE, condition, wait_for
+from tests.integration.promotion_helpers import deployment, env_of, promote, register, stage, succeeded
+
+FAST = {"verification": {"tick_seconds": 0.3, "recheck_seconds": 60}, "promotions": {"tick_seconds": 0.3}}
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(**FAST)
+
+
+def served_env(apps, name="scorer", container="sidecar"):
+    dep = apps.api_client.sanitize_for_serialization(apps.read_namespaced_deployment(name, NAMESPACE))
+    return env_of(dep, container)
+
+
+def verification(kube, name):
+    return condition(kube.get("modelversions", name), "ArtifactVerified") or {}
+
+
+def test_an_artifact_overwritten_after_verification_is_never_served(operator, apps, kube, s3, bucket):
+    apps.create_namespaced_deployment(NAMESPACE, deployment("scorer", stage="Staging"))
+    register(kube, s3, bucket, 1)
+    s3.put_object(Bucket=bucket, Key="fraud/1.onnx", Body=b"poisoned weights", ChecksumAlgorithm="SHA256")
+    promote(kube, "s", 1, target="Staging")
+    ended = succeeded(kube, "s", "ArtifactChanged")
+    assert "changed after it was verified" in condition(ended, "Succeeded")["message"]
+    assert "MODEL_VERSION" not in served_env(apps) or served_env(apps)["MODEL_VERSION"] == "stale"
+    assert stage(kube, "fraud-v1") is None
+    wait_for(
+        lambda: verification(kube, "fraud-v1").get("reason") == "ArtifactChanged", timeout=5, what="ArtifactChanged"
+    )
+
+
+def test_the_same_bytes_written_again_still_serve(operator, apps, kube, s3, bucket):
+    apps.create_namespaced_deployment(NAMESPACE, deployment("scorer", stage="Staging"))
+    register(kube, s3, bucket, 1)
+    s3.put_object(Bucket=bucket, Key="fraud/1.onnx", Body=b"fraud weights v1", ChecksumAlgorithm="SHA256")
+    promote(kube, "s", 1, target="Staging")
+    wait_for(lambda: served_env(apps).get("MODEL_VERSION") == "1", what="rolled")
+    assert stage(kube, "fraud-v1") == "Staging"
+
+
+def test_a_key_with_an_env_reference_is_served_escaped_and_a_versioned_object_pinned(
+    operator, apps, kube, s3, bucket, deployment_controller
+):
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    apps.create_namespaced_deployment(NAMESPACE, deployment("scorer", stage="Staging"))
+    body = b"weights"
+    put = s3.put_object(Bucket=bucket, Key="exfil/$(DB_PASSWORD)", Body=body, ChecksumAlgorithm="SHA256")
+    kube.create(
+        "modelversions",
+        {
+            "apiVersion": "modelreg.io/v1alpha1",
+            "kind": "ModelVersion",
+            "metadata": {"name": "fraud-v1"},
+            "spec": {
+                "modelName": "fraud",
+                "version": 1,
+                "artifact": {"uri": f"s3://{bucket}/exfil/$(DB_PASSWORD)", "sha256": hashlib.sha256(body).hexdigest()},
+            },
+        },
+    )
+    wait_for(lambda: verification(kube, "fraud-v1").get("status") == "True", what="verified")
+    promote(kube, "s", 1, target="Staging")
+    env = wait_for(lambda: (e := served_env(apps)).get("MODEL_VERSION") == "1" and e, what="rolled")
+    assert env["MODEL_URI"] == f"s3://{bucket}/exfil/$$(DB_PASSWORD)"
+    assert env["MODEL_VERSION_ID"] == put["VersionId"]
+    succeeded(kube, "s", "Promoted")
+    # a new version of the object under the same key: VersionId differs, nothing more serves it
+    s3.put_object(Bucket=bucket, Key="exfil/$(DB_PASSWORD)", Body=b"other weights", ChecksumAlgorithm="SHA256")
+    apps.create_namespaced_deployment(NAMESPACE, deployment("late", stage="Staging"))
+    wait_for(
+        lambda: any(e.reason == "ModelNotConverged" for e in kube.events_for("late")), what="late Deployment refused"
+    )
+    assert "MODEL_VERSION_ID" not in served_env(apps, "late")
+
+
+def test_another_teams_bucket_is_forbidden_without_a_single_storage_request(start_operator, kube, s3, bucket, caplog):
+    start_operator(Settings(**FAST, storage={"allowed_prefixes": {NAMESPACE: [f"s3://{bucket}/ml/"]}}))
+    s3.create_bucket(Bucket="team-b-private")
+    secret = b"hunter2"
+    s3.put_object(Bucket="team-b-private", Key="creds/db-password.txt", Body=secret)
+    caplog.set_level(logging.INFO, logger="werkzeug")  # moto's request log
+    caplog.clear()  # from here on: the operator's requests only
+    kube.create(
+        "modelversions",
+        {
+            "apiVersion": "modelreg.io/v1alpha1",
+            "kind": "ModelVersion",
+            "metadata": {"name": "probe-v1"},
+            "spec": {
+                "modelName": "probe",
+                "version": 1,
+                "artifact": {"uri": "s3://team-b-private/creds/db-password.txt", "sha256": "0" * 64},
+            },
+        },
+    )
+    found = wait_for(
+        lambda: verification(kube, "probe-v1").get("reason") == "Forbidden" and verification(kube, "probe-v1"),
+        what="Forbidden",
+    )
+    assert "outside the storage prefixes namespace ml may use" in found["message"]
+    probe = kube.get("modelversions", "probe-v1")
+    leaks = [hashlib.sha256(secret).hexdigest(), hashlib.md5(secret).hexdigest(), str(len(secret))]
+    texts = [found["message"], str(probe["status"]), *(e.message for e in kube.events_for("probe-v1")), caplog.text]
+    assert not any(leak in text for leak in leaks[:2] for text in texts)
+    assert "sizeBytes" not in str(probe["status"].get("lastCheck") or {})
+    assert "team-b-private" not in "".join(r.getMessage() for r in caplog.records if r.name == "werkzeug")
+
+
+def test_a_prefix_with_too_many_objects_ends_too_large(start_operator, kube, s3, bucket):
+    start_operator(Settings(verification={"tick_seconds": 0.3, "max_directory_objects": 5}))
+    for i in range(8):
+        s3.put_object(Bucket=bucket, Key=f"big/part-{i}", Body=b"x")
+    kube.create(
+        "modelversions",
+        {
+            "apiVersion": "modelreg.io/v1alpha1",
+            "kind": "ModelVersion",
+            "metadata": {"name": "big-v1"},
+            "spec": {"modelName": "big", "version": 1, "artifact": {"uri": f"s3://{bucket}/big/", "sha256": "0" * 64}},
+        },
+    )
+    found = wait_for(
+        lambda: verification(kube, "big-v1").get("reason") == "TooLarge" and verification(kube, "big-v1"),
+        what="TooLarge",
+    )
+    assert "more than 5 objects (verification.maxDirectoryObjects)" in found["message"]
+
+
+def test_a_deployment_naming_a_missing_container_fails_the_promotion_and_blocks_nothing(
+    operator, apps, kube, s3, bucket
+):
+    apps.create_namespaced_deployment(NAMESPACE, deployment("broken", stage="Staging", container="nope"))
+    register(kube, s3, bucket, 1)
+    promote(kube, "s1", 1, target="Staging")
+    failed = succeeded(kube, "s1", "RolloutFailed")
+    assert "Deployment broken has no container 'nope'" in condition(failed, "Succeeded")["message"]
+    assert stage(kube, "fraud-v1") in (None, "")  # what moved was undone
+    apps.delete_namespaced_deployment("broken", NAMESPACE)
+    promote(kube, "s2", 1, target="Staging")
+    succeeded(kube, "s2", "Promoted")
+    assert stage(kube, "fraud-v1") == "Staging"
+
+
+def test_a_version_deleted_mid_rollout_ends_version_not_found(operator, apps, kube, s3, bucket):
+    apps.create_namespaced_deployment(NAMESPACE, deployment("scorer", stage="Staging"))
+    register(kube, s3, bucket, 1)
+    promote(kube, "s1", 1, target="Staging")
+    succeeded(kube, "s1", "RollingOut")  # no Deployment controller: the rollout cannot finish
+    kube.delete("modelversions", "fraud-v1")
+    ended = succeeded(kube, "s1", "VersionNotFound")
+    assert "was deleted" in condition(ended, "Succeeded")["message"]
+    register(kube, s3, bucket, 2)
+    promote(kube, "s2", 2, target="Staging")
+    succeeded(kube, "s2", "RollingOut")  # the model's next promotion is not blocked
+
+
+@pytest.mark.parametrize(
+    ("policy", "words"),
+    [
+        ("requiredApprovals: [unclosed", "not valid YAML"),
+        ("defaultCriteria:\n  Staging: [{metric: auc, min: high}]\n", "defaultCriteria.Staging"),
+    ],
+)
+def test_an_invalid_namespace_policy_is_named_and_heals(operator, kube, s3, bucket, policy, words):
+    kube.core.create_namespaced_config_map(
+        NAMESPACE, {"metadata": {"name": "modelreg-policy"}, "data": {"policy.yaml": policy}}
+    )
+    register(kube, s3, bucket, 1)
+    promote(kube, "s", 1, target="Staging")
+    invalid = succeeded(kube, "s", "InvalidPolicy")
+    message = condition(invalid, "Succeeded")["message"]
+    assert f"ConfigMap {NAMESPACE}/modelreg-policy" in message and words in message
+    kube.core.patch_namespaced_config_map(
+        "modelreg-policy", NAMESPACE, {"data": {"policy.yaml": "requiredApprovals: {Staging: 0}\n"}}
+    )
+    succeeded(kube, "s", "Promoted")  # no serving Deployment: promoted at once
