@@ -68,3 +68,34 @@ def test_streaming_512_mib_stays_within_64_mib(separate_s3):
     assert (digest, method, read) == (source.digest.hexdigest(), "Stream", SIZE)
     print(f"peak traced memory while streaming {SIZE >> 20} MiB: {peak / 2**20:.1f} MiB")
     assert peak < 64 * 1024 * 1024, f"peak traced memory {peak / 2**20:.1f} MiB"
+
+
+def test_a_runaway_prefix_stops_at_max_directory_objects_in_bounded_memory(separate_s3):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from modelreg.domain.artifacts import Reason
+    from modelreg.storage.s3 import StorageFailure
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="runaway")
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: s3.put_object(Bucket="runaway", Key=f"p/{i:06d}", Body=b"x"), range(3000)))
+    location = Location("runaway", "p/")
+
+    def peak_of(store: ObjectStore) -> tuple[int, object]:
+        tracemalloc.start()
+        try:
+            try:
+                outcome: object = store.snapshot(location)
+            except StorageFailure as failure:
+                outcome = failure
+            return tracemalloc.get_traced_memory()[1], outcome
+        finally:
+            tracemalloc.stop()
+
+    bounded, failure = peak_of(ObjectStore(make_client(), max_objects=100))
+    unbounded, snapshot = peak_of(ObjectStore(make_client(), max_objects=10**9))
+    print(f"listing 3000 keys: peak {unbounded / 2**20:.2f} MiB; stopped at 100: {bounded / 2**20:.2f} MiB")
+    assert isinstance(failure, StorageFailure) and failure.reason is Reason.TOO_LARGE
+    assert len(snapshot.members) == 3000
+    assert bounded < unbounded / 2  # the listing stops: memory does not grow with the prefix

@@ -188,3 +188,56 @@ def test_an_invalid_namespace_policy_is_named_and_heals(operator, kube, s3, buck
         "modelreg-policy", NAMESPACE, {"data": {"policy.yaml": "requiredApprovals: {Staging: 0}\n"}}
     )
     succeeded(kube, "s", "Promoted")  # no serving Deployment: promoted at once
+
+
+def test_a_dead_store_of_one_team_delays_no_promotion_of_another(cluster, aws_env, kube, s3, bucket):
+    import socket
+    import time
+
+    from modelreg.testing.harness import OperatorThread
+
+    blackhole = socket.socket()  # accepts connections (the kernel's backlog) and never answers
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.listen(64)
+    kube.core.create_namespaced_secret(
+        "modelreg-system",
+        {
+            "metadata": {"name": "slow-team-s3"},
+            "stringData": {
+                "AWS_ACCESS_KEY_ID": "slow",
+                "AWS_SECRET_ACCESS_KEY": "slow-secret",
+                "AWS_ENDPOINT_URL": f"http://127.0.0.1:{blackhole.getsockname()[1]}",
+            },
+        },
+    )
+    settings = Settings(**FAST, storage={"credentials": {"slow": "slow-team-s3"}})
+    operator = OperatorThread(settings, [NAMESPACE, "slow"]).start()
+    try:
+        register(kube, s3, bucket, 1)
+        for v in range(1, 10):  # nine versions of the other team, all waiting on their dead store
+            kube.custom.create_namespaced_custom_object(
+                "modelreg.io",
+                "v1alpha1",
+                "slow",
+                "modelversions",
+                {
+                    "apiVersion": "modelreg.io/v1alpha1",
+                    "kind": "ModelVersion",
+                    "metadata": {"name": f"slow-v{v}"},
+                    "spec": {
+                        "modelName": "slow",
+                        "version": v,
+                        "artifact": {"uri": f"s3://slow/{v}", "sha256": "0" * 64},
+                    },
+                },
+            )
+        time.sleep(1.5)  # their checks are under way (and hanging)
+        started = time.monotonic()
+        promote(kube, "s", 1, target="Staging")
+        succeeded(kube, "s", "Promoted", timeout=10)
+        elapsed = time.monotonic() - started
+        print(f"Staging promotion with a dead store next door: {elapsed:.2f} s (tick 0.3 s)")
+        assert elapsed < 5  # a few ticks, not botocore's minutes of timeouts
+    finally:
+        operator.stop()
+        blackhole.close()

@@ -63,14 +63,19 @@ class ModelVersionReconciler:
         self.timeout_seconds = timeout_seconds
         # Bounds the streamed downloads (memory and bandwidth); HEADs and listings are not gated.
         self._downloads = asyncio.Semaphore(max_concurrent)
-        # Storage calls block a thread each: they get threads of their own, so a slow or dead
-        # store never queues the Kubernetes calls (promotions, rollbacks) behind them; re-checks
-        # made for a promotion get their own, so a verification backlog never delays one.
-        self._verify_pool = ThreadPoolExecutor(workers, thread_name_prefix="storage-verify")
-        self._recheck_pool = ThreadPoolExecutor(2, thread_name_prefix="storage-recheck")
+        # Storage calls block a thread each: they get threads of their own, per store (each
+        # namespace with its own credentials has one), so a slow or dead store never queues the
+        # Kubernetes calls (promotions, rollbacks) or another team's storage behind it; re-checks
+        # made for a promotion get threads apart from verification's, so no backlog delays one.
+        self.workers = workers
+        self._pools: dict[tuple[int, str], ThreadPoolExecutor] = {}
         self._due_now: set[tuple[str, str]] = set()
 
-    async def _run(self, pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+    async def _run(self, store: ObjectStore, purpose: str, fn: Callable[..., T], *args: Any) -> T:
+        pool = self._pools.get((id(store), purpose))
+        if pool is None:
+            size = self.workers if purpose == "verify" else 2
+            pool = self._pools[(id(store), purpose)] = ThreadPoolExecutor(size, thread_name_prefix=f"storage-{purpose}")
         return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(fn, *args))
 
     def prefixes_for(self, namespace: str) -> list[str] | None:
@@ -147,7 +152,7 @@ class ModelVersionReconciler:
             return forbidden(location, namespace, prefixes), None  # zero storage requests
         try:
             store = await self.store_for(namespace)
-            snapshot = await self._run(self._verify_pool, store.snapshot, location)
+            snapshot = await self._run(store, "verify", store.snapshot, location)
             if domain.unchanged_since_last_check(status, generation, snapshot):
                 return None, snapshot
             if verdict := judge_size(artifact.size_bytes, snapshot, location) or judge_bounds(
@@ -156,7 +161,7 @@ class ModelVersionReconciler:
                 return verdict, snapshot
             async with self._downloads:
                 deadline = time.monotonic() + self.timeout_seconds
-                found, method, _ = await self._run(self._verify_pool, store.digest, location, snapshot, deadline)
+                found, method, _ = await self._run(store, "verify", store.digest, location, snapshot, deadline)
         except StorageFailure as failure:
             return Verdict(failure.reason, failure.message), None
         return judge_digest(artifact.sha256, found, method, snapshot, location, status.get("artifact")), snapshot
@@ -176,7 +181,7 @@ class ModelVersionReconciler:
             return forbidden(location, namespace, prefixes).message
         try:
             store = await self.store_for(namespace)
-            snapshot = await self._run(self._recheck_pool, store.snapshot, location)
+            snapshot = await self._run(store, "recheck", store.snapshot, location)
         except StorageFailure as failure:
             return f"ModelVersion {name} could not be re-checked: {failure.message}"
         expected = {

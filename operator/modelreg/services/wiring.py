@@ -41,7 +41,7 @@ def object_stores(settings: Settings, store: kube.KubeStore) -> StoreFor:
         )
 
     default = make()
-    cache: dict[str, tuple[float, s3.ObjectStore]] = {}
+    cache: dict[str, tuple[float, dict[str, str], s3.ObjectStore]] = {}
 
     async def store_for(namespace: str) -> s3.ObjectStore:
         secret = storage.credentials.get(namespace)
@@ -49,7 +49,7 @@ def object_stores(settings: Settings, store: kube.KubeStore) -> StoreFor:
             return default
         hit = cache.get(namespace)
         if hit is not None and time.monotonic() - hit[0] < CREDENTIALS_TTL:
-            return hit[1]
+            return hit[2]
         data = await store.secret_data(storage.operator_namespace, secret)
         if not data or "AWS_ACCESS_KEY_ID" not in data or "AWS_SECRET_ACCESS_KEY" not in data:
             raise StorageFailure(
@@ -58,10 +58,16 @@ def object_stores(settings: Settings, store: kube.KubeStore) -> StoreFor:
                 "are missing or lack AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY",
             )
         keys = {"aws_access_key_id": data["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": data["AWS_SECRET_ACCESS_KEY"]}
-        if data.get("AWS_SESSION_TOKEN"):
-            keys["aws_session_token"] = data["AWS_SESSION_TOKEN"]
-        cache[namespace] = (time.monotonic(), make(**keys))
-        return cache[namespace][1]
+        optional = {
+            "AWS_SESSION_TOKEN": "aws_session_token",
+            "AWS_ENDPOINT_URL": "endpoint_url",
+            "AWS_REGION": "region_name",
+        }
+        keys.update({arg: data[name] for name, arg in optional.items() if data.get(name)})
+        # the same store (and its threads) while the credentials stay the same
+        same = hit is not None and hit[1] == keys
+        cache[namespace] = (time.monotonic(), keys, hit[2] if same and hit else make(**keys))
+        return cache[namespace][2]
 
     return store_for
 

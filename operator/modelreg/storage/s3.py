@@ -140,7 +140,9 @@ class ObjectStore:
     def _list(self, location: Location) -> Iterator[dict[str, Any]]:
         paginator = self.client.get_paginator("list_objects_v2")
         try:
-            for page in paginator.paginate(Bucket=location.bucket, Prefix=location.key):
+            # pages no larger than the bound: one page never holds more than is allowed
+            pages = {"PageSize": min(1000, self.max_objects + 1)}
+            for page in paginator.paginate(Bucket=location.bucket, Prefix=location.key, PaginationConfig=pages):
                 yield from page.get("Contents", [])
         except (ClientError, BotoCoreError) as exc:
             raise _failure(exc, location, "ListObjectsV2") from exc
