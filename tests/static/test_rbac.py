@@ -40,3 +40,15 @@ def test_viewer_and_editor_aggregate_into_the_built_in_roles():
     assert (
         "rbac.authorization.k8s.io/aggregate-to-edit" not in labels["modelreg-approver"]
     )  # approving is granted apart
+
+
+def test_the_operator_reads_secrets_only_in_its_own_namespace():
+    docs = [d for d in yaml.safe_load_all((ROOT / "examples/install/rbac.yaml").read_text()) if d]
+    secret_rules = [
+        (d["kind"], d["metadata"].get("namespace"))
+        for d in docs
+        if d["kind"] in ("Role", "ClusterRole")
+        for rule in d["rules"]
+        if "secrets" in rule["resources"]
+    ]
+    assert secret_rules == [("Role", "modelreg-system")]

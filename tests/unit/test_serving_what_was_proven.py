@@ -68,3 +68,20 @@ def test_credentials_in_endpoint_urls_never_reach_a_message():
 def test_a_broken_namespace_policy_is_an_error_that_says_what(override):
     with pytest.raises(PolicyError):
         effective_policy({"Production": 2}, {}, override)
+
+
+def test_verification_stops_at_its_deadline():
+    import io
+    import time
+
+    from modelreg.storage.s3 import ObjectStore, StorageFailure
+
+    class Client:
+        def get_object(self, **_):
+            return {"Body": io.BytesIO(b"x" * (4 << 20))}
+
+    store = ObjectStore(Client(), chunk_size=64 << 10)
+    with pytest.raises(StorageFailure) as stopped:
+        store.stream_sha256(Location("b", "k"), deadline=time.monotonic() - 1)
+    assert stopped.value.reason is Reason.TIMEOUT and "verification.timeoutSeconds" in stopped.value.message
+    assert store.stream_sha256(Location("b", "k"))[1] == 4 << 20  # no deadline: read to the end
