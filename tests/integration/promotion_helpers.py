@@ -9,6 +9,15 @@ from modelreg.domain.approvals import approval_key
 from tests.integration.conftest import condition, wait_for
 
 
+def version_body(name: str, uri: str, sha256: str, model: str = "fraud", version: int = 1) -> dict[str, Any]:
+    return {
+        "apiVersion": "modelreg.io/v1alpha1",
+        "kind": "ModelVersion",
+        "metadata": {"name": name},
+        "spec": {"modelName": model, "version": version, "artifact": {"uri": uri, "sha256": sha256}},
+    }
+
+
 def register(
     kube,
     s3,

@@ -10,7 +10,7 @@ import pytest
 
 from modelreg.config import Settings
 from tests.integration.conftest import NAMESPACE, condition, wait_for
-from tests.integration.promotion_helpers import deployment, env_of, promote, register, stage, succeeded
+from tests.integration.promotion_helpers import deployment, env_of, promote, register, stage, succeeded, version_body
 
 FAST = {"verification": {"tick_seconds": 0.3, "recheck_seconds": 60}, "promotions": {"tick_seconds": 0.3}}
 
@@ -61,16 +61,13 @@ def test_a_key_with_an_env_reference_is_served_escaped_and_a_versioned_object_pi
     put = s3.put_object(Bucket=bucket, Key="exfil/$(DB_PASSWORD)", Body=body, ChecksumAlgorithm="SHA256")
     kube.create(
         "modelversions",
-        {
-            "apiVersion": "modelreg.io/v1alpha1",
-            "kind": "ModelVersion",
-            "metadata": {"name": "fraud-v1"},
-            "spec": {
-                "modelName": "fraud",
-                "version": 1,
-                "artifact": {"uri": f"s3://{bucket}/exfil/$(DB_PASSWORD)", "sha256": hashlib.sha256(body).hexdigest()},
-            },
-        },
+        version_body(
+            "fraud-v1",
+            f"s3://{bucket}/exfil/$(DB_PASSWORD)",
+            hashlib.sha256(body).hexdigest(),
+            model="fraud",
+            version=1,
+        ),
     )
     wait_for(lambda: verification(kube, "fraud-v1").get("status") == "True", what="verified")
     promote(kube, "s", 1, target="Staging")
@@ -96,16 +93,7 @@ def test_another_teams_bucket_is_forbidden_without_a_single_storage_request(star
     caplog.clear()  # from here on: the operator's requests only
     kube.create(
         "modelversions",
-        {
-            "apiVersion": "modelreg.io/v1alpha1",
-            "kind": "ModelVersion",
-            "metadata": {"name": "probe-v1"},
-            "spec": {
-                "modelName": "probe",
-                "version": 1,
-                "artifact": {"uri": "s3://team-b-private/creds/db-password.txt", "sha256": "0" * 64},
-            },
-        },
+        version_body("probe-v1", "s3://team-b-private/creds/db-password.txt", "0" * 64, model="probe", version=1),
     )
     found = wait_for(
         lambda: verification(kube, "probe-v1").get("reason") == "Forbidden" and verification(kube, "probe-v1"),
@@ -124,15 +112,7 @@ def test_a_prefix_with_too_many_objects_ends_too_large(start_operator, kube, s3,
     start_operator(Settings(verification={"tick_seconds": 0.3, "max_directory_objects": 5}))
     for i in range(8):
         s3.put_object(Bucket=bucket, Key=f"big/part-{i}", Body=b"x")
-    kube.create(
-        "modelversions",
-        {
-            "apiVersion": "modelreg.io/v1alpha1",
-            "kind": "ModelVersion",
-            "metadata": {"name": "big-v1"},
-            "spec": {"modelName": "big", "version": 1, "artifact": {"uri": f"s3://{bucket}/big/", "sha256": "0" * 64}},
-        },
-    )
+    kube.create("modelversions", version_body("big-v1", f"s3://{bucket}/big/", "0" * 64, model="big"))
     found = wait_for(
         lambda: verification(kube, "big-v1").get("reason") == "TooLarge" and verification(kube, "big-v1"),
         what="TooLarge",
@@ -220,16 +200,7 @@ def test_a_dead_store_of_one_team_delays_no_promotion_of_another(cluster, aws_en
                 "v1alpha1",
                 "slow",
                 "modelversions",
-                {
-                    "apiVersion": "modelreg.io/v1alpha1",
-                    "kind": "ModelVersion",
-                    "metadata": {"name": f"slow-v{v}"},
-                    "spec": {
-                        "modelName": "slow",
-                        "version": v,
-                        "artifact": {"uri": f"s3://slow/{v}", "sha256": "0" * 64},
-                    },
-                },
+                version_body(f"slow-v{v}", f"s3://slow/{v}", "0" * 64, model="slow", version=v),
             )
         time.sleep(1.5)  # their checks are under way (and hanging)
         started = time.monotonic()

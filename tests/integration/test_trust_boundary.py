@@ -11,7 +11,7 @@ from kubernetes.client import ApiException
 
 from modelreg.config import Settings
 from tests.integration.conftest import NAMESPACE, condition, wait_for
-from tests.integration.promotion_helpers import approve, deployment, promote, register, stage, succeeded
+from tests.integration.promotion_helpers import approve, deployment, promote, register, stage, succeeded, version_body
 
 
 @pytest.fixture
@@ -171,16 +171,9 @@ def test_a_version_recreated_with_other_bytes_starts_again_at_zero_approvals(ope
     s3.put_object(Bucket=bucket, Key="fraud/3-other.onnx", Body=other, ChecksumAlgorithm="SHA256")
     kube.create(
         "modelversions",
-        {
-            "apiVersion": "modelreg.io/v1alpha1",
-            "kind": "ModelVersion",
-            "metadata": {"name": "fraud-v3"},
-            "spec": {
-                "modelName": "fraud",
-                "version": 3,
-                "artifact": {"uri": f"s3://{bucket}/fraud/3-other.onnx", "sha256": hashlib.sha256(other).hexdigest()},
-            },
-        },
+        version_body(
+            "fraud-v3", f"s3://{bucket}/fraud/3-other.onnx", hashlib.sha256(other).hexdigest(), model="fraud", version=3
+        ),
     )
     approve(kube, "p3", "carol")
     waiting = wait_for(
@@ -224,16 +217,7 @@ def test_a_forged_stage_is_undone_and_serves_nothing(operator, apps, kube, s3, b
 def test_a_forged_verification_is_undone_within_a_tick(operator, kube, s3, bucket, bypass):
     kube.create(
         "modelversions",
-        {
-            "apiVersion": "modelreg.io/v1alpha1",
-            "kind": "ModelVersion",
-            "metadata": {"name": "fraud-v1"},
-            "spec": {
-                "modelName": "fraud",
-                "version": 1,
-                "artifact": {"uri": f"s3://{bucket}/none.onnx", "sha256": "0" * 64},
-            },
-        },
+        version_body("fraud-v1", f"s3://{bucket}/none.onnx", "0" * 64, model="fraud", version=1),
     )
     wait_for(lambda: condition(kube.get("modelversions", "fraud-v1"), "ArtifactVerified"), what="first check")
     forged = {
