@@ -3,6 +3,9 @@ resources against our CRDs' schemas and CEL rules (as the API server would check
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import kubernetes_validate
 import pytest
 import yaml
@@ -64,16 +67,45 @@ def test_validation_catches_a_broken_example():
         kubernetes_validate.validate(deployment, K8S_VERSION, strict=True)
 
 
-def test_kustomization_lists_existing_files():
-    kustomization = yaml.safe_load((ROOT / "examples/gitops/kustomization.yaml").read_text())
-    for resource in kustomization["resources"]:
-        assert (ROOT / "examples/gitops" / resource).resolve().is_file(), resource
+OVERLAYS = sorted(p.parent for p in (ROOT / "examples").rglob("kustomization.yaml"))
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed (it builds kustomizations)")
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_kustomization_builds_into_valid_objects(overlay):
+    built = subprocess.run(["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, timeout=60)
+    assert built.returncode == 0, built.stderr
+    docs = [d for d in yaml.safe_load_all(built.stdout) if d]
+    assert docs
+    for doc in docs:
+        validator = VALIDATORS.get((doc["apiVersion"].split("/")[0], doc["kind"]))
+        if validator is None:
+            kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+        else:
+            assert validator.errors(doc) == []
+
+
+def test_gitops_environments_promote_within_the_policy_they_commit():
+    from modelreg.domain.criteria import evaluate
+
+    built = subprocess.run(
+        ["kubectl", "kustomize", str(ROOT / "examples/gitops/environments/production")], capture_output=True, text=True
+    )
+    docs = {d["kind"] + "/" + d["metadata"]["name"]: d for d in yaml.safe_load_all(built.stdout) if d}
+    policy = yaml.safe_load(docs["ConfigMap/modelreg-policy"]["data"]["policy.yaml"])
+    promotion = docs["ModelPromotion/fraud-v2-to-production"]
+    candidate, current = (
+        docs["ModelVersion/fraud-v2"]["spec"]["metrics"],
+        docs["ModelVersion/fraud-v1"]["spec"]["metrics"],
+    )
+    criteria = [*policy["defaultCriteria"]["Production"], *promotion["spec"]["criteria"]]
+    assert evaluate(criteria, candidate, current).met
 
 
 def test_policy_example_is_a_valid_namespace_policy():
     from modelreg.domain.policy import effective_policy
 
-    config_map = yaml.safe_load((ROOT / "examples/gitops/modelreg-policy.yaml").read_text())
+    config_map = yaml.safe_load((ROOT / "examples/gitops/environments/production/modelreg-policy.yaml").read_text())
     policy = effective_policy({"Production": 2}, {}, yaml.safe_load(config_map["data"]["policy.yaml"]))
     assert policy.required_approvals["Production"] == 3
     assert policy.default_criteria["Production"] == [{"metric": "latency_p99_ms", "max": 50}]
