@@ -109,6 +109,9 @@ class PolicySettings(Section):
 
 class PromotionSettings(Section):
     tick_seconds: Annotated[float, Field(gt=0)] = 2.0
+    # An execution still rolling out after this long ends RolloutFailed (what it moved undone),
+    # so a rollout that never settles cannot hold its model's turn forever.
+    execution_timeout_seconds: Annotated[float, Field(gt=0)] = 3600.0
 
 
 class LoggingSettings(Section):

@@ -22,7 +22,7 @@ class JsonFormatter(logging.Formatter):
         }
         entry.update({key: getattr(record, key) for key in _EXTRAS if hasattr(record, key)})
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, default=str)
 
 

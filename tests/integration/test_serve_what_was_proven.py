@@ -212,3 +212,28 @@ def test_a_dead_store_of_one_team_delays_no_promotion_of_another(cluster, aws_en
     finally:
         operator.stop()
         blackhole.close()
+
+
+def test_a_proven_object_deleted_mid_rollout_ends_the_promotion_instead_of_holding_the_model(
+    operator, apps, kube, s3, bucket
+):
+    apps.create_namespaced_deployment(NAMESPACE, deployment("scorer", stage="Staging"))
+    register(kube, s3, bucket, 1)
+    promote(kube, "s1", 1, target="Staging")
+    succeeded(kube, "s1", "RollingOut")  # no Deployment controller: still rolling out
+    s3.delete_object(Bucket=bucket, Key="fraud/1.onnx")
+    ended = succeeded(kube, "s1", "ArtifactChanged")
+    assert "is gone" in condition(ended, "Succeeded")["message"]
+    assert stage(kube, "fraud-v1") in (None, "")
+
+
+def test_a_rollout_that_never_settles_ends_after_the_execution_timeout(start_operator, apps, kube, s3, bucket):
+    start_operator(
+        Settings(verification={"tick_seconds": 0.3}, promotions={"tick_seconds": 0.3, "execution_timeout_seconds": 2})
+    )
+    apps.create_namespaced_deployment(NAMESPACE, deployment("scorer", stage="Staging"))
+    register(kube, s3, bucket, 1)
+    promote(kube, "s1", 1, target="Staging")
+    ended = succeeded(kube, "s1", "RolloutFailed", timeout=15)
+    assert "promotions.executionTimeoutSeconds" in condition(ended, "Succeeded")["message"]
+    assert stage(kube, "fraud-v1") in (None, "")

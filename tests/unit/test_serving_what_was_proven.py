@@ -3,7 +3,7 @@
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from modelreg.domain.artifacts import Location, Reason, Snapshot, judge_bounds, parse_uri, within
+from modelreg.domain.artifacts import InvalidURIError, Location, Reason, Snapshot, judge_bounds, parse_uri, within
 from modelreg.domain.policy import PolicyError, effective_policy
 from modelreg.domain.redaction import redact
 from modelreg.domain.serving import Served
@@ -31,12 +31,30 @@ def test_model_version_id_is_the_verified_one():
         ("s3://team-a/models/dir/", True),
         ("s3://team-a/modelsX/x", False),  # a prefix is a folder, not a string prefix
         ("s3://team-b-private/creds/db-password.txt", False),
-        ("s3://team-a/models/../secrets/x", False),
         ("s3://shared/anything", True),
     ],
 )
 def test_allowed_prefixes(uri, ok):
     assert within(parse_uri(uri), ["s3://team-a/models/", "s3://shared/"]) is ok
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "s3://team-a/models/../secrets/x",
+        "s3://team-a/models/x/..",
+        "s3://team-a/models//x",
+        "s3://team-a/models/x?versionId=3",
+        "s3://team-a/models/x#frag",
+        "s3://team-a/models/x%2F..%2Fy",
+        "s3://team-a/models\\x",
+        "s3://team-a/models/x\n",
+    ],
+)
+def test_keys_a_loader_could_read_differently_are_invalid(uri):
+    with pytest.raises(InvalidURIError):
+        parse_uri(uri)
+    assert not within(Location("team-a", "models/../x"), ["s3://team-a/models/"])
 
 
 def test_too_large_before_any_download():
@@ -54,6 +72,7 @@ def test_credentials_in_endpoint_urls_never_reach_a_message():
     assert "s3cr3t" not in failure.message and "minio.storage:9000" in failure.message
     assert failure.reason is Reason.STORAGE_UNAVAILABLE
     assert redact("AWS_SECRET_ACCESS_KEY=abc123 token: xyz") == "AWS_SECRET_ACCESS_KEY=*** token: ***"
+    assert "cd+ef" not in redact("Invalid endpoint: https://AKIA:ab/cd+ef@minio:9000")
 
 
 @pytest.mark.parametrize(
@@ -63,6 +82,9 @@ def test_credentials_in_endpoint_urls_never_reach_a_message():
         {"defaultCriteria": {"Production": [{"metric": "auc", "min": "high"}]}},
         {"defaultCriteria": {"Production": [{"metric": "auc", "min": 0.9, "max": 1}]}},
         {"requiredApprovals": {"Production": "two"}},
+        {"requiredApprovals": [2]},
+        {"defaultCriteria": "auc>0.9"},
+        {"defaultCriteria": {"Production": [{"metric": "auc", "min": float("nan")}]}},
     ],
 )
 def test_a_broken_namespace_policy_is_an_error_that_says_what(override):

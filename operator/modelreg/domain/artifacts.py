@@ -48,20 +48,32 @@ class Location:
         return f"s3://{self.bucket}/{self.key}"
 
 
+# Characters a loader may read as URL syntax (query, fragment, escapes) or a path separator: the
+# operator would check one object and a pod could fetch another.
+_AMBIGUOUS = re.compile(r"[?#%\\\x00-\x1f\x7f]")
+
+
 def parse_uri(uri: str) -> Location:
-    match = _S3_URI.match(uri)
+    match = _S3_URI.fullmatch(uri)
     if not match:
         raise InvalidURIError(
             f"artifact URI {uri!r} is not of the form s3://bucket/key or s3://bucket/prefix/ "
             "(only S3-compatible storage is supported)"
         )
-    return Location(bucket=match["bucket"], key=match["key"])
+    key = match["key"]
+    parts = key.split("/")
+    if _AMBIGUOUS.search(key) or any(p in ("", ".", "..") for p in parts[:-1]) or parts[-1] in (".", ".."):
+        raise InvalidURIError(
+            f"artifact URI {uri!r} has a key a loader could read differently (?, #, %, \\, control characters, "
+            "or empty, '.' or '..' path segments)"
+        )
+    return Location(bucket=match["bucket"], key=key)
 
 
 def within(location: Location, prefixes: Iterable[str]) -> bool:
     """Is `location` under one of `prefixes` (`s3://bucket/prefix/`, or `s3://bucket/` for a bucket)?
-    Compared as text after parsing, so `s3://b/team-a/../team-b/` cannot climb out of a prefix."""
-    if "/../" in f"/{location.key}" or location.key.startswith("../") or "/./" in f"/{location.key}":
+    Compared as text after parsing (which refuses `.`/`..` segments: no climbing out of a prefix)."""
+    if any(p in (".", "..") for p in location.key.split("/")):
         return False
     target = f"s3://{location.bucket}/{location.key}"
     return any(target.startswith(p if p.endswith("/") else p + "/") for p in prefixes)
@@ -95,6 +107,7 @@ class StoredObject:
     etag: str
     version_id: str | None = None
     sha256: str | None = None  # a full-object SHA-256 that storage itself vouches for
+    last_modified: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,17 +118,29 @@ class Snapshot:
     etag: str  # a directory's etag is a fingerprint of its listing
     version_id: str | None
     members: tuple[StoredObject, ...] = ()  # directory members, sorted by relative key
+    # An ETag is an MD5 for simple uploads (collisions are cheap): a rewrite also moves this.
+    last_modified: str | None = None
 
     def identity(self) -> dict[str, object]:
-        return {"etag": self.etag, "versionId": self.version_id, "sizeBytes": self.size}
+        return {
+            "etag": self.etag,
+            "versionId": self.version_id,
+            "sizeBytes": self.size,
+            "lastModified": self.last_modified,
+        }
 
 
 def directory_snapshot(objects: Iterable[StoredObject]) -> Snapshot:
     members = tuple(sorted(objects, key=lambda o: o.key))
     fingerprint = hashlib.sha256(
-        "".join(f"{o.key}\0{o.etag}\0{o.version_id or ''}\0{o.size}\n" for o in members).encode()
+        "".join(
+            f"{o.key}\0{o.etag}\0{o.version_id or ''}\0{o.size}\0{o.last_modified or ''}\n" for o in members
+        ).encode()
     ).hexdigest()
-    return Snapshot(size=sum(o.size for o in members), etag=fingerprint, version_id=None, members=members)
+    newest = max((o.last_modified or "" for o in members), default="") or None
+    return Snapshot(
+        size=sum(o.size for o in members), etag=fingerprint, version_id=None, members=members, last_modified=newest
+    )
 
 
 def directory_digest(entries: Iterable[tuple[str, str]]) -> str:

@@ -39,7 +39,8 @@ def check_due(status: Mapping[str, Any], generation: int | None, now: datetime, 
     elapsed = (now - _parse_time(last["time"])).total_seconds()
     if elapsed < 0:
         return True  # a lastCheck in the future was not written by this clock: postpone nothing
-    if verification_reason(status) in TRANSIENT:
+    reason = verification_reason(status)
+    if reason in TRANSIENT and reason != Reason.TIMEOUT:  # a timeout retried at once would be unbounded work
         return elapsed >= policy.delay(last.get("consecutiveFailures", 1))
     return elapsed >= policy.recheck_seconds
 
@@ -128,6 +129,7 @@ def status_after_check(
                 "sizeBytes": snapshot.size,
                 "etag": snapshot.etag,
                 **({"versionId": snapshot.version_id} if snapshot.version_id else {}),
+                **({"lastModified": snapshot.last_modified} if snapshot.last_modified else {}),
                 "method": verdict.method,
                 "verifiedTime": now,
             }

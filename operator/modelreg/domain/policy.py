@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -12,6 +13,10 @@ class PolicyError(ValueError):
     pass
 
 
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _criterion_ok(criterion: Any) -> bool:
     bounds = ("min", "max", "maxRegression")
     return (
@@ -19,11 +24,7 @@ def _criterion_ok(criterion: Any) -> bool:
         and isinstance(criterion.get("metric"), str)
         and set(criterion) <= {"metric", *bounds}
         and sum(b in criterion for b in bounds) == 1
-        and all(
-            isinstance(criterion[b], int | float) and not isinstance(criterion[b], bool)
-            for b in bounds
-            if b in criterion
-        )
+        and all(_finite_number(criterion[b]) for b in bounds if b in criterion)
     )
 
 
@@ -39,9 +40,13 @@ def effective_policy(
     unknown = set(override) - {"requiredApprovals", "defaultCriteria"}
     if unknown:
         raise PolicyError(f"unknown key(s) {sorted(unknown)}; expected requiredApprovals, defaultCriteria")
+    for key in ("requiredApprovals", "defaultCriteria"):
+        if not isinstance(override.get(key) or {}, Mapping):
+            raise PolicyError(f"{key} must map stages to values, not {override[key]!r}")
     merged_required = dict(required)
     for stage, count in (override.get("requiredApprovals") or {}).items():
-        if stage not in ("Staging", "Production", "Archived") or not isinstance(count, int) or count < 0:
+        valid_count = isinstance(count, int) and not isinstance(count, bool) and count >= 0
+        if stage not in ("Staging", "Production", "Archived") or not valid_count:
             raise PolicyError(f"requiredApprovals.{stage}: expected a stage and a count >= 0, got {count!r}")
         merged_required[stage] = max(merged_required.get(stage, 0), count)
     merged_criteria = {k: list(v) for k, v in criteria.items()}

@@ -12,6 +12,8 @@ from modelreg.domain.criteria import Evaluation, evaluate
 
 SUCCEEDED, APPROVED, CRITERIA_MET, ROLLED_OUT = "Succeeded", "Approved", "CriteriaMet", "RolledOut"
 ROLLING_OUT = "RollingOut"
+# Endings whose moves were undone (those made; replaying all moves and undoing all nets the same).
+UNDONE = frozenset({"RolledBack", "RolloutFailed", "ArtifactChanged", "VersionNotFound"})
 TERMINAL = frozenset(
     {"Promoted", "RolledBack", "RolloutFailed", "Superseded", "StatusTampered", "ArtifactChanged", "VersionNotFound"}
 )
@@ -241,7 +243,7 @@ def stage_record(version_name: str, promotions: Sequence[Obj]) -> tuple[str, lis
         status, name = promotion["status"], promotion["metadata"]["name"]
         moves = [Move.from_status(m) for m in status["moves"]]
         approved = [a["user"] for a in status.get("approvals") or []]
-        undone = reason_of(promotion) in ("RolledBack", "RolloutFailed")
+        undone = reason_of(promotion) in UNDONE
         steps = [
             (m, status.get("startTime") or "", approved if m.to_stage == moves[-1].to_stage else []) for m in moves
         ]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s\"']+@")
+# userinfo is everything up to the last "@" of the URL (a password may hold "/" or ":")
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s\"'<>]*@")
 _KEY_VALUES = re.compile(
     r"(?i)(?P<name>aws_secret_access_key|secret_access_key|aws_session_token|session_token|password|token)"
     r"(?P<sep>[\"']?\s*[=:]\s*[\"']?)[^\s\"',;]+"

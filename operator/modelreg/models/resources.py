@@ -47,7 +47,9 @@ class Stage(StrEnum):
 
 
 class ArtifactSpec(CamelModel):
-    uri: Annotated[str, Field(max_length=2048, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+$")]
+    uri: Annotated[
+        str, Field(max_length=2048, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^?#%\\\x00-\x1f\x7f]+$")
+    ]
     sha256: Annotated[str, Field(pattern=SHA256_HEX)]
     size_bytes: Annotated[int | None, Field(ge=0)] = None
     format: ArtifactFormat | None = None
@@ -86,6 +88,7 @@ class VerifiedArtifact(CamelModel):
     size_bytes: int
     etag: str | None = None
     version_id: str | None = None
+    last_modified: str | None = None
     method: Literal["S3Checksum", "Stream"]
     verified_time: str
 
@@ -96,6 +99,7 @@ class LastCheck(CamelModel):
     size_bytes: int | None = None
     etag: str | None = None
     version_id: str | None = None
+    last_modified: str | None = None
     consecutive_failures: int = 0
 
 

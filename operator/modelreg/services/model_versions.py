@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -61,21 +60,20 @@ class ModelVersionReconciler:
         self.allowed_prefixes = dict(allowed_prefixes or {})
         self.max_artifact_bytes = max_artifact_bytes
         self.timeout_seconds = timeout_seconds
-        # Bounds the streamed downloads (memory and bandwidth); HEADs and listings are not gated.
-        self._downloads = asyncio.Semaphore(max_concurrent)
+        # Bounds the streamed downloads (memory and bandwidth) per namespace, so one team's
+        # huge or slow artifacts cannot take every slot; HEADs and listings are not gated.
+        self._downloads: dict[str, asyncio.Semaphore] = collections.defaultdict(
+            lambda: asyncio.Semaphore(max_concurrent)
+        )
         # Storage calls block a thread each: they get threads of their own, per store (each
         # namespace with its own credentials has one), so a slow or dead store never queues the
         # Kubernetes calls (promotions, rollbacks) or another team's storage behind it; re-checks
         # made for a promotion get threads apart from verification's, so no backlog delays one.
         self.workers = workers
-        self._pools: dict[tuple[int, str], ThreadPoolExecutor] = {}
         self._due_now: set[tuple[str, str]] = set()
 
     async def _run(self, store: ObjectStore, purpose: str, fn: Callable[..., T], *args: Any) -> T:
-        pool = self._pools.get((id(store), purpose))
-        if pool is None:
-            size = self.workers if purpose == "verify" else 2
-            pool = self._pools[(id(store), purpose)] = ThreadPoolExecutor(size, thread_name_prefix=f"storage-{purpose}")
+        pool = store.pool(purpose, self.workers if purpose == "verify" else 2)
         return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(fn, *args))
 
     def prefixes_for(self, namespace: str) -> list[str] | None:
@@ -159,38 +157,52 @@ class ModelVersionReconciler:
                 snapshot, self.max_artifact_bytes, location
             ):
                 return verdict, snapshot
-            async with self._downloads:
-                deadline = time.monotonic() + self.timeout_seconds
-                found, method, _ = await self._run(store, "verify", store.digest, location, snapshot, deadline)
+            async with self._downloads[namespace]:
+                found, method, _ = await self._run(
+                    store, "verify", store.digest, location, snapshot, self.timeout_seconds
+                )
         except StorageFailure as failure:
             return Verdict(failure.reason, failure.message), None
         return judge_digest(artifact.sha256, found, method, snapshot, location, status.get("artifact")), snapshot
 
-    async def still_proven(self, namespace: str, model_version: Mapping[str, Any]) -> str | None:
+    async def still_proven(self, namespace: str, model_version: Mapping[str, Any]) -> Verdict | None:
         """Right before a version moves or serves: does storage still hold what was proven?
-        None if so (HEAD or listing only; no byte is read), else why not. A changed artifact is
-        also checked in full on the version's next tick."""
+
+        None if so. Unchanged identity (ETag, VersionId, size, LastModified): one HEAD or listing,
+        no byte read. Changed identity: the bytes are hashed again, and the same bytes pass (the
+        version's own status catches up on its next tick). Else the reason: `ArtifactChanged` when
+        the proven object is gone or different, a transient reason when storage cannot answer.
+        """
         name = model_version["metadata"]["name"]
+        spec = model_version["spec"]["artifact"]
         proven = (model_version.get("status") or {}).get("artifact") or {}
         try:
-            location = parse_uri(model_version["spec"]["artifact"]["uri"])
+            location = parse_uri(spec["uri"])
         except InvalidURIError as exc:
-            return str(exc)
+            return Verdict(Reason.ARTIFACT_CHANGED, str(exc))
         prefixes = self.prefixes_for(namespace)
         if prefixes is not None and not within(location, prefixes):
-            return forbidden(location, namespace, prefixes).message
+            return Verdict(Reason.ARTIFACT_CHANGED, forbidden(location, namespace, prefixes).message)
+        expected = {k: proven.get(k) for k in ("etag", "versionId", "sizeBytes", "lastModified")}
         try:
             store = await self.store_for(namespace)
             snapshot = await self._run(store, "recheck", store.snapshot, location)
+            if snapshot.identity() == expected:
+                return None
+            self._due_now.add((namespace, name))
+            changed = ", ".join(f"{k} {expected[k]} -> {v}" for k, v in snapshot.identity().items() if expected[k] != v)
+            if proven.get("versionId") and snapshot.version_id != proven["versionId"]:
+                found = None  # another object version: never what MODEL_VERSION_ID pins
+            else:
+                found, _, _ = await self._run(store, "recheck", store.digest, location, snapshot, self.timeout_seconds)
         except StorageFailure as failure:
-            return f"ModelVersion {name} could not be re-checked: {failure.message}"
-        expected = {
-            "etag": proven.get("etag"),
-            "versionId": proven.get("versionId"),
-            "sizeBytes": proven.get("sizeBytes"),
-        }
-        if snapshot.identity() == expected:
-            return None
-        self._due_now.add((namespace, name))
-        changed = ", ".join(f"{k} {expected[k]} -> {v}" for k, v in snapshot.identity().items() if expected[k] != v)
-        return f"ModelVersion {name}: {location} changed after it was verified ({changed})"
+            if failure.reason in (Reason.NOT_FOUND, Reason.TOO_LARGE):
+                return Verdict(
+                    Reason.ARTIFACT_CHANGED, f"ModelVersion {name}: the proven {location} is gone: {failure.message}"
+                )
+            return Verdict(failure.reason, f"ModelVersion {name} could not be re-checked: {failure.message}")
+        if found == spec["sha256"]:
+            return None  # rewritten with the same bytes
+        return Verdict(
+            Reason.ARTIFACT_CHANGED, f"ModelVersion {name}: {location} changed after it was verified ({changed})"
+        )

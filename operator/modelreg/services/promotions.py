@@ -17,6 +17,7 @@ from typing import Any
 
 from modelreg.domain import promotions as domain
 from modelreg.domain.approvals import ApprovalSeals
+from modelreg.domain.artifacts import Reason, Verdict
 from modelreg.domain.merge import merge_patch
 from modelreg.domain.policy import PolicyError, effective_policy
 from modelreg.domain.serving import (
@@ -35,7 +36,14 @@ from modelreg.storage.kube import Conflict, KubeStore
 
 TAMPERED = "StatusTampered"
 # (namespace, ModelVersion) -> None while storage still holds the proven bytes, else why not
-Prover = Callable[[str, Mapping[str, Any]], Awaitable[str | None]]
+Prover = Callable[[str, Mapping[str, Any]], Awaitable[Verdict | None]]
+
+
+def _seconds_since(start: str | None, now: str) -> float:
+    if not start:
+        return 0.0
+    parse = [datetime.fromisoformat(t.replace("Z", "+00:00")) for t in (start, now)]
+    return (parse[1] - parse[0]).total_seconds()
 
 
 def _now() -> str:
@@ -60,8 +68,10 @@ class PromotionReconciler:
         seals: ApprovalSeals,
         status_seals: StatusSeals,
         still_proven: Prover,
+        execution_timeout: float = 3600.0,
     ) -> None:
         self.still_proven = still_proven
+        self.execution_timeout = execution_timeout
         self.kube = kube
         self.required, self.criteria = required, criteria
         self.policy_config_map = policy_config_map
@@ -275,15 +285,23 @@ class PromotionReconciler:
             )
             await self._write_status(namespace, promotion, new_status, outcome)
             return
-        if problem := await self.still_proven(namespace, serving):
-            if "changed after it was verified" in problem:
-                await self._roll_back(
-                    namespace, promotion, moves, versions, "ArtifactChanged", problem, new_status, now, outcome
-                )
-            else:  # storage unreachable: nothing moves now; the next tick tries again
-                new_status["conditions"] = domain.condition_set(
-                    status, now, None, RolledOut=(False, domain.ROLLING_OUT, problem)
-                )
+        overdue = _seconds_since(status.get("startTime"), now) > self.execution_timeout
+        problem = await self.still_proven(namespace, serving)
+        ending = None
+        if problem is not None and problem.reason == Reason.ARTIFACT_CHANGED:
+            ending = ("ArtifactChanged", problem.message)
+        elif overdue:  # a rollout that never ends would hold the model's turn forever
+            why = f"; {problem.message}" if problem is not None else ""
+            timeout = f"not completed within promotions.executionTimeoutSeconds ({self.execution_timeout:g} s){why}"
+            ending = ("RolloutFailed", timeout)
+        elif problem is not None:  # storage cannot answer now: nothing moves; the next tick tries again
+            new_status["conditions"] = domain.condition_set(
+                status, now, None, RolledOut=(False, domain.ROLLING_OUT, problem.message)
+            )
+            await self._write_status(namespace, promotion, new_status, outcome)
+            return
+        if ending is not None:
+            await self._roll_back(namespace, promotion, moves, versions, *ending, new_status, now, outcome)
             await self._write_status(namespace, promotion, new_status, outcome)
             return
         await self._apply_moves(namespace, name, moves, versions, approved_by, outcome)
@@ -423,13 +441,14 @@ class PromotionReconciler:
         await self._apply_moves(namespace, name, domain.rollback_moves(made), versions, [], outcome)
         previous = promotion["status"].get("previousVersion")
         restored = domain.candidate_of(versions, previous) if previous else None
-        problem = await self.still_proven(namespace, restored) if restored is not None else "it is not registered"
+        problem = await self.still_proven(namespace, restored) if restored is not None else None
         if restored is not None and problem is None:
             await self._roll(namespace, promotion["spec"]["modelName"], target, Served.of(restored), outcome)
             message += f"; restored v{previous}"
         elif previous:
             reason = "RolloutFailed" if reason == "RolledBack" else reason
-            message += f"; v{previous} not restored: {problem}"
+            why = problem.message if problem is not None else "it is not registered"
+            message += f"; v{previous} not restored ({why}): the Deployments keep what they have"
         else:
             reason = "RolloutFailed" if reason == "RolledBack" else reason
             message += "; no previous version to restore"
@@ -466,10 +485,11 @@ class PromotionReconciler:
                 return outcome
             if ops is None:
                 return outcome
-            problem = (
-                None if domain.is_verified(holder) else f"ModelVersion {holder['metadata']['name']} is not verified"
-            )
-            if problem := problem or await self.still_proven(namespace, holder):
+            if not domain.is_verified(holder):
+                problem = f"ModelVersion {holder['metadata']['name']} is not verified"
+            else:
+                problem = getattr(await self.still_proven(namespace, holder), "message", None)
+            if problem:
                 message = f"not rolling {model} v{served.version} onto it: {problem}"
                 outcome.events.append((deployment, "Warning", "ModelNotConverged", message))
                 return outcome

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from modelreg.config import Settings
 from modelreg.domain.approvals import ApprovalSeals
 from modelreg.domain.artifacts import Reason
+from modelreg.domain.redaction import redact
 from modelreg.domain.seals import Sealer
 from modelreg.domain.trust import StatusSeals
 from modelreg.services.admission import AdmissionReviewer
@@ -50,7 +51,12 @@ def object_stores(settings: Settings, store: kube.KubeStore) -> StoreFor:
         hit = cache.get(namespace)
         if hit is not None and time.monotonic() - hit[0] < CREDENTIALS_TTL:
             return hit[2]
-        data = await store.secret_data(storage.operator_namespace, secret)
+        try:
+            data = await store.secret_data(storage.operator_namespace, secret)
+        except Exception as exc:  # 403, a broken Secret: a condition that says so, never a crash
+            raise StorageFailure(
+                Reason.ACCESS_DENIED, redact(f"cannot read the storage credentials for namespace {namespace}: {exc}")
+            ) from exc
         if not data or "AWS_ACCESS_KEY_ID" not in data or "AWS_SECRET_ACCESS_KEY" not in data:
             raise StorageFailure(
                 Reason.ACCESS_DENIED,
@@ -65,9 +71,19 @@ def object_stores(settings: Settings, store: kube.KubeStore) -> StoreFor:
         }
         keys.update({arg: data[name] for name, arg in optional.items() if data.get(name)})
         # the same store (and its threads) while the credentials stay the same
-        same = hit is not None and hit[1] == keys
-        cache[namespace] = (time.monotonic(), keys, hit[2] if same and hit else make(**keys))
-        return cache[namespace][2]
+        if hit is not None and hit[1] == keys:
+            store_ = hit[2]  # the same store (and its threads) while the credentials stay the same
+        else:
+            if hit is not None:
+                hit[2].close()
+            try:
+                store_ = make(**keys)
+            except Exception as exc:  # e.g. an AWS_ENDPOINT_URL that is not a URL
+                raise StorageFailure(
+                    Reason.STORAGE_UNAVAILABLE, redact(f"the storage credentials for namespace {namespace}: {exc}")
+                ) from exc
+        cache[namespace] = (time.monotonic(), keys, store_)
+        return store_
 
     return store_for
 
@@ -104,6 +120,7 @@ async def build(settings: Settings, seal_key: bytes) -> Services:
             approvals,
             status_seals,
             model_versions.still_proven,
+            settings.promotions.execution_timeout_seconds,
         ),
         admission=AdmissionReviewer(store, approvals, status_seals, operator_user=await store.whoami()),
         status_seals=status_seals,

@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -80,6 +81,10 @@ def _classify(exc: Exception, location: Location | str, action: str) -> StorageF
     )
 
 
+def _timestamp(value: Any) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
+
+
 def _full_object_sha256(head: dict[str, Any]) -> str | None:
     """A SHA-256 checksum proves the whole object only if it is a full-object one (not composite)."""
     value = head.get("ChecksumSHA256")
@@ -94,6 +99,17 @@ class ObjectStore:
         self.chunk_size = chunk_size
         self.queue_depth = queue_depth
         self.max_objects = max_objects
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+
+    def pool(self, purpose: str, size: int) -> ThreadPoolExecutor:
+        """Threads of this store's own for `purpose`: a slow store holds only its own threads."""
+        if purpose not in self._pools:
+            self._pools[purpose] = ThreadPoolExecutor(size, thread_name_prefix=f"storage-{purpose}")
+        return self._pools[purpose]
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _call(self, location: Location | str, action: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
         try:
@@ -116,13 +132,16 @@ class ObjectStore:
             etag=head["ETag"].strip('"'),
             version_id=head.get("VersionId"),
             sha256=_full_object_sha256(head),
+            last_modified=_timestamp(head.get("LastModified")),
         )
 
     def snapshot(self, location: Location) -> Snapshot:
         """Metadata only: HEAD for an object, a listing for a directory."""
         if not location.is_directory:
             obj = self.head(location)
-            return Snapshot(size=obj.size, etag=obj.etag, version_id=obj.version_id, members=(obj,))
+            return Snapshot(
+                size=obj.size, etag=obj.etag, version_id=obj.version_id, members=(obj,), last_modified=obj.last_modified
+            )
         members = []
         for item in self._list(location):
             if len(members) == self.max_objects:  # stop listing: memory stays bounded
@@ -131,7 +150,12 @@ class ObjectStore:
                     f"{location} holds more than {self.max_objects} objects (verification.maxDirectoryObjects)",
                 )
             members.append(
-                StoredObject(key=item["Key"][len(location.key) :], size=item["Size"], etag=item["ETag"].strip('"'))
+                StoredObject(
+                    key=item["Key"][len(location.key) :],
+                    size=item["Size"],
+                    etag=item["ETag"].strip('"'),
+                    last_modified=_timestamp(item.get("LastModified")),
+                )
             )
         if not members:
             raise StorageFailure(Reason.NOT_FOUND, f"{location} holds no objects")
@@ -147,13 +171,14 @@ class ObjectStore:
         except (ClientError, BotoCoreError) as exc:
             raise _failure(exc, location, "ListObjectsV2") from exc
 
-    def digest(self, location: Location, snapshot: Snapshot, deadline: float = math.inf) -> tuple[str, str, int]:
+    def digest(self, location: Location, snapshot: Snapshot, timeout: float = math.inf) -> tuple[str, str, int]:
         """(sha256 hex, method, body bytes read) of an artifact whose snapshot was just taken.
 
         Storage's own full-object checksum is used when present (no body byte read);
-        a directory's digest is "S3Checksum" only if every member had one. Past `deadline`
-        (time.monotonic) it stops with Timeout.
+        a directory's digest is "S3Checksum" only if every member had one. After `timeout`
+        seconds (counted from when this thread starts on it) it stops with Timeout.
         """
+        deadline = time.monotonic() + timeout
         if not location.is_directory:
             return self._member_digest(location, snapshot.members[0], headed=True, deadline=deadline)
         entries, methods, read = [], set(), 0
