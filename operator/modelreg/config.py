@@ -66,6 +66,8 @@ class ApprovalSettings(Section):
     # The HMAC key that seals approvals and the operator's status (a Secret mounted as a file,
     # at least 16 bytes). Required: without it nothing could prove an approval.
     seal_key_file: str | None = None
+    # Keys sealed with before a rotation: still accepted, never used to seal.
+    previous_seal_key_files: list[str] = []
     # The identity Argo CD / Flux applies with: promotions it creates may carry approvals
     # reviewed in git (`via: gitops`), counted only for the stages listed here.
     gitops_identity: str | None = None

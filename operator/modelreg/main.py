@@ -67,7 +67,11 @@ def run_operator(
 ) -> None:
     """Run until stopped; no namespaces means all of them."""
     kopf.run(
-        registry=register(settings, read_seal_key(settings.approvals.seal_key_file or "")),
+        registry=register(
+            settings,
+            read_seal_key(settings.approvals.seal_key_file or ""),
+            [read_seal_key(path) for path in settings.approvals.previous_seal_key_files],
+        ),
         settings=kopf_settings(namespaces, settings.webhook),
         clusterwide=not namespaces,
         namespaces=namespaces,

@@ -223,3 +223,13 @@ def test_a_non_ascii_seal_is_simply_not_valid():
     p["metadata"]["annotations"]["seal.modelreg.io/bob"] = "webhook|T|v1.é"
     assert tally(p, Candidate.of(v2), 1, SEALS).counted == []
     assert not SEALS.sealer.verifies("é", "anything")
+
+
+def test_a_rotated_key_still_verifies_what_it_sealed_and_seals_nothing_new():
+    from modelreg.domain.seals import Sealer
+
+    old, new = b"old-key-of-sixteen-bytes", b"new-key-of-sixteen-bytes"
+    sealed = Sealer(old).seal("approval", "x")
+    rotated = Sealer(new, [old])
+    assert rotated.verifies(sealed, "approval", "x") and not Sealer(new).verifies(sealed, "approval", "x")
+    assert rotated.seal("approval", "x") == Sealer(new).seal("approval", "x")

@@ -14,14 +14,14 @@ from modelreg.services import wiring
 from modelreg.storage import tls
 
 
-def register(settings: Settings, seal_key: bytes) -> kopf.OperatorRegistry:
+def register(settings: Settings, seal_key: bytes, previous_keys: list[bytes] | None = None) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     # The official client's login: the in-cluster service account, else the current kubeconfig context.
     kopf.on.login(registry=registry)(kopf.login_via_client)
 
     @kopf.on.startup(registry=registry)
     async def build_services(memo: kopf.Memo, **_: Any) -> None:
-        memo.services = await wiring.build(settings, seal_key)
+        memo.services = await wiring.build(settings, seal_key, previous_keys)
         memo.model_versions = memo.services.model_versions
         memo.promotions = memo.services.promotions
         memo.admission = memo.services.admission

@@ -88,8 +88,8 @@ def object_stores(settings: Settings, store: kube.KubeStore) -> StoreFor:
     return store_for
 
 
-async def build(settings: Settings, seal_key: bytes) -> Services:
-    sealer = Sealer(seal_key)
+async def build(settings: Settings, seal_key: bytes, previous_keys: list[bytes] | None = None) -> Services:
+    sealer = Sealer(seal_key, previous_keys or [])
     approvals = ApprovalSeals(sealer, settings.approvals.gitops_identity, settings.approvals.gitops_stages)
     status_seals = StatusSeals(sealer)
     store = kube.KubeStore(kube.make_api_client())
