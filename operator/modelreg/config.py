@@ -23,6 +23,10 @@ from modelreg.domain.model_versions import RetryPolicy
 from modelreg.models.resources import CriterionSpec
 
 
+class UnknownSectionError(ValueError):
+    """A MODELREG_<SECTION>__<KEY> variable whose section does not exist."""
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -145,6 +149,16 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        unknown = sorted(
+            name
+            for name in os.environ
+            if name.startswith("MODELREG_")
+            and "__" in name
+            and name.removeprefix("MODELREG_").split("__")[0].lower() not in cls.model_fields
+        )
+        if unknown:  # pydantic-settings would ignore them silently: a typo must not
+            sections = ", ".join(cls.model_fields)
+            raise UnknownSectionError(f"unknown configuration section in {', '.join(unknown)} (sections: {sections})")
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         config_file = os.environ.get("MODELREG_CONFIG")
         if config_file:

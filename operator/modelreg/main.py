@@ -11,8 +11,9 @@ import kopf
 from pydantic import ValidationError
 
 from modelreg import logs
-from modelreg.config import Settings
+from modelreg.config import Settings, UnknownSectionError
 from modelreg.handlers import kopf_settings, register
+from modelreg.storage.kube import NoCluster, probe_cluster
 from modelreg.storage.tls import read_seal_key
 
 
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         settings = Settings()
-    except (ValidationError, FileNotFoundError) as exc:
+    except (ValidationError, FileNotFoundError, UnknownSectionError) as exc:
         print(f"modelreg-operator: invalid configuration: {exc}", file=sys.stderr)
         return 2
     if not settings.approvals.seal_key_file:
@@ -48,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
             "MODELREG_APPROVALS__SEAL_KEY_FILE=seal.key)",
             file=sys.stderr,
         )
+        return 2
+    try:
+        probe_cluster()
+    except NoCluster as exc:
+        print(f"modelreg-operator: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.logging.level)
     run_operator(

@@ -51,3 +51,40 @@ def test_missing_config_file_is_reported(monkeypatch):
     monkeypatch.setenv("MODELREG_CONFIG", "/nonexistent/modelreg.yaml")
     with pytest.raises(FileNotFoundError, match=re.escape("/nonexistent/modelreg.yaml")):
         Settings()
+
+
+def test_a_misspelled_section_in_the_environment_is_an_error_naming_it(monkeypatch):
+    from modelreg.config import UnknownSectionError
+
+    monkeypatch.setenv("MODELREG_VERIFICATON__MAX_CONCURRENT", "3")
+    with pytest.raises(UnknownSectionError, match="MODELREG_VERIFICATON__MAX_CONCURRENT"):
+        Settings()
+
+
+def test_with_no_cluster_the_operator_says_what_it_tried_and_exits_2(tmp_path, capsys, monkeypatch):
+    import subprocess
+    import sys
+
+    (tmp_path / "seal.key").write_bytes(b"k" * 32)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'http://127.0.0.1:9'}}]\n"
+        "users: [{name: u, user: {token: t}}]\ncontexts: [{name: lab, context: {cluster: c, user: u}}]\n"
+        "current-context: lab\n"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "KUBECONFIG": str(kubeconfig),
+        "MODELREG_APPROVALS__SEAL_KEY_FILE": str(tmp_path / "seal.key"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "modelreg.main", "run", "-A"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no Kubernetes API answers kubeconfig" in lines[0] and "'lab'" in lines[0], done.stderr
+    env["KUBECONFIG"] = str(tmp_path / "missing")
+    done = subprocess.run(
+        [sys.executable, "-m", "modelreg.main", "run", "-A"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2 and "not in a pod" in done.stderr and str(tmp_path / "missing") in done.stderr

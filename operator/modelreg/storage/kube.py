@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +18,31 @@ from modelreg.domain.policy import PolicyError
 
 class Conflict(Exception):
     """Someone else wrote first (409, or a failed JSON-patch test): re-read and try again."""
+
+
+class NoCluster(Exception):
+    """No Kubernetes API answers: the message says what was tried."""
+
+
+def probe_cluster(timeout: float = 5.0) -> None:
+    """Raise NoCluster, naming what was tried, unless a Kubernetes API answers."""
+    tried = []
+    try:
+        kubernetes.config.load_incluster_config()
+        tried.append("the in-cluster service account")
+    except kubernetes.config.ConfigException:
+        path = os.environ.get("KUBECONFIG", "~/.kube/config")
+        try:
+            _, context = kubernetes.config.list_kube_config_contexts()
+            kubernetes.config.load_kube_config()
+        except (kubernetes.config.ConfigException, FileNotFoundError, OSError) as exc:
+            raise NoCluster(f"not in a pod (no in-cluster service account), and kubeconfig {path}: {exc}") from None
+        tried.append(f"kubeconfig {path}, context {context.get('name')!r}")
+    try:
+        with kubernetes.client.ApiClient() as client:
+            kubernetes.client.VersionApi(client).get_code(_request_timeout=timeout)
+    except Exception as exc:
+        raise NoCluster(f"no Kubernetes API answers {', '.join(tried)}: {type(exc).__name__}") from None
 
 
 def make_api_client() -> kubernetes.client.ApiClient:
