@@ -135,3 +135,19 @@ def test_watch_hands_over_from_snapshot_to_stream_without_loss(cluster, kube):
         kube.create("modelversions", mv(f"w{i}"))
     assert done.wait(10), seen
     assert sorted(seen) == sorted(f"ADDED w{i}" for i in range(6))
+
+
+def test_crds_are_listed_and_an_out_of_range_integer_is_a_400_not_a_500(cluster, kube):
+    from kubernetes.client import ApiException, ApiextensionsV1Api
+
+    names = {c.metadata.name for c in ApiextensionsV1Api(kube.client).list_custom_resource_definition().items}
+    assert names == {"modelversions.modelreg.io", "modelpromotions.modelreg.io"}
+    body = {
+        "apiVersion": "modelreg.io/v1alpha1",
+        "kind": "ModelVersion",
+        "metadata": {"name": "huge"},
+        "spec": {"modelName": "m", "version": 10**30, "artifact": {"uri": "s3://models/m", "sha256": "a" * 64}},
+    }
+    with pytest.raises(ApiException) as refused:
+        kube.create("modelversions", body)
+    assert refused.value.status == 400 and "spec.version does not fit a 64-bit integer" in refused.value.body

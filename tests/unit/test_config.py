@@ -88,3 +88,20 @@ def test_with_no_cluster_the_operator_says_what_it_tried_and_exits_2(tmp_path, c
         [sys.executable, "-m", "modelreg.main", "run", "-A"], env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 2 and "not in a pod" in done.stderr and str(tmp_path / "missing") in done.stderr
+
+
+def test_the_sandbox_without_its_extra_says_how_to_install_it(capsys, monkeypatch):
+    import builtins
+
+    from modelreg.sandbox_cli import cli
+
+    real_import = builtins.__import__
+
+    def without_celpy(name, *args, **kwargs):
+        if name.startswith("modelreg.testing"):
+            raise ModuleNotFoundError("No module named 'celpy'", name="celpy")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_celpy)
+    assert cli(["sandbox"]) == 2
+    assert "pip install 'modelreg[testing]'" in capsys.readouterr().err

@@ -67,6 +67,12 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
     # -- set-up -----------------------------------------------------------------------------
     def install_crd(self, crd: dict[str, Any]) -> None:
         spec, names = crd["spec"], crd["spec"]["names"]
+        stored = copy.deepcopy(crd)  # `kubectl get crd` lists it, as on a cluster
+        stored["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
+        self._bump(stored)
+        self._objects[
+            (kmock.resource("apiextensions.k8s.io/v1/customresourcedefinitions"), None, crd["metadata"]["name"])
+        ] = stored
         for version in (v for v in spec["versions"] if v.get("served")):
             key = f"{spec['group']}/{version['name']}/{names['plural']}"
             self.resources[key] = kmock.ResourceInfo(
@@ -220,6 +226,8 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
                 raise kmock.KubernetesError(exc.status, exc.reason, exc.message, {}) from None
 
     def _validate(self, resource: Any, obj: dict[str, Any], old: dict[str, Any] | None = None) -> None:
+        if (where := _out_of_int64(obj)) is not None:  # the API server's JSON decoder refuses these: 400
+            raise ApiError(400, "BadRequest", f"the number at {where} does not fit a 64-bit integer")
         validator = self._validators.get(resource)
         if validator is not None and (errors := validator.errors(obj, old)):
             raise ApiError(422, "Invalid", validator.message(obj, errors))
@@ -405,6 +413,18 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
                     yield event
         finally:
             await bus.unmark(mark)
+
+
+def _out_of_int64(value: Any, path: str = "") -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return None if -(2**63) <= value < 2**63 else (path or ".")
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if (found := _out_of_int64(item, f"{path}.{key}" if isinstance(key, str) else f"{path}[{key}]")) is not None:
+            return found
+    return None
 
 
 def _labels_match(obj: dict[str, Any], selector: str) -> bool:

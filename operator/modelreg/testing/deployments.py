@@ -52,7 +52,8 @@ def simulated_status(deployment: dict[str, Any]) -> dict[str, Any] | None:
 
 
 class SimulatedDeploymentController:
-    def __init__(self, api_url: str, namespaces: list[str], period: float = 0.2) -> None:
+    def __init__(self, api_url: str, namespaces: list[str] | None, period: float = 0.2) -> None:
+        """`namespaces` None: every namespace."""
         config = kubernetes.client.Configuration()
         config.host = api_url
         self.apps = kubernetes.client.AppsV1Api(kubernetes.client.ApiClient(config))
@@ -62,21 +63,25 @@ class SimulatedDeploymentController:
 
     def _run(self) -> None:
         while not self._stop.wait(self.period):
-            for namespace in self.namespaces:
+            for namespace in self.namespaces or [None]:
                 try:
                     self.sync(namespace)
                 except kubernetes.client.ApiException:
                     continue  # a conflicting write: next round
 
-    def sync(self, namespace: str) -> None:
+    def sync(self, namespace: str | None) -> None:
         client = self.apps.api_client
-        listing = client.sanitize_for_serialization(self.apps.list_namespaced_deployment(namespace))
+        listing = client.sanitize_for_serialization(
+            self.apps.list_namespaced_deployment(namespace)
+            if namespace
+            else self.apps.list_deployment_for_all_namespaces()
+        )
         for deployment in listing["items"]:
             status = simulated_status(deployment)
             if status is not None:
                 self.apps.patch_namespaced_deployment_status(
                     deployment["metadata"]["name"],
-                    namespace,
+                    deployment["metadata"]["namespace"],
                     {"status": status},
                     _content_type="application/merge-patch+json",
                 )

@@ -23,7 +23,14 @@ import yaml
 from modelreg.testing.apiserver import ApiServerEmulator
 from modelreg.testing.keys import write_seal_key
 
-RBAC_FILE = Path(__file__).resolve().parents[3] / "examples" / "install" / "rbac.yaml"
+RBAC_FILE = next(
+    (
+        p / "examples" / "install" / "rbac.yaml"
+        for p in (Path(__file__).resolve().parents[3], Path.cwd())
+        if (p / "examples" / "install" / "rbac.yaml").is_file()
+    ),
+    Path.cwd() / "examples" / "install" / "rbac.yaml",
+)
 APPROVERS = ("alice", "bob", "carol")
 
 

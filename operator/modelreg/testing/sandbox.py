@@ -25,7 +25,11 @@ from modelreg.config import Settings
 from modelreg.testing.harness import EmulatedCluster, OperatorThread, S3Endpoint
 from modelreg.testing.keys import write_seal_key
 
-CRDS = Path(__file__).resolve().parents[3] / "crds"
+# The repository's CRDs: beside the package in a clone (editable install), else the working directory.
+CRDS = next(
+    (p for p in (Path(__file__).resolve().parents[3] / "crds", Path.cwd() / "crds") if p.is_dir()),
+    Path.cwd() / "crds",
+)
 NAMESPACE = "default"
 USERS = ("alice", "bob", "carol", "dave")
 OPERATOR_USER = "system:serviceaccount:modelreg-system:modelreg-operator"
@@ -67,9 +71,11 @@ class Sandbox:
             approvals={"seal_key_file": str(write_seal_key(self.workdir / "seal.key", secrets.token_bytes(32)))},
             promotions={"tick_seconds": 0.5},
             verification={"tick_seconds": 0.5},
+            storage={"allowed_prefixes": {"*": [f"s3://{bucket}/"]}},  # every namespace: the sandbox's bucket
         )
-        self.parts.append(SimulatedDeploymentController(self.cluster.url, [NAMESPACE], period=0.3).start())
-        self.parts.append(OperatorThread(settings, [NAMESPACE]).start())
+        # Every namespace, as `modelreg-operator run --all-namespaces` on a cluster.
+        self.parts.append(SimulatedDeploymentController(self.cluster.url, None, period=0.3).start())
+        self.parts.append(OperatorThread(settings, []).start())
         return self
 
     def stop(self) -> None:
@@ -254,6 +260,8 @@ def cli(argv: list[str] | None = None) -> int:
 
     logs.configure(args.log_level)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
+    # kopf warns that it runs outside the main thread (the sandbox's own choice): not the newcomer's concern
+    logging.getLogger("kopf._core.reactor.running").setLevel(logging.ERROR)
     workdir = Path(args.dir).resolve()
     # The official client reads $KUBECONFIG once, at import: set it before anything imports it.
     # In this process that is the operator's identity; people use the kubeconfigs by name.
