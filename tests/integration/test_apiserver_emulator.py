@@ -151,3 +151,31 @@ def test_crds_are_listed_and_an_out_of_range_integer_is_a_400_not_a_500(cluster,
     with pytest.raises(ApiException) as refused:
         kube.create("modelversions", body)
     assert refused.value.status == 400 and "spec.version does not fit a 64-bit integer" in refused.value.body
+
+
+def test_events_are_served_by_both_apis_and_field_selectors_narrow_lists(cluster, kube):
+    from kubernetes.client import EventsV1Api
+
+    for name in ("a", "b"):
+        kube.core.create_namespaced_event(
+            NAMESPACE,
+            {
+                "metadata": {"name": f"{name}.1"},
+                "involvedObject": {"kind": "ModelVersion", "name": name, "namespace": NAMESPACE},
+                "reason": "Verified",
+                "message": f"{name} verified",
+                "type": "Normal",
+            },
+        )
+    only_a = kube.core.list_namespaced_event(
+        NAMESPACE, field_selector="involvedObject.name=a,involvedObject.kind=ModelVersion"
+    )
+    assert [e.message for e in only_a.items] == ["a verified"]
+    assert [
+        e.message for e in kube.core.list_namespaced_event(NAMESPACE, field_selector="involvedObject.name!=a").items
+    ] == ["b verified"]
+    v1 = EventsV1Api(kube.client).list_namespaced_event(NAMESPACE).items
+    assert sorted((e.regarding.name, e.note, e.reason) for e in v1) == [
+        ("a", "a verified", "Verified"),
+        ("b", "b verified", "Verified"),
+    ]

@@ -371,14 +371,27 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         if request.resource not in self._kinds and request.resource not in set(self._get_resources()):
             raise ApiError(404, "NotFound", f"the server could not find the requested resource {request.resource}")
         async with self._lock:
-            items = copy.deepcopy(self._matching(request))
+            if request.resource == EVENTS_V1:  # one store of Events, served by both APIs as on a cluster
+                core = kmock.resource("v1/events")
+                items = [
+                    _as_events_v1(copy.deepcopy(o.raw))
+                    for (r, ns, _), o in self._objects.items()
+                    if r == core and not o.deleted and (request.namespace is None or ns == request.namespace)
+                ]
+            else:
+                items = copy.deepcopy(self._matching(request))
             resource_version = str(self._resource_version)
         items.sort(key=lambda o: (o["metadata"].get("namespace") or "", o["metadata"]["name"]))
         for selector in filter(None, [request.params.get("labelSelector")]):
             items = [o for o in items if _labels_match(o, selector)]
+        for selector in filter(None, [request.params.get("fieldSelector")]):
+            items = [o for o in items if _fields_match(o, selector)]
         kind = self._kinds.get(request.resource) or request.resource.plural.capitalize()
         if "as=Table" in request.headers.get("Accept", ""):
-            return render_table(items, self._printer_columns.get(request.resource, []), resource_version)
+            columns = (
+                EVENT_COLUMNS if request.resource == EVENTS_V1 else self._printer_columns.get(request.resource, [])
+            )
+            return render_table(items, columns, resource_version)
         group_version = (
             f"{request.resource.group}/{request.resource.version}"
             if request.resource.group
@@ -413,6 +426,56 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
                     yield event
         finally:
             await bus.unmark(mark)
+
+
+EVENTS_V1 = kmock.resource("events.k8s.io/v1/events")
+EVENT_COLUMNS = [  # what `kubectl get events` shows from a real API server's Table
+    {"name": "Last Seen", "type": "date", "jsonPath": ".deprecatedLastTimestamp"},
+    {"name": "Type", "type": "string", "jsonPath": ".type"},
+    {"name": "Reason", "type": "string", "jsonPath": ".reason"},
+    {"name": "Object", "type": "string", "jsonPath": ".regarding.name"},
+    {"name": "Message", "type": "string", "jsonPath": ".note"},
+]
+
+
+def _micro_time(timestamp: str | None) -> str:
+    return (timestamp or _now()).replace("Z", ".000000Z") if "." not in (timestamp or "") else timestamp or ""
+
+
+def _as_events_v1(event: dict[str, Any]) -> dict[str, Any]:
+    """A core/v1 Event as events.k8s.io/v1 serves it."""
+    return {
+        "apiVersion": "events.k8s.io/v1",
+        "kind": "Event",
+        "metadata": event.get("metadata") or {},
+        "eventTime": event.get("eventTime")
+        or _micro_time(event.get("firstTimestamp") or (event.get("metadata") or {}).get("creationTimestamp")),
+        "reportingController": event.get("reportingComponent") or (event.get("source") or {}).get("component"),
+        "reportingInstance": event.get("reportingInstance") or "",
+        "action": event.get("action") or event.get("reason"),
+        "reason": event.get("reason"),
+        "regarding": event.get("involvedObject") or {},
+        "note": event.get("message"),
+        "type": event.get("type"),
+        "deprecatedCount": event.get("count"),
+        "deprecatedFirstTimestamp": event.get("firstTimestamp"),
+        "deprecatedLastTimestamp": event.get("lastTimestamp") or event.get("firstTimestamp"),
+        "deprecatedSource": event.get("source"),
+    }
+
+
+def _fields_match(obj: dict[str, Any], selector: str) -> bool:
+    """Field selectors as the API server takes them: `a.b=v`, `a.b==v`, `a.b!=v`, comma-joined."""
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        negate = "!=" in term
+        path, _, wanted = term.replace("!=", "=").replace("==", "=").partition("=")
+        value: Any = obj
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        actual = "" if value is None else str(value)
+        if (actual == wanted.strip()) == negate:
+            return False
+    return True
 
 
 def _out_of_int64(value: Any, path: str = "") -> str | None:
