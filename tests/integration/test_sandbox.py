@@ -168,3 +168,63 @@ def test_kubectl_sees_the_columns_meets_the_webhook_and_ctrl_c_stops_everything(
     assert sandbox.returncode == 0
     assert all(port_is_closed(url) for url in endpoints.values())
     assert Path(tmp_path / "kubeconfig").exists()
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_kubectl_applies_the_quickstart_without_flags_and_sees_versions_and_events(tmp_path):
+    import boto3
+
+    sandbox = subprocess.Popen(
+        [*MODELREG, "sandbox", "--dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        banner = ""
+        deadline = time.monotonic() + 60
+        while "Press Ctrl-C" not in banner and time.monotonic() < deadline:
+            banner += sandbox.stdout.readline()
+        assert "WARNING" not in banner and "Warning" not in banner  # a newcomer's first lines are not noise
+        env = {**os.environ, "KUBECONFIG": str(tmp_path / "kubeconfig")}
+
+        def kubectl(*args: str) -> str:
+            done = subprocess.run(["kubectl", *args], env=env, capture_output=True, text=True, timeout=30, cwd=ROOT)
+            assert done.returncode == 0, done.stderr
+            return done.stdout
+
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=urls(banner)["s3"],
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        )
+        s3.put_object(Bucket="models", Key="fraud/1/model.onnx", Body=b"test", ChecksumAlgorithm="SHA256")
+        applied = kubectl("apply", "-f", "examples/quickstart/")  # validation on, as kubectl's default
+        assert "modelversion.modelreg.io/fraud-v1 created" in applied
+        assert "deployment.apps/fraud-scorer created" in applied
+
+        deadline = time.monotonic() + 30
+        while not re.search(r"ml\s+fraud-v1\s+fraud\s+1\s+True", table := kubectl("get", "mv", "-A")):
+            assert time.monotonic() < deadline, table  # namespace ml is reconciled: every namespace is watched
+            time.sleep(0.5)
+        described = kubectl("describe", "mv", "fraud-v1", "-n", "ml")
+        events_section = described.split("Events:")[1]
+        assert "Verified" in events_section and "fraud-v2" not in events_section  # its own Events only
+        events = kubectl("get", "events", "-n", "ml")
+        assert re.search(r"Normal\s+Verified\s+fraud-v1", events), events
+        assert "modelversions.modelreg.io" in kubectl("get", "crd")
+        bad = subprocess.run(
+            ["kubectl", "apply", "-f", "-"],
+            input="apiVersion: modelreg.io/v1alpha1\nkind: ModelVersion\nmetadata: {name: bad, namespace: ml}\n"
+            "spec: {modelName: fraud, version: 99999999999999999999, artifact: {uri: 's3://models/x', sha256: '0'}}\n",
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert bad.returncode != 0 and "Traceback" not in bad.stderr and "InternalError" not in bad.stderr
+    finally:
+        sandbox.send_signal(signal.SIGINT)
+        sandbox.wait(timeout=60)

@@ -24,6 +24,7 @@ import kmock
 from kmock._internal import rendering  # the Request type handed to _handle()
 
 from modelreg.domain.merge import merge_patch
+from modelreg.testing import openapi
 from modelreg.testing.admission import AdmissionChain, Rejected
 from modelreg.testing.rbac import Attributes, Authorizer
 from modelreg.testing.tables import render_table
@@ -52,6 +53,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self._validators: dict[Any, CRDValidator] = {}
+        self._crd_schemas: dict[Any, dict[str, Any] | None] = {}
         self._status_subresource: set[Any] = set()
         self._printer_columns: dict[Any, list[dict[str, Any]]] = {}
         self._kinds: dict[Any, str] = {}
@@ -86,6 +88,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             )
             resource = kmock.resource(key)
             self._validators[resource] = CRDValidator(crd, version["name"])
+            self._crd_schemas[resource] = (version.get("schema") or {}).get("openAPIV3Schema")
             self._printer_columns[resource] = version.get("additionalPrinterColumns", [])
             self._kinds[resource] = names["kind"]
             if "status" in version.get("subresources", {}):
@@ -95,6 +98,8 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
     async def _handle(self, request: rendering.Request) -> Any:
         writes = (kmock.action.CREATE, kmock.action.UPDATE, kmock.action.DELETE)
         try:
+            if request.url.path.startswith("/openapi/"):
+                return self._serve_openapi(request.url.path)
             if request.resource is not None and request.resource.plural == "selfsubjectreviews":
                 return aiohttp.web.json_response(self._whoami(request), status=201)
             if request.resource is not None and request.resource.plural == "subjectaccessreviews":
@@ -111,6 +116,41 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             return await self._render_error(kmock.KubernetesError(exc.status, exc.reason, exc.message, {}))
         except kmock.KubernetesError as exc:  # e.g. a 404 on fetch: an answer, not a server fault
             return await self._render_error(exc)
+
+    def _openapi_kinds(self) -> list[openapi.Kind]:
+        kinds = []
+        for resource in self.resources:
+            info = self.resources[resource]
+            if "/" in (resource.plural or "") or not info.kind:
+                continue  # subresources
+            kinds.append(
+                openapi.Kind(
+                    resource.group or "",
+                    resource.version or "",
+                    info.kind,
+                    resource.plural,
+                    bool(info.namespaced),
+                    self._crd_schemas.get(resource),
+                )
+            )
+        return kinds
+
+    def _serve_openapi(self, path: str) -> aiohttp.web.Response:
+        kinds = self._openapi_kinds()
+        if path == "/openapi/v3":
+            document: dict[str, Any] | None = openapi.v3_index(kinds)
+        elif path.startswith("/openapi/v3/"):
+            document = openapi.v3_document(kinds, path.removeprefix("/openapi/v3/"))
+        elif path == "/openapi/v2":
+            document = openapi.v2_document(kinds)
+        else:
+            document = None
+        if document is None:
+            return aiohttp.web.json_response(
+                {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404},
+                status=404,
+            )
+        return aiohttp.web.json_response(document)
 
     @staticmethod
     def _user(request: rendering.Request) -> dict[str, Any]:
