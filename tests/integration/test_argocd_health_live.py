@@ -30,3 +30,30 @@ def test_argo_cd_sees_what_the_operator_did(operator, kube, s3, bucket):
         what="Degraded",
     )
     assert "checksum mismatch" in degraded["message"]
+
+
+def test_the_operator_changes_no_field_a_gitops_manifest_sets(operator, kube, s3, bucket):
+    """What Argo CD compares (the fields in git) stays as committed after the operator reconciled."""
+    import copy
+    import pathlib
+
+    import yaml
+
+    def subset(desired, live) -> bool:
+        if isinstance(desired, dict):
+            return isinstance(live, dict) and all(subset(v, live.get(k)) for k, v in desired.items())
+        return desired == live
+
+    root = pathlib.Path(__file__).resolve().parents[2] / "examples/gitops/base/models"
+    manifests = [yaml.safe_load(p.read_text()) for p in sorted(root.glob("*.yaml"))]
+    for manifest in manifests:
+        kube.create("modelversions", copy.deepcopy(manifest))
+    for manifest in manifests:
+        name = manifest["metadata"]["name"]
+        live = wait_for(
+            lambda n=name: (o := kube.get("modelversions", n)).get("status", {}).get("conditions") and o,
+            what=f"{name} reconciled",
+        )
+        assert live["metadata"]["labels"]["modelreg.io/model"] == "fraud"  # the operator's label: not in git
+        assert subset({k: v for k, v in manifest.items() if k != "metadata"}, live)
+        assert subset(manifest["metadata"], live["metadata"])

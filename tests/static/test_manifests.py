@@ -45,6 +45,9 @@ def test_crds_are_valid_kubernetes_objects(doc):
 def test_examples_are_valid(doc):
     if doc["kind"] in TOOL_KINDS:
         return
+    if doc["apiVersion"] == "argoproj.io/v1alpha1":  # Argo CD's own CRD: its source must exist here
+        assert doc["kind"] == "Application" and (ROOT / doc["spec"]["source"]["path"]).is_dir()
+        return
     group = doc["apiVersion"].split("/")[0]
     validator = VALIDATORS.get((group, doc["kind"]))
     if validator is None:
