@@ -173,6 +173,14 @@ def test_promote_approve_history_diff_lineage(cluster, cli, kube, bucket, tmp_pa
     assert code == 0 and "Production" in out and "bob,system:serviceaccount:ci:deployer" in out
     code, out, _ = cli("history", "fraud", "-o", "json")
     assert json.loads(out)[0]["approvedBy"] == ["bob", "system:serviceaccount:ci:deployer"]
+    code, out, _ = cli("history", "fraud", "--at", "2099-01-01T00:00:00Z")  # point in time: who held what
+    header, row = out.splitlines()[:2]
+    assert header.split()[:3] == ["STAGE", "VERSION", "SINCE"] and row.split()[:2] == ["Production", "2"]
+    assert "bob,system:serviceaccount:ci:deployer" in row
+    assert cli("history", "fraud", "--at", "2000-01-01T00:00:00Z")[1].startswith("no version held a stage")
+    with pytest.raises(SystemExit) as usage:  # argparse: exit code 2, one line naming the problem
+        cli("history", "fraud", "--at", "yesterday")
+    assert usage.value.code == 2
     code, out, _ = cli("diff", "fraud", "1", "2")
     assert code == 0 and "auc" in out and "0.9" in out and "0.93" in out
     code, out, _ = cli("lineage", "fraud", "2")

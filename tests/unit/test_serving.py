@@ -65,3 +65,42 @@ def test_rollout_state_needs_the_new_template_observed_and_available():
     failed = rollout_state(dep, 3)
     assert failed.failed and "ProgressDeadlineExceeded" in failed.message and "Deployment d" in failed.message
     assert not rollout_state(dep, 2).failed  # a deadline on another version's template is not ours
+
+
+def test_history_at_a_point_in_time_names_holders_approvers_and_reasons():
+    from modelreg.cli.render import held_at, history
+
+    def mv(version, *entries):
+        return {"spec": {"version": version}, "status": {"stageHistory": list(entries)}}
+
+    versions = [
+        mv(
+            1,
+            {
+                "stage": "Production",
+                "time": "2026-10-01T10:00:00.000001Z",
+                "promotion": "p1",
+                "approvedBy": ["bob", "carol"],
+            },
+            {"stage": "Archived", "time": "2026-11-02T09:00:00.5Z", "promotion": "p2"},
+        ),
+        mv(
+            2,
+            {"stage": "Staging", "time": "2026-10-20T08:00:00Z", "promotion": "s2"},
+            {
+                "stage": "Production",
+                "time": "2026-11-02T09:00:00.6Z",
+                "promotion": "p2",
+                "approvedBy": ["dave", "erin"],
+            },
+        ),
+    ]
+    reasons = {"p1": "first release", "p2": "better AUC"}
+    then = held_at(history(versions), "2026-11-01T12:00:00Z", reasons)
+    assert [(r["stage"], r["version"], r["approvedBy"], r["reason"]) for r in then] == [
+        ("Production", 1, ["bob", "carol"], "first release"),
+        ("Staging", 2, [], ""),
+    ]
+    now = held_at(history(versions), "2026-11-03T00:00:00Z", reasons)
+    assert [(r["stage"], r["version"]) for r in now] == [("Production", 2), ("Archived", 1)]
+    assert held_at(history(versions), "2026-09-01T00:00:00Z", reasons) == []

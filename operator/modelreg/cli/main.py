@@ -6,6 +6,7 @@ import argparse
 import re
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,14 @@ def key_values(pairs: list[str], kind: str, number: bool) -> dict[str, Any]:
 
 
 _CRITERION = re.compile(r"^\s*([A-Za-z0-9_.-]+)\s*(>=|<=|~)\s*(-?[0-9.eE+-]+)\s*$")
+
+
+def timestamp(text: str) -> str:
+    try:
+        datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 time: {text!r} (e.g. 2026-11-01T12:00:00Z)") from None
+    return text
 
 
 def criterion(text: str) -> dict[str, Any]:
@@ -231,6 +240,12 @@ class Commands:
 
     def history(self) -> None:
         entries = render.history(self.versions(self.args.model))
+        if self.args.at:
+            promotions = self.registry.list("modelpromotions", self.namespace)
+            reasons = {p["metadata"]["name"]: p["spec"].get("reason", "") for p in promotions}
+            rows = render.held_at(entries, self.args.at, reasons)
+            self.out(rows, render.held_at_table(rows) if rows else f"no version held a stage at {self.args.at}")
+            return
         self.out(entries, render.history_table(entries) if entries else "no stage changes yet")
 
     def diff(self) -> None:
@@ -308,7 +323,11 @@ def parser() -> argparse.ArgumentParser:
     p = command("describe", "a model's versions, or one version")
     p.add_argument("model")
     p.add_argument("number", type=int, nargs="?")
-    command("history", "stage timeline of a model, with approvers").add_argument("model")
+    p = command("history", "stage timeline of a model, with approvers")
+    p.add_argument("model")
+    p.add_argument(
+        "--at", type=timestamp, help="what held each stage at this time (RFC 3339, e.g. 2026-11-01T12:00:00Z)"
+    )
     p = command("diff", "metrics, hyperparameters and lineage of two versions")
     p.add_argument("model")
     p.add_argument("a", type=int)

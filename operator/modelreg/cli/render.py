@@ -112,6 +112,34 @@ def history_table(entries: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def held_at(entries: Sequence[Mapping[str, Any]], at: str, reasons: Mapping[str, str]) -> list[dict[str, Any]]:
+    """What held each stage at `at`: each version's last stage change up to then (point in time,
+    from stageHistory), with the promotion that made it, its approvers and its reason."""
+    moment = _instant(at)
+    last: dict[int, Mapping[str, Any]] = {}
+    for entry in entries:  # sorted by time
+        if _instant(entry["time"]) <= moment:
+            last[entry["version"]] = entry
+    held = [
+        {**entry, "since": entry["time"], "reason": reasons.get(entry["promotion"], "")}
+        for entry in last.values()
+        if entry["stage"] != "(none)"
+    ]
+    order = {"Production": 0, "Staging": 1, "Archived": 2}
+    return sorted(held, key=lambda e: (order.get(e["stage"], 3), -e["version"]))
+
+
+def held_at_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    return table(
+        ["STAGE", "VERSION", "SINCE", "PROMOTION", "APPROVED BY", "REASON"],
+        [[r["stage"], r["version"], r["since"], r["promotion"], ",".join(r["approvedBy"]), r["reason"]] for r in rows],
+    )
+
+
 def diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for section in ("metrics", "hyperparameters", "lineage"):
