@@ -9,6 +9,7 @@ import logging
 import pytest
 
 from modelreg.config import Settings
+from tests.argocd_health import health
 from tests.integration.conftest import NAMESPACE, condition, wait_for
 from tests.integration.promotion_helpers import deployment, env_of, promote, register, stage, succeeded, version_body
 
@@ -163,6 +164,7 @@ def test_an_invalid_namespace_policy_is_named_and_heals(operator, kube, s3, buck
     promote(kube, "s", 1, target="Staging")
     invalid = succeeded(kube, "s", "InvalidPolicy")
     message = condition(invalid, "Succeeded")["message"]
+    assert health("ModelPromotion", invalid)["status"] == "Degraded"
     assert f"ConfigMap {NAMESPACE}/modelreg-policy" in message and words in message
     kube.core.patch_namespaced_config_map(
         "modelreg-policy", NAMESPACE, {"data": {"policy.yaml": "requiredApprovals: {Staging: 0}\n"}}

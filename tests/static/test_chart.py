@@ -16,7 +16,7 @@ from tests.conftest import CRD_FILES, ROOT
 CHART = ROOT / "charts" / "modelreg"
 HELM = ROOT / ".venv" / "bin" / "helm"
 K8S_VERSION = "1.33"
-NOT_BUILT_IN = {"Certificate", "Issuer", "ServiceMonitor"}  # cert-manager's and the Prometheus Operator's
+NOT_BUILT_IN = {"Certificate", "Issuer"}  # cert-manager's
 
 MODES = {
     "default": [],
@@ -24,7 +24,7 @@ MODES = {
     "namespaced": ["--set", "watch.namespaces={ml,ml-staging}"],
     "no-crds": ["--set", "crds.enabled=false"],
     "crds-not-kept": ["--set", "crds.keep=false"],
-    "metrics": ["--set", "metrics.enabled=true", "--set", "metrics.serviceMonitor.enabled=true"],
+    "health-port": ["--set", "metrics.port=9090"],
     "storage": [
         "--set-json",
         'storage={"endpoint":"http://minio.storage:9000","region":"eu-west-1","existingSecret":"s3",'
@@ -85,6 +85,8 @@ def test_a_typo_in_values_is_rejected():
     assert done.returncode != 0 and "webhok" in done.stderr
     done = helm("template", "modelreg", str(CHART), "--set", "webhook.certificateMode=maybe")
     assert done.returncode != 0
+    done = helm("template", "modelreg", str(CHART), "--set", "policy.requiredApprovals.Production=21")
+    assert done.returncode != 0  # the operator would refuse it at start-up: refused at install instead
 
 
 def test_the_operator_runs_locked_down():
@@ -162,4 +164,26 @@ def test_the_webhook_configurations_match_the_handlers_the_operator_serves():
         handler = served[webhook["clientConfig"]["service"]["path"].lstrip("/")]
         assert webhook["failurePolicy"] == ("Ignore" if handler.ignore_failures else "Fail")
         assert webhook["rules"][0]["operations"] == list(handler.operations)
-    assert by_kind(render(*MODES["self-signed"]), "ValidatingWebhookConfiguration") == []  # the operator keeps them
+    self_signed = render(*MODES["self-signed"])
+    assert by_kind(self_signed, "ValidatingWebhookConfiguration") == []  # the operator keeps them
+    config = yaml.safe_load(by_kind(self_signed, "ConfigMap")[0]["data"]["modelreg.yaml"])
+    assert config["webhook"]["managed"].count(".") >= 2  # webhook names need three parts: <id>.<managed>
+    ports = {p["port"] for p in by_kind(self_signed, "Service")[0]["spec"]["ports"]}
+    assert config["webhook"]["port"] in ports  # the URL the operator writes reaches it
+    namespaced = render(*MODES["namespaced"])
+    for config in by_kind(namespaced, "ValidatingWebhookConfiguration"):
+        for webhook in config["webhooks"]:
+            assert webhook["namespaceSelector"]["matchExpressions"][0]["values"] == ["ml", "ml-staging"]
+
+
+def test_the_webhook_certificate_comes_from_a_ca_so_renewals_stay_trusted():
+    objects = render()
+    serving = next(c for c in by_kind(objects, "Certificate") if not c["spec"].get("isCA"))
+    issuer = next(
+        i for i in by_kind(objects, "Issuer") if i["metadata"]["name"] == serving["spec"]["issuerRef"]["name"]
+    )
+    assert "ca" in issuer["spec"]  # a CA issuer, not self-signed serving certificates
+    injected = by_kind(objects, "ValidatingWebhookConfiguration")[0]["metadata"]["annotations"][
+        "cert-manager.io/inject-ca-from"
+    ]
+    assert injected == f"modelreg-system/{serving['metadata']['name']}"

@@ -38,6 +38,13 @@ app.kubernetes.io/component: operator
       name: {{ .service }}
       namespace: {{ .namespace }}
       path: /{{ .id }}
+  {{- if .namespaces }}
+  namespaceSelector:  # only where the operator watches: it can read nothing elsewhere
+    matchExpressions:
+      - key: kubernetes.io/metadata.name
+        operator: In
+        values: {{ .namespaces | toJson }}
+  {{- end }}
   rules:
     - apiGroups: [modelreg.io]
       apiVersions: [v1alpha1]

@@ -133,10 +133,12 @@ class PromotionReconciler:
             )
         except PolicyError as exc:  # heals when the ConfigMap is fixed; decides nothing meanwhile
             message = f"namespace policy ConfigMap {namespace}/{self.policy_config_map}: {exc}"
+            generation = promotion["metadata"].get("generation")
             status = {
+                "observedGeneration": generation,  # observed, and judged: Argo CD shows Degraded, not Progressing
                 "conditions": domain.condition_set(
-                    promotion.get("status") or {}, now, None, Succeeded=(False, "InvalidPolicy", message)
-                )
+                    promotion.get("status") or {}, now, generation, Succeeded=(False, "InvalidPolicy", message)
+                ),
             }
             await self._write_status(namespace, promotion, status, outcome)
             return outcome
