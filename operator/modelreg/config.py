@@ -120,6 +120,12 @@ class PromotionSettings(Section):
     execution_timeout_seconds: Annotated[float, Field(gt=0)] = 3600.0
 
 
+class MetricsSettings(Section):
+    addr: str = "0.0.0.0"
+    # Prometheus metrics at http://<addr>:<port>/metrics; 0 serves none.
+    port: Annotated[int, Field(ge=0, le=65535)] = 9090
+
+
 class LoggingSettings(Section):
     level: str = "INFO"
 
@@ -136,6 +142,7 @@ class Settings(BaseSettings):
     approvals: ApprovalSettings = ApprovalSettings()
     webhook: WebhookSettings = WebhookSettings()
     storage: StorageSettings = StorageSettings()
+    metrics: MetricsSettings = MetricsSettings()
     policy: PolicySettings = PolicySettings()
     promotions: PromotionSettings = PromotionSettings()
     logging: LoggingSettings = LoggingSettings()

@@ -16,7 +16,7 @@ from tests.conftest import CRD_FILES, ROOT
 CHART = ROOT / "charts" / "modelreg"
 HELM = ROOT / ".venv" / "bin" / "helm"
 K8S_VERSION = "1.33"
-NOT_BUILT_IN = {"Certificate", "Issuer"}  # cert-manager's
+NOT_BUILT_IN = {"Certificate", "Issuer", "ServiceMonitor"}  # cert-manager's and the Prometheus Operator's
 
 MODES = {
     "default": [],
@@ -24,7 +24,8 @@ MODES = {
     "namespaced": ["--set", "watch.namespaces={ml,ml-staging}"],
     "no-crds": ["--set", "crds.enabled=false"],
     "crds-not-kept": ["--set", "crds.keep=false"],
-    "health-port": ["--set", "metrics.port=9090"],
+    "metrics": ["--set", "metrics.serviceMonitor.enabled=true", "--set", "health.port=8081"],
+    "no-metrics": ["--set", "metrics.enabled=false"],
     "storage": [
         "--set-json",
         'storage={"endpoint":"http://minio.storage:9000","region":"eu-west-1","existingSecret":"s3",'
@@ -77,6 +78,7 @@ def test_the_rendered_configuration_is_one_the_operator_accepts(mode, tmp_path, 
     monkeypatch.setenv("MODELREG_CONFIG", str(tmp_path / "modelreg.yaml"))
     settings = Settings()
     assert settings.approvals.seal_key_file.startswith("/var/run/modelreg/seal/")
+    assert settings.metrics.port == (0 if mode == "no-metrics" else 9090)
     assert (settings.webhook.managed is None) == (mode != "self-signed")
 
 
@@ -168,7 +170,8 @@ def test_the_webhook_configurations_match_the_handlers_the_operator_serves():
     assert by_kind(self_signed, "ValidatingWebhookConfiguration") == []  # the operator keeps them
     config = yaml.safe_load(by_kind(self_signed, "ConfigMap")[0]["data"]["modelreg.yaml"])
     assert config["webhook"]["managed"].count(".") >= 2  # webhook names need three parts: <id>.<managed>
-    ports = {p["port"] for p in by_kind(self_signed, "Service")[0]["spec"]["ports"]}
+    webhook_service = next(s for s in by_kind(self_signed, "Service") if s["metadata"]["name"].endswith("-webhook"))
+    ports = {p["port"] for p in webhook_service["spec"]["ports"]}
     assert config["webhook"]["port"] in ports  # the URL the operator writes reaches it
     namespaced = render(*MODES["namespaced"])
     for config in by_kind(namespaced, "ValidatingWebhookConfiguration"):

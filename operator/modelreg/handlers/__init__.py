@@ -7,6 +7,7 @@ from collections.abc import Collection
 from typing import Any
 
 import kopf
+import prometheus_client
 
 from modelreg.config import Settings, WebhookSettings
 from modelreg.handlers import admission, model_versions, promotions
@@ -26,6 +27,13 @@ def register(settings: Settings, seal_key: bytes, previous_keys: list[bytes] | N
         memo.promotions = memo.services.promotions
         memo.admission = memo.services.admission
         memo.status_seals = memo.services.status_seals
+        if settings.metrics.port:
+            memo.metrics_server, _ = prometheus_client.start_http_server(settings.metrics.port, settings.metrics.addr)
+
+    @kopf.on.cleanup(registry=registry)
+    def stop_metrics(memo: kopf.Memo, **_: Any) -> None:
+        if getattr(memo, "metrics_server", None) is not None:
+            memo.metrics_server.shutdown()
 
     model_versions.register(registry, settings)
     promotions.register(registry, settings)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
+from modelreg import metrics
 from modelreg.domain import model_versions as domain
 from modelreg.domain.artifacts import (
     InvalidURIError,
@@ -112,7 +114,11 @@ class ModelVersionReconciler:
             parent_missing=domain.missing_parent(mv.lineage.parent_version if mv.lineage else None, others),
         )
         checked = domain.check_due(status, generation, now, self.policy) or self._due_now_for(namespace, name)
+        started = time.monotonic()
         verdict, snapshot = await self.check(namespace, mv.artifact, status, generation) if checked else (None, None)
+        if verdict is not None:
+            metrics.VERIFICATION_SECONDS.observe(time.monotonic() - started)
+            metrics.VERIFICATIONS.labels(outcome=verdict.reason.value, method=verdict.method or "none").inc()
         desired, transitions = domain.status_after_check(
             status,
             generation=generation,
@@ -158,9 +164,10 @@ class ModelVersionReconciler:
             ):
                 return verdict, snapshot
             async with self._downloads[namespace]:
-                found, method, _ = await self._run(
+                found, method, read = await self._run(
                     store, "verify", store.digest, location, snapshot, self.timeout_seconds
                 )
+                metrics.VERIFICATION_BYTES.inc(read)
         except StorageFailure as failure:
             return Verdict(failure.reason, failure.message), None
         return judge_digest(artifact.sha256, found, method, snapshot, location, status.get("artifact")), snapshot

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from modelreg import metrics
 from modelreg.domain import promotions as domain
 from modelreg.domain.approvals import ApprovalSeals
 from modelreg.domain.artifacts import Reason, Verdict
@@ -37,6 +38,16 @@ from modelreg.storage.kube import Conflict, KubeStore
 TAMPERED = "StatusTampered"
 # (namespace, ModelVersion) -> None while storage still holds the proven bytes, else why not
 Prover = Callable[[str, Mapping[str, Any]], Awaitable[Verdict | None]]
+
+
+def _record_end(outcome: str, status: Mapping[str, Any]) -> None:
+    metrics.PROMOTIONS.labels(outcome=outcome).inc()
+    end = status.get("completionTime")
+    if outcome == "Promoted" and end and status.get("startTime"):
+        metrics.ROLLOUT_SECONDS.observe(_seconds_since(status["startTime"], end))
+        approved = [a["time"] for a in status.get("approvals") or [] if a.get("time")]
+        if approved:
+            metrics.APPROVAL_TO_ROLLOUT.observe(max(0.0, _seconds_since(max(approved), end)))
 
 
 def _seconds_since(start: str | None, now: str) -> float:
@@ -228,6 +239,8 @@ class PromotionReconciler:
         )
         promotion.pop("tampered", None)
         before, after = domain.reason_of(promotion), domain.reason_of({"status": status})
+        if before != after and after in domain.TERMINAL:
+            _record_end(after, {**(promotion.get("status") or {}), **status})
         if before != after:
             message = next(c["message"] for c in status["conditions"] if c["type"] == domain.SUCCEEDED)
             kind = "Normal" if after in ("Promoted", "Ready", "Queued", domain.ROLLING_OUT) else "Warning"
@@ -307,6 +320,7 @@ class PromotionReconciler:
             await self._write_status(namespace, promotion, new_status, outcome)
             return
         await self._apply_moves(namespace, name, moves, versions, approved_by, outcome)
+        self._record_holders(namespace, promotion["spec"]["modelName"], versions)
         states = await self._roll(namespace, promotion["spec"]["modelName"], target, Served.of(serving), outcome)
         new_status["rollout"] = {"deployments": [s.to_status() for s in states]}
         failed = [s for s in states if s.failed]
@@ -396,6 +410,16 @@ class PromotionReconciler:
             outcome.audit.append((raw, forged, stage, why))
             return outcome
 
+    @staticmethod
+    def _record_holders(namespace: str, model: str, versions: Sequence[Mapping[str, Any]]) -> None:
+        for stage in domain.EXCLUSIVE:
+            holder = domain.holder_of(versions, stage)
+            if holder is not None:
+                metrics.STAGE_VERSION.labels(namespace, model, stage).set(holder["spec"]["version"])
+            else:
+                with contextlib.suppress(KeyError):
+                    metrics.STAGE_VERSION.remove(namespace, model, stage)
+
     async def _roll(self, namespace: str, model: str, stage: str, served: Served, outcome: Outcome) -> list:
         deployments = await self.kube.list_deployments(namespace, f"{MODEL_LABEL}={model}")
         states = []
@@ -441,6 +465,7 @@ class PromotionReconciler:
             and domain.history_has((by_name[m.version_name].get("status") or {}).get("stageHistory") or [], m, name)
         ]
         await self._apply_moves(namespace, name, domain.rollback_moves(made), versions, [], outcome)
+        self._record_holders(namespace, promotion["spec"]["modelName"], versions)
         previous = promotion["status"].get("previousVersion")
         restored = domain.candidate_of(versions, previous) if previous else None
         problem = await self.still_proven(namespace, restored) if restored is not None else None

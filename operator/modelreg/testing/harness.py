@@ -204,7 +204,10 @@ def with_test_trust(settings: Any) -> Any:
         approvals = approvals.model_copy(update={"seal_key_file": str(key_file)})
     if webhook.port == 9443:
         webhook = webhook.model_copy(update={"addr": "127.0.0.1", "host": "127.0.0.1", "port": free_port()})
-    return settings.model_copy(update={"approvals": approvals, "webhook": webhook})
+    metrics = settings.metrics
+    if metrics.port == 9090:  # several operators may run in one test process
+        metrics = metrics.model_copy(update={"addr": "127.0.0.1", "port": free_port()})
+    return settings.model_copy(update={"approvals": approvals, "webhook": webhook, "metrics": metrics})
 
 
 class OperatorThread:

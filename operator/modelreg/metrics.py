@@ -1,0 +1,38 @@
+"""Prometheus metrics of the operator (served on `metrics.port`, default 9090, at /metrics).
+
+Recorded where the decisions are carried out (services); names follow Prometheus conventions.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+VERIFICATIONS = Counter(
+    "modelreg_verifications_total",
+    "Artifact checks that reached a verdict, by outcome (reason) and method",
+    ["outcome", "method"],
+)
+VERIFICATION_SECONDS = Histogram(
+    "modelreg_verification_duration_seconds",
+    "Time to check an artifact against storage (HEAD/listing, and hashing when needed)",
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120, 600, 3600),
+)
+VERIFICATION_BYTES = Counter("modelreg_verification_bytes_read_total", "Artifact bytes downloaded to hash them")
+PROMOTIONS = Counter(
+    "modelreg_promotions_total", "Promotions that ended, by outcome (the Succeeded reason)", ["outcome"]
+)
+APPROVAL_TO_ROLLOUT = Histogram(
+    "modelreg_approval_to_rollout_seconds",
+    "From the last counted approval to the promotion's completion",
+    buckets=(0.1, 0.5, 1, 5, 30, 60, 300, 1800, 3600),
+)
+ROLLOUT_SECONDS = Histogram(
+    "modelreg_rollout_duration_seconds",
+    "From a promotion's start (the commit point) to its end",
+    buckets=(0.1, 0.5, 1, 5, 30, 60, 300, 1800, 3600),
+)
+STAGE_VERSION = Gauge(
+    "modelreg_model_stage_version",
+    "The version that holds an exclusive stage of a model",
+    ["namespace", "model", "stage"],
+)
