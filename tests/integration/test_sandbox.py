@@ -32,6 +32,22 @@ def urls(text: str) -> dict[str, str]:
     }
 
 
+def start_sandbox(tmp_path: Path) -> tuple[subprocess.Popen, str]:
+    """`modelreg sandbox` in the background, and what it printed up to "Press Ctrl-C"."""
+    sandbox = subprocess.Popen(
+        [*MODELREG, "sandbox", "--dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    banner = ""
+    deadline = time.monotonic() + 60
+    while "Press Ctrl-C" not in banner and time.monotonic() < deadline:
+        banner += sandbox.stdout.readline()
+    return sandbox, banner
+
+
 def test_demo_runs_to_completion_and_leaves_nothing_behind(tmp_path):
     result = subprocess.run(
         [*MODELREG, "sandbox", "--demo", "--dir", str(tmp_path)], capture_output=True, text=True, timeout=240, cwd=ROOT
@@ -57,18 +73,8 @@ def test_demo_runs_to_completion_and_leaves_nothing_behind(tmp_path):
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 def test_kubectl_sees_the_columns_meets_the_webhook_and_ctrl_c_stops_everything(tmp_path):
-    sandbox = subprocess.Popen(
-        [*MODELREG, "sandbox", "--dir", str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
+    sandbox, banner = start_sandbox(tmp_path)
     try:
-        banner = ""
-        deadline = time.monotonic() + 60
-        while "Press Ctrl-C" not in banner and time.monotonic() < deadline:
-            banner += sandbox.stdout.readline()
         endpoints = urls(banner)
         env = {
             **os.environ,
@@ -174,18 +180,8 @@ def test_kubectl_sees_the_columns_meets_the_webhook_and_ctrl_c_stops_everything(
 def test_kubectl_applies_the_quickstart_without_flags_and_sees_versions_and_events(tmp_path):
     import boto3
 
-    sandbox = subprocess.Popen(
-        [*MODELREG, "sandbox", "--dir", str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
+    sandbox, banner = start_sandbox(tmp_path)
     try:
-        banner = ""
-        deadline = time.monotonic() + 60
-        while "Press Ctrl-C" not in banner and time.monotonic() < deadline:
-            banner += sandbox.stdout.readline()
         assert "WARNING" not in banner and "Warning" not in banner  # a newcomer's first lines are not noise
         env = {**os.environ, "KUBECONFIG": str(tmp_path / "kubeconfig")}
 
