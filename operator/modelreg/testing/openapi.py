@@ -10,7 +10,6 @@ The documents carry each CRD's schema as a component, as a real API server's do.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -94,7 +93,3 @@ def v2_document(kinds: Iterable[Kind]) -> dict[str, Any]:
         "paths": paths,
         "definitions": {},  # kubectl leaves validation to the server (fieldValidation), as above
     }
-
-
-def encode(document: dict[str, Any]) -> bytes:
-    return json.dumps(document).encode()
