@@ -293,17 +293,13 @@ class PromotionReconciler:
         now = _now()
         new_status: dict[str, Any] = {}
         # Right before stages move or any Deployment is patched: storage still holds what was proven.
-        if serving is None:
-            message = f"ModelVersion {promotion['spec']['modelName']} v{promotion['spec']['version']} was deleted"
-            await self._roll_back(
-                namespace, promotion, moves, versions, "VersionNotFound", message, new_status, now, outcome
-            )
-            await self._write_status(namespace, promotion, new_status, outcome)
-            return
         overdue = _seconds_since(status.get("startTime"), now) > self.execution_timeout
-        problem = await self.still_proven(namespace, serving)
+        problem = await self.still_proven(namespace, serving) if serving is not None else None
         ending = None
-        if problem is not None and problem.reason == Reason.ARTIFACT_CHANGED:
+        if serving is None:
+            spec = promotion["spec"]
+            ending = ("VersionNotFound", f"ModelVersion {spec['modelName']} v{spec['version']} was deleted")
+        elif problem is not None and problem.reason == Reason.ARTIFACT_CHANGED:
             ending = ("ArtifactChanged", problem.message)
         elif overdue:  # a rollout that never ends would hold the model's turn forever
             why = f"; {problem.message}" if problem is not None else ""
@@ -472,13 +468,13 @@ class PromotionReconciler:
         if restored is not None and problem is None:
             await self._roll(namespace, promotion["spec"]["modelName"], target, Served.of(restored), outcome)
             message += f"; restored v{previous}"
-        elif previous:
+        else:  # nothing restored: a rollout failure is no rollback
             reason = "RolloutFailed" if reason == "RolledBack" else reason
-            why = problem.message if problem is not None else "it is not registered"
-            message += f"; v{previous} not restored ({why}): the Deployments keep what they have"
-        else:
-            reason = "RolloutFailed" if reason == "RolledBack" else reason
-            message += "; no previous version to restore"
+            if previous:
+                why = problem.message if problem is not None else "it is not registered"
+                message += f"; v{previous} not restored ({why}): the Deployments keep what they have"
+            else:
+                message += "; no previous version to restore"
         new_status.update(
             completionTime=now,
             conditions=domain.condition_set(

@@ -136,23 +136,25 @@ class KubeStore:
             self.apps.patch_namespaced_deployment, name, namespace, ops, _content_type="application/json-patch+json"
         )
 
-    async def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
-        """A Secret's values, decoded; None if there is no such Secret."""
+    async def _read_or_none(self, fn: Any, name: str, namespace: str) -> Any:
         try:
-            secret = await self._call(self.core.read_namespaced_secret, name, namespace)
+            return await self._call(fn, name, namespace)
         except kubernetes.client.ApiException as exc:
             if exc.status == 404:
                 return None
             raise
+
+    async def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret's values, decoded; None if there is no such Secret."""
+        secret = await self._read_or_none(self.core.read_namespaced_secret, name, namespace)
+        if secret is None:
+            return None
         return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
 
     async def policy_override(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            config_map = await self._call(self.core.read_namespaced_config_map, name, namespace)
-        except kubernetes.client.ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        config_map = await self._read_or_none(self.core.read_namespaced_config_map, name, namespace)
+        if config_map is None:
+            return None
         text = (config_map.data or {}).get("policy.yaml")
         try:
             return yaml.safe_load(text) if text else None
