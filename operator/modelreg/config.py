@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from modelreg.domain.model_versions import RetryPolicy
+from modelreg.domain.notifications import EVENT_TYPES, Endpoint
 from modelreg.models.resources import CriterionSpec
 
 
@@ -126,6 +127,42 @@ class MetricsSettings(Section):
     port: Annotated[int, Field(ge=0, le=65535)] = 9090
 
 
+class EndpointSettings(Section):
+    """One receiver of signed notifications (Standard Webhooks)."""
+
+    # DNS-label: it names the endpoint in metrics, Events and the outbox.
+    name: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
+    url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")]
+    # Secret in the operator's namespace whose key `secret` holds the signing key (`whsec_<base64>`).
+    signing_key_secret: Annotated[str, Field(min_length=1)]
+    # Empty: every event type; else only these.
+    events: list[Literal[EVENT_TYPES]] = []  # type: ignore[valid-type]
+    # Empty: events of every namespace; else only of these (one team's endpoint hears only its team).
+    namespaces: list[str] = []
+
+    def endpoint(self) -> Endpoint:
+        return Endpoint(self.name, self.url, frozenset(self.events), frozenset(self.namespaces))
+
+
+class NotificationSettings(Section):
+    endpoints: list[EndpointSettings] = []
+    # Undelivered notices kept per namespace (a ConfigMap each in the operator's namespace);
+    # beyond it the oldest are dropped, counted and reported in an Event.
+    max_pending: Annotated[int, Field(ge=1, le=1000)] = 500
+    timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
+    retry_base_seconds: Annotated[float, Field(gt=0)] = 1.0
+    retry_max_seconds: Annotated[float, Field(gt=0)] = 300.0
+    # Deliveries under way at once, per endpoint (a hanging receiver holds at most this many).
+    concurrency: Annotated[int, Field(ge=1, le=64)] = 4
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> NotificationSettings:
+        names = [e.name for e in self.endpoints]
+        if len(names) != len(set(names)):
+            raise ValueError(f"notifications.endpoints: names must be unique, got {names}")
+        return self
+
+
 class LoggingSettings(Section):
     level: str = "INFO"
 
@@ -145,6 +182,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = MetricsSettings()
     policy: PolicySettings = PolicySettings()
     promotions: PromotionSettings = PromotionSettings()
+    notifications: NotificationSettings = NotificationSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @classmethod

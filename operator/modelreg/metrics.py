@@ -36,3 +36,9 @@ STAGE_VERSION = Gauge(
     "The version that holds an exclusive stage of a model",
     ["namespace", "model", "stage"],
 )
+WEBHOOK_DELIVERIES = Counter(
+    "modelreg_webhook_deliveries_total",
+    "Notification delivery attempts by endpoint and outcome (delivered, retried, failed, dropped)",
+    ["endpoint", "outcome"],
+)
+OUTBOX_DEPTH = Gauge("modelreg_webhook_outbox_depth", "Notifications not yet delivered, per endpoint", ["endpoint"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 
@@ -9,7 +10,7 @@ import kubernetes
 import pytest
 import requests
 
-from tests.integration.conftest import GROUP, NAMESPACE, VERSION
+from tests.integration.conftest import GROUP, NAMESPACE, VERSION, api_client
 
 SHA = "a" * 64
 BASE = f"/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/modelversions"
@@ -179,3 +180,13 @@ def test_events_are_served_by_both_apis_and_field_selectors_narrow_lists(cluster
         ("a", "a verified", "Verified"),
         ("b", "b verified", "Verified"),
     ]
+
+
+def test_secret_string_data_is_folded_into_data(cluster):
+    with api_client(cluster.url, "admin") as client:
+        core = kubernetes.client.CoreV1Api(client)
+        core.create_namespaced_secret("ml", {"metadata": {"name": "s"}, "stringData": {"k": "v1"}})
+        core.patch_namespaced_secret("s", "ml", {"stringData": {"k": "v2", "j": "w"}})
+        secret = core.read_namespaced_secret("s", "ml")
+    assert secret.data == {"k": base64.b64encode(b"v2").decode(), "j": base64.b64encode(b"w").decode()}
+    assert secret.string_data is None

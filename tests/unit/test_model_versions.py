@@ -80,7 +80,10 @@ def test_verified_status_records_what_was_proven():
         "verifiedTime": "T",
     }
     assert status["lastCheck"]["consecutiveFailures"] == 0
-    assert [(t.reason, t.type, t.previous) for t in transitions] == [("Verified", "Normal", None)]
+    assert [(t.reason, t.type, t.previous, t.notice) for t in transitions] == [
+        ("Registered", "Normal", None, "model_version.registered"),  # the first status: registered
+        ("Verified", "Normal", None, "model_version.verified"),
+    ]
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "True"
 
@@ -105,7 +108,7 @@ def test_duplicate_shows_on_ready_only():
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert ready["reason"] == "DuplicateVersion" and "older" in ready["message"]
     assert "parentVersion 7" in ready["message"]  # the lineage note rides along
-    assert [t.reason for t in transitions] == ["DuplicateVersion"]
+    assert [t.reason for t in transitions] == ["Registered", "DuplicateVersion"]
     assert "lastCheck" not in status
 
 
@@ -113,3 +116,16 @@ def test_quiet_ticks_change_nothing():
     current = {"a": 1, "b": [1]}
     assert changed_keys(current, {"a": 1, "b": [1]}) == {}
     assert changed_keys(current, {"a": 2, "b": [1]}) == {"a": 2}
+
+
+def test_only_a_final_failure_notifies_invalid():
+    verdict = Verdict(Reason.CHECKSUM_MISMATCH, "wrong bytes")
+    _, transitions = status_after_check(
+        status_with("Verifying"), generation=1, checked=True, verdict=verdict, snapshot=SNAP, lineage=LINEAGE, now="T"
+    )
+    assert [t.notice for t in transitions] == ["model_version.invalid"]
+    outage = Verdict(Reason.STORAGE_UNAVAILABLE, "down")
+    _, transitions = status_after_check(
+        status_with("Verifying"), generation=1, checked=True, verdict=outage, snapshot=None, lineage=LINEAGE, now="T"
+    )
+    assert [t.notice for t in transitions] == [None]  # an outage is retried, not an invalid artifact

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from modelreg.domain import conditions
+from modelreg.domain import conditions, notifications
 from modelreg.domain.artifacts import TRANSIENT, Reason, Snapshot, Verdict
 
 ARTIFACT_VERIFIED = "ArtifactVerified"
@@ -87,6 +87,7 @@ class Transition:
     message: str
     previous: str | None
     current: str
+    notice: str | None = None  # the notification type it is, if any
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,9 @@ def _with_ready(current: list[dict], lineage: Lineage, generation: int | None, n
 
 def _transitions(old: list[dict], new: list[dict], lineage: Lineage) -> list[Transition]:
     found = []
+    if not old:  # the first status the operator writes
+        message = f"version {lineage.version} of model {lineage.model} registered"
+        found.append(Transition("Normal", "Registered", message, None, "Registered", notifications.REGISTERED))
     for type_ in (ARTIFACT_VERIFIED, READY):
         before, after = conditions.find(old, type_), conditions.find(new, type_)
         if after is None or (before and (before["status"], before["reason"]) == (after["status"], after["reason"])):
@@ -192,6 +196,13 @@ def _transitions(old: list[dict], new: list[dict], lineage: Lineage) -> list[Tra
                 message=after["message"],
                 previous=before["reason"] if before else None,
                 current=after["reason"],
+                notice=None
+                if type_ == READY
+                else notifications.VERIFIED
+                if after["status"] == "True"
+                else notifications.INVALID
+                if after["reason"] not in TRANSIENT
+                else None,
             )
         )
     return found

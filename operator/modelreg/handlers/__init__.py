@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Collection
 from typing import Any
@@ -27,13 +28,19 @@ def register(settings: Settings, seal_key: bytes, previous_keys: list[bytes] | N
         memo.promotions = memo.services.promotions
         memo.admission = memo.services.admission
         memo.status_seals = memo.services.status_seals
+        memo.notifier = memo.services.notifier
+        await memo.notifier.load()
+        memo.notifier_task = asyncio.create_task(memo.notifier.run())
         if settings.metrics.port:
             memo.metrics_server, _ = prometheus_client.start_http_server(settings.metrics.port, settings.metrics.addr)
 
     @kopf.on.cleanup(registry=registry)
-    def stop_metrics(memo: kopf.Memo, **_: Any) -> None:
+    async def stop(memo: kopf.Memo, **_: Any) -> None:
         if getattr(memo, "metrics_server", None) is not None:
             memo.metrics_server.shutdown()
+        if getattr(memo, "notifier_task", None) is not None:
+            memo.notifier_task.cancel()
+            await memo.notifier.close()
 
     model_versions.register(registry, settings)
     promotions.register(registry, settings)

@@ -12,6 +12,7 @@ from modelreg import GROUP, VERSION
 from modelreg.audit import audit
 from modelreg.config import Settings
 from modelreg.domain.model_versions import Sibling, Transition
+from modelreg.domain.notifications import notice
 from modelreg.domain.serving import MODEL_LABEL, STAGE_LABEL
 from modelreg.domain.trust import STAGE
 from modelreg.handlers import promotions
@@ -51,16 +52,21 @@ async def reconcile(
     if meta.labels.get(MODEL_LABEL) != spec.get("modelName"):
         patch.metadata.labels[MODEL_LABEL] = spec.get("modelName")
     for transition in transitions:
-        report(body, transition)
+        report(body, transition, memo)
     if not memo.status_seals.proven(STAGE, body):
-        promotions.report(await memo.promotions.restore_stage(namespace, name, spec.get("modelName")))
+        promotions.report(await memo.promotions.restore_stage(namespace, name, spec.get("modelName")), memo)
     elif meta.labels.get(STAGE_LABEL) != (status.get("stage") or None):
         patch.metadata.labels[STAGE_LABEL] = status.get("stage") or None  # CI/CD selects by it: keep it true
 
 
-def report(body: kopf.Body, transition: Transition) -> None:
+def report(body: kopf.Body, transition: Transition, memo: kopf.Memo) -> None:
     kopf.event(body, type=transition.type, reason=transition.reason, message=transition.message)
     audit(body, transition.previous, transition.current, transition.message)
+    if transition.notice:
+        stage = (body.get("status") or {}).get("stage")
+        memo.notifier.publish(
+            [notice(transition.notice, body, reason=transition.current, message=transition.message, stage=stage)]
+        )
 
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:

@@ -18,7 +18,8 @@ from modelreg.services.promotions import Outcome
 PROMOTIONS = (GROUP, VERSION, "modelpromotions")
 
 
-def report(outcome: Outcome) -> None:
+def report(outcome: Outcome, memo: kopf.Memo) -> None:
+    memo.notifier.publish(outcome.notices)
     for body, type_, reason, message in outcome.events:
         kopf.event(dict(body), type=type_, reason=reason, message=message)
     for body, previous, current, why in outcome.audit:
@@ -30,14 +31,14 @@ async def reconcile_promotion(
 ) -> None:
     if reason_of(body) in TERMINAL and memo.status_seals.proven(RECORD, body):
         return  # history: no I/O
-    report(await memo.promotions.reconcile(namespace, name, spec["modelName"]))
+    report(await memo.promotions.reconcile(namespace, name, spec["modelName"]), memo)
 
 
 async def converge_deployment(
     name: str, namespace: str, labels: Mapping[str, str], memo: kopf.Memo, type: str | None, **_: Any
 ) -> None:
     if type != "DELETED":
-        report(await memo.promotions.converge_deployment(namespace, name, labels[MODEL_LABEL]))
+        report(await memo.promotions.converge_deployment(namespace, name, labels[MODEL_LABEL]), memo)
 
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:

@@ -16,10 +16,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modelreg import metrics
+from modelreg.domain import notifications
 from modelreg.domain import promotions as domain
 from modelreg.domain.approvals import ApprovalSeals
 from modelreg.domain.artifacts import Reason, Verdict
 from modelreg.domain.merge import merge_patch
+from modelreg.domain.notifications import Notice
 from modelreg.domain.policy import PolicyError, effective_policy
 from modelreg.domain.serving import (
     MODEL_LABEL,
@@ -61,12 +63,41 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _notices(
+    promotion: Mapping[str, Any],
+    stored: Mapping[str, Any],
+    status: Mapping[str, Any],
+    before: str | None,
+    after: str | None,
+) -> list[Notice]:
+    """What a status write tells the notification endpoints: requested, each new approval, the end."""
+    found = []
+    if before is None and after is not None:
+        found.append(notifications.notice(notifications.REQUESTED, promotion, requestedBy=status.get("requestedBy")))
+    counted = [a.get("user") for a in status.get("approvals") or []]
+    for user in counted:
+        if user not in [a.get("user") for a in stored.get("approvals") or []]:
+            approved = any(c["type"] == "Approved" and c["status"] == "True" for c in status.get("conditions") or [])
+            found.append(
+                notifications.notice(
+                    notifications.APPROVED, promotion, approver=user, approvers=counted, approved=approved
+                )
+            )
+    if before != after and after in domain.TERMINAL:
+        message = next((c["message"] for c in status.get("conditions") or [] if c["type"] == domain.SUCCEEDED), "")
+        kind = notifications.SUCCEEDED if after == "Promoted" else notifications.FAILED
+        approvers = [a.get("user") for a in {**stored, **status}.get("approvals") or []]
+        found.append(notifications.notice(kind, promotion, reason=after, message=message, approvers=approvers))
+    return found
+
+
 @dataclass
 class Outcome:
     """What a reconcile did, for Events and audit lines (emitted by the handler)."""
 
     events: list[tuple[Mapping[str, Any], str, str, str]] = field(default_factory=list)  # body, type, reason, msg
     audit: list[tuple[Mapping[str, Any], str | None, str, str]] = field(default_factory=list)  # body, from, to, why
+    notices: list[Notice] = field(default_factory=list)  # for the configured notification endpoints
 
 
 class PromotionReconciler:
@@ -239,6 +270,7 @@ class PromotionReconciler:
         )
         promotion.pop("tampered", None)
         before, after = domain.reason_of(promotion), domain.reason_of({"status": status})
+        outcome.notices.extend(_notices(promotion, stored, status, before, after))
         if before != after and after in domain.TERMINAL:
             _record_end(after, {**(promotion.get("status") or {}), **status})
         if before != after:
@@ -375,6 +407,15 @@ class PromotionReconciler:
                 )
             )
             outcome.audit.append((version, move.from_stage, move.to_stage, why))
+            outcome.notices.append(
+                notifications.notice(
+                    notifications.STAGE_CHANGED,
+                    version,
+                    **{"from": move.from_stage or None, "to": move.to_stage or None},
+                    promotion=promotion,
+                    approvers=approved_by if move.to_stage == moves[-1].to_stage else [],
+                )
+            )
 
     async def _write_stage(self, namespace: str, version: dict[str, Any], stage: str, history: list) -> None:
         """Stage and history with their seal in one write; then the label CI/CD selects by."""

@@ -14,6 +14,7 @@ from modelreg.domain.seals import Sealer
 from modelreg.domain.trust import StatusSeals
 from modelreg.services.admission import AdmissionReviewer
 from modelreg.services.model_versions import ModelVersionReconciler, StoreFor
+from modelreg.services.notifications import Notifier
 from modelreg.services.promotions import PromotionReconciler
 from modelreg.storage import kube, s3
 from modelreg.storage.s3 import StorageFailure
@@ -28,6 +29,7 @@ class Services:
     promotions: PromotionReconciler
     admission: AdmissionReviewer
     status_seals: StatusSeals
+    notifier: Notifier
 
 
 def object_stores(settings: Settings, store: kube.KubeStore) -> StoreFor:
@@ -124,4 +126,5 @@ async def build(settings: Settings, seal_key: bytes, previous_keys: list[bytes] 
         ),
         admission=AdmissionReviewer(store, approvals, status_seals, operator_user=await store.whoami()),
         status_seals=status_seals,
+        notifier=Notifier(store, settings.notifications, settings.storage.operator_namespace),
     )

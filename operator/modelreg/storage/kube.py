@@ -7,6 +7,7 @@ import base64
 import json
 import os
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import kubernetes
@@ -160,3 +161,37 @@ class KubeStore:
             return yaml.safe_load(text) if text else None
         except yaml.YAMLError as exc:
             raise PolicyError(f"key policy.yaml is not valid YAML: {exc}") from exc
+
+    async def config_maps(self, namespace: str, label_selector: str) -> dict[str, dict[str, str]]:
+        """name -> data of the ConfigMaps that carry the label."""
+        listing = await self._call(self.core.list_namespaced_config_map, namespace, label_selector=label_selector)
+        return {cm.metadata.name: dict(cm.data or {}) for cm in listing.items}
+
+    async def merge_config_map(
+        self, namespace: str, name: str, labels: dict[str, str], data: Mapping[str, str | None]
+    ) -> None:
+        """Add (value) and remove (None) keys in one write; the ConfigMap is made when absent."""
+        try:
+            await self._call(self.core.patch_namespaced_config_map, name, namespace, {"data": dict(data)})
+        except kubernetes.client.ApiException as exc:
+            if exc.status != 404:
+                raise
+            kept = {k: v for k, v in data.items() if v is not None}
+            body = {"metadata": {"name": name, "namespace": namespace, "labels": labels}, "data": kept}
+            await self._call(self.core.create_namespaced_config_map, namespace, body)
+
+    async def post_event(self, ref: Mapping[str, str], type_: str, reason: str, message: str) -> None:
+        """A core/v1 Event on the object `ref` names (apiVersion, kind, namespace, name, uid)."""
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "metadata": {"generateName": f"{ref['name']}.", "namespace": ref["namespace"]},
+            "involvedObject": dict(ref),
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": "modelreg"},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        await self._call(self.core.create_namespaced_event, ref["namespace"], body)

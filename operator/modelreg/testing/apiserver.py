@@ -11,6 +11,7 @@ columns, a lossless list-to-watch hand-over and a bounded request log.
 
 from __future__ import annotations
 
+import base64
 import copy
 import secrets
 import uuid
@@ -266,6 +267,10 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
                 raise kmock.KubernetesError(exc.status, exc.reason, exc.message, {}) from None
 
     def _validate(self, resource: Any, obj: dict[str, Any], old: dict[str, Any] | None = None) -> None:
+        if resource.plural == "secrets" and not resource.group and "stringData" in obj:
+            # The API server folds the write-only stringData into data (base64), as kubectl expects.
+            encoded = {k: base64.b64encode(str(v).encode()).decode() for k, v in (obj.pop("stringData") or {}).items()}
+            obj["data"] = {**(obj.get("data") or {}), **encoded}
         if (where := _out_of_int64(obj)) is not None:  # the API server's JSON decoder refuses these: 400
             raise ApiError(400, "BadRequest", f"the number at {where} does not fit a 64-bit integer")
         validator = self._validators.get(resource)

@@ -1,0 +1,132 @@
+"""Outbound notifications: which events exist, what their payload says, when a delivery is retried,
+and which pending delivery may go next (per-object order, a bounded outbox)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+REGISTERED = "model_version.registered"
+VERIFIED = "model_version.verified"
+INVALID = "model_version.invalid"
+REQUESTED = "promotion.requested"
+APPROVED = "promotion.approved"
+SUCCEEDED = "promotion.succeeded"
+FAILED = "promotion.failed"
+STAGE_CHANGED = "stage.changed"
+EVENT_TYPES = (REGISTERED, VERIFIED, INVALID, REQUESTED, APPROVED, SUCCEEDED, FAILED, STAGE_CHANGED)
+
+# A condition message can quote user-written text; a payload stays small whatever it says.
+MAX_TEXT = 1024
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something happened to one object, worth telling the configured endpoints."""
+
+    type: str
+    ref: Mapping[str, str]  # apiVersion, kind, namespace, name, uid
+    data: Mapping[str, Any]
+
+
+def notice(type_: str, body: Mapping[str, Any], **data: Any) -> Notice:
+    meta, spec = body.get("metadata") or {}, body.get("spec") or {}
+    ref = {
+        "apiVersion": str(body.get("apiVersion") or ""),
+        "kind": str(body.get("kind") or ""),
+        "namespace": str(meta.get("namespace") or ""),
+        "name": str(meta.get("name") or ""),
+        "uid": str(meta.get("uid") or ""),
+    }
+    excerpt = {"model": spec.get("modelName"), "version": spec.get("version")}
+    if "targetStage" in spec:
+        excerpt["targetStage"] = spec["targetStage"]
+    sha256 = (spec.get("artifact") or {}).get("sha256")
+    if sha256:
+        excerpt["sha256"] = sha256
+    excerpt.update(data)
+    clipped = {k: v[:MAX_TEXT] if isinstance(v, str) else v for k, v in excerpt.items() if v is not None}
+    return Notice(type_, ref, clipped)
+
+
+def payload(item: Notice, id_: str, time: str) -> str:
+    """The exact body that is signed and sent (stored as text, so every retry sends the same bytes)."""
+    body = {"id": id_, "type": item.type, "time": time, "object": dict(item.ref), "data": dict(item.data)}
+    return json.dumps(body, separators=(",", ":"), sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    url: str
+    events: frozenset[str] = frozenset()  # empty: every type
+    namespaces: frozenset[str] = frozenset()  # empty: every namespace
+
+    def wants(self, item: Notice) -> bool:
+        return (not self.events or item.type in self.events) and (
+            not self.namespaces or item.ref["namespace"] in self.namespaces
+        )
+
+
+def retryable(status: int | None) -> bool:
+    """Network errors and timeouts (None), 408, 429 and 5xx are tried again; other answers are final."""
+    return status is None or status in (408, 429) or status >= 500
+
+
+def delivered(status: int | None) -> bool:
+    return status is not None and 200 <= status < 300
+
+
+def retry_delay(attempts: int, base: float, cap: float, jitter: float) -> float:
+    """Exponential backoff with equal jitter (`jitter` in [0, 1)): receivers that went down together
+    are not hit again together, and no retry comes sooner than half its step."""
+    step = min(cap, base * 2 ** min(max(attempts - 1, 0), 30))
+    return step / 2 + step / 2 * jitter
+
+
+@dataclass
+class Pending:
+    """One delivery of one notice to one endpoint, as kept in the outbox."""
+
+    key: str  # sortable: the order notices were published in
+    endpoint: str
+    id: str
+    type: str
+    ref: Mapping[str, str]
+    body: str
+    attempts: int = 0
+    due: float = 0.0
+    in_flight: bool = field(default=False, compare=False)
+
+    @property
+    def ordering(self) -> tuple[str, str]:
+        return (self.endpoint, self.ref.get("uid") or f"{self.ref.get('namespace')}/{self.ref.get('name')}")
+
+    def to_record(self) -> str:
+        return json.dumps(
+            {"endpoint": self.endpoint, "id": self.id, "type": self.type, "ref": self.ref, "body": self.body}
+        )
+
+    @classmethod
+    def from_record(cls, key: str, text: str) -> Pending:
+        record = json.loads(text)
+        return cls(key, record["endpoint"], record["id"], record["type"], record["ref"], record["body"])
+
+
+def heads(pending: Iterable[Pending]) -> list[Pending]:
+    """The oldest pending delivery of each (endpoint, object): only it may be sent, so a later
+    notice about an object never overtakes an earlier one."""
+    first: dict[tuple[str, str], Pending] = {}
+    for item in sorted(pending, key=lambda p: p.key):
+        first.setdefault(item.ordering, item)
+    return list(first.values())
+
+
+def overflow(pending: Sequence[Pending], cap: int) -> list[Pending]:
+    """What a full outbox drops to keep `cap`: the oldest first, never one being sent."""
+    if len(pending) <= cap:
+        return []
+    waiting = sorted((p for p in pending if not p.in_flight), key=lambda p: p.key)
+    return waiting[: len(pending) - cap]

@@ -1,0 +1,254 @@
+"""The outbox: notices persisted in the cluster, then delivered signed, in order per object, with
+retries, by one background task that never holds up a reconcile.
+
+Each namespace's undelivered notices live in one ConfigMap in the operator's namespace (tenants
+cannot write there, so nobody can inject a notice the operator would sign), one key per delivery,
+sorted by publication. A restart reloads them and delivers what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from modelreg import metrics
+from modelreg.config import NotificationSettings
+from modelreg.domain import notifications as domain
+from modelreg.domain.notifications import Notice, Pending
+from modelreg.domain.redaction import redact
+from modelreg.storage import webhooks
+from modelreg.storage.kube import KubeStore
+
+logger = logging.getLogger(__name__)
+OUTBOX_LABEL = "modelreg.io/outbox"
+PREFIX = "modelreg-outbox-"
+SECRET_TTL = 300.0
+
+
+class Notifier:
+    def __init__(
+        self,
+        kube: KubeStore,
+        settings: NotificationSettings,
+        operator_namespace: str,
+        sender: webhooks.Sender | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.kube, self.settings, self.namespace = kube, settings, operator_namespace
+        self.endpoints = {e.name: e for e in settings.endpoints}
+        self.filters = [e.endpoint() for e in settings.endpoints]
+        self.sender = sender or webhooks.Sender(settings.timeout_seconds)
+        self.clock, self.jitter = clock, jitter
+        self.pending: dict[str, dict[str, Pending]] = defaultdict(dict)  # namespace -> key -> delivery
+        self.unsaved: dict[str, dict[str, str | None]] = defaultdict(dict)  # namespace -> key -> record, None: remove
+        self.saved: dict[str, set[str]] = defaultdict(set)  # namespace -> keys in its ConfigMap
+        self._wake = asyncio.Event()
+        self._sequence = itertools.count()
+        self._secrets: dict[str, tuple[float, str]] = {}
+        self._tasks: set[asyncio.Task] = set()
+
+    # -- publishing (called from reconciles: no I/O, never waits) -------------------------------
+    def publish(self, notices: Iterable[Notice]) -> None:
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        for item in notices:
+            wanted = [e.name for e in self.filters if e.wants(item)]
+            if not wanted:
+                continue
+            id_ = f"msg_{uuid.uuid4().hex}"  # the same on every retry and for every endpoint
+            body = domain.payload(item, id_, now)
+            for endpoint in wanted:
+                self._put(
+                    item.ref["namespace"], Pending(self._next_key(endpoint), endpoint, id_, item.type, item.ref, body)
+                )
+        self._wake.set()
+
+    def _next_key(self, endpoint: str) -> str:
+        # wall-clock time first (sorts across restarts), then a counter (sorts within one tick)
+        return f"{time.time_ns():020d}.{next(self._sequence) % 10**6:06d}.{endpoint}"
+
+    def _put(self, namespace: str, entry: Pending) -> None:
+        self.pending[namespace][entry.key] = entry
+        self.unsaved[namespace][entry.key] = entry.to_record()
+        for dropped in domain.overflow(list(self.pending[namespace].values()), self.settings.max_pending):
+            self._remove(namespace, dropped)
+            metrics.WEBHOOK_DELIVERIES.labels(dropped.endpoint, "dropped").inc()
+            self._report(
+                dropped,
+                "NotificationDropped",
+                f"{dropped.type} {dropped.id} to endpoint {dropped.endpoint} dropped undelivered: "
+                f"the outbox of namespace {namespace} holds at most {self.settings.max_pending}",
+            )
+        self._gauge()
+
+    def _remove(self, namespace: str, entry: Pending) -> None:
+        self.pending[namespace].pop(entry.key, None)
+        if entry.key in self.saved[namespace]:
+            self.unsaved[namespace][entry.key] = None
+        else:
+            self.unsaved[namespace].pop(entry.key, None)  # never written (or being written: see _save)
+
+    # -- the background task --------------------------------------------------------------------
+    async def load(self) -> None:
+        """What a previous run left undelivered (for endpoints no longer configured: dropped, logged)."""
+        for name, data in (await self.kube.config_maps(self.namespace, f"{OUTBOX_LABEL}=true")).items():
+            namespace = name.removeprefix(PREFIX)
+            for key, text in data.items():
+                self.saved[namespace].add(key)
+                try:
+                    entry = Pending.from_record(key, text)
+                except (ValueError, KeyError, TypeError):
+                    logger.warning("outbox %s: unreadable entry %s removed", name, key)
+                    self.unsaved[namespace][key] = None
+                    continue
+                if entry.endpoint not in self.endpoints:
+                    logger.warning(
+                        "outbox %s: %s for endpoint %s (no longer configured) dropped", name, entry.id, entry.endpoint
+                    )
+                    self.unsaved[namespace][key] = None
+                    continue
+                self.pending[namespace][key] = entry
+        self._gauge()
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            self._wake.clear()
+            try:
+                await self._save()
+                failures = 0
+            except Exception as exc:  # the API is down: everything stays in memory; tried again
+                failures += 1
+                logger.warning("outbox not saved (attempt %d): %s", failures, redact(str(exc)))
+            next_due = self._dispatch()
+            timeout = max(0.01, next_due - self.clock())
+            if failures:
+                timeout = min(timeout, domain.retry_delay(failures, 0.5, 30.0, self.jitter()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _save(self) -> None:
+        for namespace, changes in list(self.unsaved.items()):
+            if not changes:
+                continue
+            batch = dict(changes)
+            labels = {OUTBOX_LABEL: "true", "app.kubernetes.io/managed-by": "modelreg"}
+            await self.kube.merge_config_map(self.namespace, PREFIX + namespace, labels, batch)
+            for key, value in batch.items():
+                if changes.get(key) == value:
+                    del changes[key]
+                if value is None:
+                    self.saved[namespace].discard(key)
+                    continue
+                self.saved[namespace].add(key)
+                if key not in self.pending[namespace]:
+                    changes.setdefault(key, None)  # delivered while it was being written
+
+    def _dispatch(self) -> float:
+        """Start every delivery that may go now; the time the next one falls due."""
+        now, next_due = self.clock(), self.clock() + 60.0
+        busy: dict[str, int] = defaultdict(int)
+        for queue in self.pending.values():
+            for entry in queue.values():
+                busy[entry.endpoint] += entry.in_flight
+        for namespace, queue in self.pending.items():
+            for entry in domain.heads(queue.values()):
+                if entry.in_flight:
+                    continue
+                if entry.due > now:
+                    next_due = min(next_due, entry.due)
+                elif busy[entry.endpoint] < self.settings.concurrency:
+                    busy[entry.endpoint] += 1
+                    entry.in_flight = True
+                    self._spawn(self._deliver(namespace, entry))
+        return next_due
+
+    async def _deliver(self, namespace: str, entry: Pending) -> None:
+        endpoint = self.endpoints[entry.endpoint]
+        secret = await self._signing_key(entry.endpoint)
+        status = None
+        if secret is not None:
+            headers = webhooks.signed_headers(secret, entry.id, entry.body)
+            status = await self.sender.post(endpoint.url, headers, entry.body)
+        entry.in_flight = False
+        if domain.delivered(status):
+            metrics.WEBHOOK_DELIVERIES.labels(entry.endpoint, "delivered").inc()
+            self._remove(namespace, entry)
+        elif secret is not None and not domain.retryable(status):
+            metrics.WEBHOOK_DELIVERIES.labels(entry.endpoint, "failed").inc()
+            self._remove(namespace, entry)
+            message = f"{entry.type} {entry.id}: endpoint {entry.endpoint} answered HTTP {status}; not retried"
+            self._report(entry, "NotificationFailed", message)
+        else:
+            metrics.WEBHOOK_DELIVERIES.labels(entry.endpoint, "retried").inc()
+            entry.attempts += 1
+            settings = self.settings
+            delay = domain.retry_delay(
+                entry.attempts, settings.retry_base_seconds, settings.retry_max_seconds, self.jitter()
+            )
+            entry.due = self.clock() + delay
+            what = "no signing key" if secret is None else "no answer" if status is None else f"HTTP {status}"
+            logger.info("notification %s to %s: %s; retry in %.1f s", entry.id, entry.endpoint, what, delay)
+        self._gauge()
+        self._wake.set()
+
+    async def _signing_key(self, endpoint: str) -> str | None:
+        """The endpoint's key from its Secret (re-read every 5 minutes); None, logged, if unusable:
+        nothing is ever sent unsigned."""
+        hit = self._secrets.get(endpoint)
+        if hit is not None and self.clock() - hit[0] < SECRET_TTL:
+            return hit[1]
+        name = self.endpoints[endpoint].signing_key_secret
+        try:
+            data = await self.kube.secret_data(self.namespace, name)
+        except Exception as exc:
+            logger.warning(
+                "endpoint %s: cannot read Secret %s/%s: %s", endpoint, self.namespace, name, redact(str(exc))
+            )
+            return None
+        secret = (data or {}).get("secret")
+        if not secret or not webhooks.valid_secret(secret):
+            logger.warning(
+                "endpoint %s: Secret %s/%s lacks a key `secret` of the form whsec_<base64>",
+                endpoint,
+                self.namespace,
+                name,
+            )
+            return None
+        self._secrets[endpoint] = (self.clock(), secret)
+        return secret
+
+    def _report(self, entry: Pending, reason: str, message: str) -> None:
+        logger.warning("%s: %s", reason, message)
+        self._spawn(self._post_event(entry.ref, reason, message))
+
+    async def _post_event(self, ref: Mapping[str, str], reason: str, message: str) -> None:
+        with contextlib.suppress(Exception):  # a courtesy: the metric and the log line remain
+            await self.kube.post_event(ref, "Warning", reason, message)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _gauge(self) -> None:
+        depth = dict.fromkeys(self.endpoints, 0)
+        for queue in self.pending.values():
+            for entry in queue.values():
+                depth[entry.endpoint] += 1
+        for name, count in depth.items():
+            metrics.OUTBOX_DEPTH.labels(name).set(count)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await self.sender.close()
