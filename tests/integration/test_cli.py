@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -178,6 +182,30 @@ def test_promote_approve_history_diff_lineage(cluster, cli, kube, bucket, tmp_pa
     assert header.split()[:3] == ["STAGE", "VERSION", "SINCE"] and row.split()[:2] == ["Production", "2"]
     assert "bob,system:serviceaccount:ci:deployer" in row
     assert cli("history", "fraud", "--at", "2000-01-01T00:00:00Z")[1].startswith("no version held a stage")
+    if shutil.which("kubectl"):  # the README's kubectl-only answer agrees
+        readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+        one_liner = readme.split("<!-- stage-at-time one-liner")[1].split("```bash\n")[1].split("\n```")[0]
+        template = shlex.split(one_liner)[-1].removeprefix("go-template=")
+        kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig", namespace="ml", user="admin")
+        run = ["kubectl", "--kubeconfig", str(kubeconfig), "get", "modelversions", "-l", "modelreg.io/model=fraud"]
+        then = subprocess.run(
+            [*run, "-o", f"go-template={template.replace('2026-11-01', '2099-01-01')}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+        assert then.startswith("Production v2 since ") and then.rstrip().endswith(
+            "by fraud-v2-to-production, approved by bob system:serviceaccount:ci:deployer"
+        )
+        before = subprocess.run(
+            [*run, "-o", f"go-template={template.replace('2026-11-01', '2000-01-01')}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+        assert before == ""
     with pytest.raises(SystemExit) as usage:  # argparse: exit code 2, one line naming the problem
         cli("history", "fraud", "--at", "yesterday")
     assert usage.value.code == 2
