@@ -31,6 +31,12 @@ MODES = {
         'storage={"endpoint":"http://minio.storage:9000","region":"eu-west-1","existingSecret":"s3",'
         '"allowedPrefixes":{"ml":["s3://models/ml/"],"*":["s3://shared/"]},"credentials":{"ml":"team-ml-s3"}}',
     ],
+    "notifications": [
+        "--set-json",
+        'notifications={"endpoints":[{"name":"ci","url":"https://ci.example.com/hook","signingKeySecret":"hook-ci",'
+        '"events":["promotion.succeeded"]},{"name":"chat","url":"https://chat.example.com/x","signingKeySecret":'
+        '"hook-chat","namespaces":["ml"]}],"maxPending":100}',
+    ],
     "existing-seal-key": ["--set", "sealKey.existingSecret=my-seal", "--set", "sealKey.key=hmac"],
     "gitops": [
         "--set",
@@ -80,6 +86,17 @@ def test_the_rendered_configuration_is_one_the_operator_accepts(mode, tmp_path, 
     assert settings.approvals.seal_key_file.startswith("/var/run/modelreg/seal/")
     assert settings.metrics.port == (0 if mode == "no-metrics" else 9090)
     assert (settings.webhook.managed is None) == (mode != "self-signed")
+    endpoints = {
+        e.name: (e.url, e.signing_key_secret, e.events, e.namespaces) for e in settings.notifications.endpoints
+    }
+    if mode == "notifications":
+        assert endpoints == {
+            "ci": ("https://ci.example.com/hook", "hook-ci", ["promotion.succeeded"], []),
+            "chat": ("https://chat.example.com/x", "hook-chat", [], ["ml"]),
+        }
+        assert settings.notifications.max_pending == 100
+    else:
+        assert endpoints == {}
 
 
 def test_a_typo_in_values_is_rejected():
@@ -89,6 +106,11 @@ def test_a_typo_in_values_is_rejected():
     assert done.returncode != 0
     done = helm("template", "modelreg", str(CHART), "--set", "policy.requiredApprovals.Production=21")
     assert done.returncode != 0  # the operator would refuse it at start-up: refused at install instead
+    bad_event = (
+        'notifications={"endpoints":[{"name":"ci","url":"https://x","signingKeySecret":"s","events":["deployed"]}]}'
+    )
+    done = helm("template", "modelreg", str(CHART), "--set-json", bad_event)
+    assert done.returncode != 0 and "events" in done.stderr
 
 
 def test_the_operator_runs_locked_down():
@@ -106,7 +128,7 @@ def test_the_operator_runs_locked_down():
     assert container["livenessProbe"] and container["readinessProbe"]
 
 
-@pytest.mark.parametrize("mode", ["default", "namespaced", "self-signed", "storage"])
+@pytest.mark.parametrize("mode", ["default", "namespaced", "self-signed", "storage", "notifications"])
 def test_the_operator_holds_no_wildcard_and_namespaced_mode_binds_no_cluster_wide_namespaced_rights(mode):
     objects = render(*MODES[mode])
     for role in by_kind(objects, "ClusterRole") + by_kind(objects, "Role"):
@@ -125,6 +147,12 @@ def test_the_operator_holds_no_wildcard_and_namespaced_mode_binds_no_cluster_wid
         ]
     else:
         assert "modelreg-operator" in bindings and not role_bindings
+    outbox = [r for r in by_kind(objects, "Role") if r["metadata"]["name"].endswith("-notifications")]
+    if mode == "notifications":  # the outbox and the signing keys by name, in the release namespace only
+        assert outbox[0]["metadata"]["namespace"] == "modelreg-system"
+        assert outbox[0]["rules"][1]["resourceNames"] == ["hook-chat", "hook-ci"]
+    else:
+        assert outbox == []  # no endpoints: no right to ConfigMaps or signing keys
     if mode == "storage":
         secrets = next(r for r in by_kind(objects, "Role") if "storage-credentials" in r["metadata"]["name"])
         assert secrets["rules"] == [

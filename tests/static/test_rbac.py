@@ -52,3 +52,16 @@ def test_the_operator_reads_secrets_only_in_its_own_namespace():
         if "secrets" in rule["resources"]
     ]
     assert secret_rules == [("Role", "modelreg-system")]
+
+
+def test_the_operator_writes_configmaps_only_in_its_own_namespace():
+    # The outbox holds what the operator will sign and send: no tenant may write it.
+    docs = [d for d in yaml.safe_load_all((ROOT / "examples/install/rbac.yaml").read_text()) if d]
+    writes = [
+        (d["kind"], d["metadata"].get("namespace"))
+        for d in docs
+        if d["kind"] in ("Role", "ClusterRole") and d["metadata"]["name"].startswith("modelreg-operator")
+        for rule in d["rules"]
+        if "configmaps" in rule["resources"] and set(rule["verbs"]) - {"get", "list", "watch"}
+    ]
+    assert writes == [("Role", "modelreg-system")]

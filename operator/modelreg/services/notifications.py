@@ -99,7 +99,10 @@ class Notifier:
 
     # -- the background task --------------------------------------------------------------------
     async def load(self) -> None:
-        """What a previous run left undelivered (for endpoints no longer configured: dropped, logged)."""
+        """What a previous run left undelivered (for endpoints no longer configured: dropped, logged).
+        No endpoints: nothing is read (nor needs the right to)."""
+        if not self.endpoints:
+            return
         for name, data in (await self.kube.config_maps(self.namespace, f"{OUTBOX_LABEL}=true")).items():
             namespace = name.removeprefix(PREFIX)
             for key, text in data.items():
