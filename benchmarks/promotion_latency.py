@@ -150,7 +150,6 @@ def main() -> None:
                 },
             )
         settings = Settings(
-            verification={"tick_seconds": 1},
             promotions={"tick_seconds": 1},
             policy={"required_approvals": {"Production": 1}},
         )

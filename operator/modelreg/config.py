@@ -51,8 +51,6 @@ class VerificationSettings(Section):
     retry_max_seconds: Annotated[float, Field(gt=0)] = 300.0
     # Verified artifacts are re-checked this often with a HEAD (or listing) only.
     recheck_seconds: Annotated[float, Field(gt=0)] = 600.0
-    # How often each object's timer wakes to see whether a check is due (no I/O when not).
-    tick_seconds: Annotated[float, Field(gt=0)] = 5.0
     # Bounded work: a 1 TiB checkpoint in up to 10,000 files passes; a runaway prefix does not.
     max_directory_objects: Annotated[int, Field(ge=1)] = 10_000
     max_artifact_bytes: Annotated[int, Field(ge=1)] = 2 * 1024**4

@@ -25,7 +25,7 @@ def env(real_cluster):
         kubernetes.config.load_kube_config()
         # The operator runs on the host: the cluster's API server cannot dial its webhook, so no
         # webhook configurations are installed here (the operator's seals hold without them).
-        settings = Settings(verification={"tick_seconds": 1, "recheck_seconds": 2}, webhook={"managed": None})
+        settings = Settings(verification={"recheck_seconds": 2}, webhook={"managed": None})
         operator = OperatorThread(settings, [NAMESPACE]).start()
         with kubernetes.client.ApiClient() as client:
             yield Kube(client), boto3.client("s3")

@@ -59,7 +59,6 @@ def settings() -> Settings:
     # Fast timers so the tests see re-checks and retries within seconds.
     return Settings(
         verification={
-            "tick_seconds": 0.5,
             "recheck_seconds": 1.0,
             "retry_base_seconds": 0.5,
             "retry_max_seconds": 2.0,

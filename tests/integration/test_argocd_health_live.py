@@ -12,7 +12,7 @@ from tests.integration.promotion_helpers import approve, promote, register, succ
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(verification={"tick_seconds": 0.3}, promotions={"tick_seconds": 0.3})
+    return Settings(promotions={"tick_seconds": 0.3})
 
 
 def test_argo_cd_sees_what_the_operator_did(operator, kube, s3, bucket):

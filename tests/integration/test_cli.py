@@ -22,7 +22,7 @@ from tests.integration.promotion_helpers import succeeded
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(verification={"tick_seconds": 0.3}, promotions={"tick_seconds": 0.3})
+    return Settings(promotions={"tick_seconds": 0.3})
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from tests.integration.promotion_helpers import approve, promote, register, succ
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(verification={"tick_seconds": 0.3}, promotions={"tick_seconds": 0.3})
+    return Settings(promotions={"tick_seconds": 0.3})
 
 
 def scrape(operator) -> dict[tuple[str, tuple], float]:

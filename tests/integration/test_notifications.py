@@ -65,7 +65,6 @@ class Receiver:
 
 def with_endpoint(port: int, **notifications: Any) -> Settings:
     return Settings(
-        verification={"tick_seconds": 0.3},
         promotions={"tick_seconds": 0.3},
         notifications={
             "endpoints": [{"name": "ci", "url": f"http://127.0.0.1:{port}/hooks", "signingKeySecret": "ci-hook"}],

@@ -12,7 +12,7 @@ from tests.integration.promotion_helpers import deployment, promote, register, s
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(verification={"tick_seconds": 0.3}, promotions={"tick_seconds": 0.3})
+    return Settings(promotions={"tick_seconds": 0.3})
 
 
 def test_restart_mid_rollout(start_operator, cluster, apps, kube, s3, bucket):

@@ -21,7 +21,7 @@ from tests.integration.promotion_helpers import (
 @pytest.fixture
 def settings() -> Settings:
     return Settings(
-        verification={"tick_seconds": 0.3, "recheck_seconds": 60},
+        verification={"recheck_seconds": 60},
         promotions={"tick_seconds": 0.3},
     )
 

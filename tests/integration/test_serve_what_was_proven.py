@@ -13,7 +13,7 @@ from tests.argocd_health import health
 from tests.integration.conftest import NAMESPACE, condition, wait_for
 from tests.integration.promotion_helpers import deployment, env_of, promote, register, stage, succeeded, version_body
 
-FAST = {"verification": {"tick_seconds": 0.3, "recheck_seconds": 60}, "promotions": {"tick_seconds": 0.3}}
+FAST = {"verification": {"recheck_seconds": 60}, "promotions": {"tick_seconds": 0.3}}
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ def test_another_teams_bucket_is_forbidden_without_a_single_storage_request(star
 
 
 def test_a_prefix_with_too_many_objects_ends_too_large(start_operator, kube, s3, bucket):
-    start_operator(Settings(verification={"tick_seconds": 0.3, "max_directory_objects": 5}))
+    start_operator(Settings(verification={"max_directory_objects": 5}))
     for i in range(8):
         s3.put_object(Bucket=bucket, Key=f"big/part-{i}", Body=b"x")
     kube.create("modelversions", version_body("big-v1", f"s3://{bucket}/big/", "0" * 64, model="big"))
@@ -230,9 +230,7 @@ def test_a_proven_object_deleted_mid_rollout_ends_the_promotion_instead_of_holdi
 
 
 def test_a_rollout_that_never_settles_ends_after_the_execution_timeout(start_operator, apps, kube, s3, bucket):
-    start_operator(
-        Settings(verification={"tick_seconds": 0.3}, promotions={"tick_seconds": 0.3, "execution_timeout_seconds": 2})
-    )
+    start_operator(Settings(promotions={"tick_seconds": 0.3, "execution_timeout_seconds": 2}))
     apps.create_namespaced_deployment(NAMESPACE, deployment("scorer", stage="Staging"))
     register(kube, s3, bucket, 1)
     promote(kube, "s1", 1, target="Staging")

@@ -16,7 +16,7 @@ from tests.integration.promotion_helpers import approve, deployment, promote, re
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(verification={"tick_seconds": 0.3, "recheck_seconds": 60}, promotions={"tick_seconds": 0.3})
+    return Settings(verification={"recheck_seconds": 60}, promotions={"tick_seconds": 0.3})
 
 
 @pytest.fixture

@@ -32,17 +32,24 @@ def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def check_due(status: Mapping[str, Any], generation: int | None, now: datetime, policy: RetryPolicy) -> bool:
+def seconds_until_check(status: Mapping[str, Any], generation: int | None, now: datetime, policy: RetryPolicy) -> float:
+    """When storage must next be consulted: 0 for a new generation, after the backoff for
+    transient failures, after `recheck_seconds` once settled. Everything it needs is in status,
+    so a restart resumes the schedule exactly."""
     last = status.get("lastCheck")
     if not last or status.get("observedGeneration") != generation:
-        return True
+        return 0.0
     elapsed = (now - _parse_time(last["time"])).total_seconds()
     if elapsed < 0:
-        return True  # a lastCheck in the future was not written by this clock: postpone nothing
+        return 0.0  # a lastCheck in the future was not written by this clock: postpone nothing
     reason = verification_reason(status)
     if reason in TRANSIENT and reason != Reason.TIMEOUT:  # a timeout retried at once would be unbounded work
-        return elapsed >= policy.delay(last.get("consecutiveFailures", 1))
-    return elapsed >= policy.recheck_seconds
+        return max(0.0, policy.delay(last.get("consecutiveFailures", 1)) - elapsed)
+    return max(0.0, policy.recheck_seconds - elapsed)
+
+
+def check_due(status: Mapping[str, Any], generation: int | None, now: datetime, policy: RetryPolicy) -> bool:
+    return seconds_until_check(status, generation, now, policy) <= 0
 
 
 def verification_reason(status: Mapping[str, Any]) -> str | None:

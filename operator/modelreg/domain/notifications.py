@@ -31,15 +31,20 @@ class Notice:
     data: Mapping[str, Any]
 
 
-def notice(type_: str, body: Mapping[str, Any], **data: Any) -> Notice:
-    meta, spec = body.get("metadata") or {}, body.get("spec") or {}
-    ref = {
+def object_ref(body: Mapping[str, Any]) -> dict[str, str]:
+    meta = body.get("metadata") or {}
+    return {
         "apiVersion": str(body.get("apiVersion") or ""),
         "kind": str(body.get("kind") or ""),
         "namespace": str(meta.get("namespace") or ""),
         "name": str(meta.get("name") or ""),
         "uid": str(meta.get("uid") or ""),
     }
+
+
+def notice(type_: str, body: Mapping[str, Any], **data: Any) -> Notice:
+    spec = body.get("spec") or {}
+    ref = object_ref(body)
     excerpt = {"model": spec.get("modelName"), "version": spec.get("version")}
     if "targetStage" in spec:
         excerpt["targetStage"] = spec["targetStage"]

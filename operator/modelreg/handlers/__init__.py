@@ -31,6 +31,8 @@ def register(settings: Settings, seal_key: bytes, previous_keys: list[bytes] | N
         memo.notifier = memo.services.notifier
         await memo.notifier.load()
         memo.notifier_task = asyncio.create_task(memo.notifier.run())
+        memo.model_version_loop = memo.services.model_version_loop
+        memo.model_version_task = asyncio.create_task(memo.model_version_loop.run())
         if settings.metrics.port:
             memo.metrics_server, _ = prometheus_client.start_http_server(settings.metrics.port, settings.metrics.addr)
 
@@ -38,11 +40,13 @@ def register(settings: Settings, seal_key: bytes, previous_keys: list[bytes] | N
     async def stop(memo: kopf.Memo, **_: Any) -> None:
         if getattr(memo, "metrics_server", None) is not None:
             memo.metrics_server.shutdown()
+        if getattr(memo, "model_version_task", None) is not None:
+            memo.model_version_task.cancel()
         if getattr(memo, "notifier_task", None) is not None:
             memo.notifier_task.cancel()
             await memo.notifier.close()
 
-    model_versions.register(registry, settings)
+    model_versions.register(registry)
     promotions.register(registry, settings)
     admission.register(registry)
     return registry

@@ -73,6 +73,8 @@ class ModelVersionReconciler:
         # made for a promotion get threads apart from verification's, so no backlog delays one.
         self.workers = workers
         self._due_now: set[tuple[str, str]] = set()
+        # Called with (namespace, name) when a version must be checked at once (set by its driver).
+        self.wake: Callable[[str, str], None] = lambda namespace, name: None
 
     async def _run(self, store: ObjectStore, purpose: str, fn: Callable[..., T], *args: Any) -> T:
         pool = store.pool(purpose, self.workers if purpose == "verify" else 2)
@@ -197,6 +199,7 @@ class ModelVersionReconciler:
             if snapshot.identity() == expected:
                 return None
             self._due_now.add((namespace, name))
+            self.wake(namespace, name)
             changed = ", ".join(f"{k} {expected[k]} -> {v}" for k, v in snapshot.identity().items() if expected[k] != v)
             if proven.get("versionId") and snapshot.version_id != proven["versionId"]:
                 found = None  # another object version: never what MODEL_VERSION_ID pins

@@ -13,6 +13,7 @@ from modelreg.domain.redaction import redact
 from modelreg.domain.seals import Sealer
 from modelreg.domain.trust import StatusSeals
 from modelreg.services.admission import AdmissionReviewer
+from modelreg.services.model_version_loop import ModelVersionLoop
 from modelreg.services.model_versions import ModelVersionReconciler, StoreFor
 from modelreg.services.notifications import Notifier
 from modelreg.services.promotions import PromotionReconciler
@@ -30,6 +31,7 @@ class Services:
     admission: AdmissionReviewer
     status_seals: StatusSeals
     notifier: Notifier
+    model_version_loop: ModelVersionLoop
 
 
 def object_stores(settings: Settings, store: kube.KubeStore) -> StoreFor:
@@ -112,19 +114,24 @@ async def build(settings: Settings, seal_key: bytes, previous_keys: list[bytes] 
         workers=verification.storage_workers,
     )
     policy = settings.policy
+    promotions = PromotionReconciler(
+        store,
+        policy.required_approvals,
+        {stage: [c.to_k8s() for c in criteria] for stage, criteria in policy.default_criteria.items()},
+        policy.namespace_config_map,
+        approvals,
+        status_seals,
+        model_versions.still_proven,
+        settings.promotions.execution_timeout_seconds,
+    )
+    notifier = Notifier(store, settings.notifications, settings.storage.operator_namespace)
+    # Enough workers that HEAD-bound re-checks of many versions overlap; downloads stay gated per namespace.
+    loop = ModelVersionLoop(store, model_versions, promotions, status_seals, notifier, 2 * verification.storage_workers)
     return Services(
         model_versions=model_versions,
-        promotions=PromotionReconciler(
-            store,
-            policy.required_approvals,
-            {stage: [c.to_k8s() for c in criteria] for stage, criteria in policy.default_criteria.items()},
-            policy.namespace_config_map,
-            approvals,
-            status_seals,
-            model_versions.still_proven,
-            settings.promotions.execution_timeout_seconds,
-        ),
+        promotions=promotions,
         admission=AdmissionReviewer(store, approvals, status_seals, operator_user=await store.whoami()),
         status_seals=status_seals,
-        notifier=Notifier(store, settings.notifications, settings.storage.operator_namespace),
+        notifier=notifier,
+        model_version_loop=loop,
     )

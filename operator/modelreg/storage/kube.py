@@ -105,17 +105,19 @@ class KubeStore:
 
     async def patch_status(
         self, plural: str, namespace: str, name: str, status: dict[str, Any], resource_version: str | None = None
-    ) -> None:
+    ) -> dict[str, Any]:
         """A merge patch of status; with `resource_version`, Conflict if the object changed since."""
         body: dict[str, Any] = {"status": status}
         if resource_version is not None:
             body["metadata"] = {"resourceVersion": resource_version}
-        await self._call(
+        return await self._call(
             self.custom.patch_namespaced_custom_object_status, GROUP, VERSION, namespace, plural, name, body
         )
 
-    async def patch_labels(self, plural: str, namespace: str, name: str, labels: dict[str, str | None]) -> None:
-        await self._call(
+    async def patch_labels(
+        self, plural: str, namespace: str, name: str, labels: dict[str, str | None]
+    ) -> dict[str, Any]:
+        return await self._call(
             self.custom.patch_namespaced_custom_object,
             GROUP,
             VERSION,

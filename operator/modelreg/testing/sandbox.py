@@ -70,7 +70,6 @@ class Sandbox:
         settings = Settings(
             approvals={"seal_key_file": str(write_seal_key(self.workdir / "seal.key", secrets.token_bytes(32)))},
             promotions={"tick_seconds": 0.5},
-            verification={"tick_seconds": 0.5},
             storage={"allowed_prefixes": {"*": [f"s3://{bucket}/"]}},  # every namespace: the sandbox's bucket
         )
         # Every namespace, as `modelreg-operator run --all-namespaces` on a cluster.
