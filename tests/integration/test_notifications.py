@@ -17,6 +17,7 @@ from modelreg.config import Settings
 from modelreg.testing.harness import free_port
 from tests.integration.conftest import wait_for
 from tests.integration.promotion_helpers import approve, promote, register, succeeded
+from tests.integration.test_metrics import scrape
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "whsec_" + base64.b64encode(b"receiver signing key, 32 bytes!").decode()
@@ -104,7 +105,8 @@ EXPECTED = {
 def test_signed_events_arrive_in_order_per_object(kube, s3, bucket, start_operator, signing_key):
     receiver = Receiver(free_port()).start()
     try:
-        start_operator(with_endpoint(receiver.port))
+        operator = start_operator(with_endpoint(receiver.port))
+        before = scrape(operator)
         scenario(kube, s3, bucket)
         wait_for(lambda: len(receiver.events) >= 7, what="seven events")
         assert {name: receiver.of(name) for name in EXPECTED} == EXPECTED
@@ -116,6 +118,11 @@ def test_signed_events_arrive_in_order_per_object(kube, s3, bucket, start_operat
         assert done["data"]["approvers"] == ["bob", "carol"] and done["data"]["reason"] == "Promoted"
         assert receiver.repeats == []
         wait_for(lambda: outbox(kube) == {}, what="the outbox emptied")
+        after = scrape(operator)
+        delivered = ("modelreg_webhook_deliveries_total", (("endpoint", "ci"), ("outcome", "delivered")))
+        assert after[delivered] - before.get(delivered, 0) == len(receiver.events)
+        assert after[("modelreg_webhook_outbox_depth", (("endpoint", "ci"),))] == 0
+        assert after[("modelreg_recheck_queue_depth", ())] == 0  # nothing overdue once all is verified
     finally:
         receiver.stop()
 

@@ -49,6 +49,7 @@ class ModelVersionLoop:
         self.by_model: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
         self._written: dict[Key, collections.deque[str]] = collections.defaultdict(lambda: collections.deque(maxlen=8))
         self._failures: collections.Counter[Key] = collections.Counter()
+        self._posting: set[asyncio.Task] = set()
         reconciler.wake = lambda namespace, name: self.queue.schedule((namespace, name))
         metrics.RECHECK_QUEUE_DEPTH.set_function(self.queue.depth)
         metrics.RECHECK_LAG.set_function(self.queue.lag)
@@ -165,7 +166,13 @@ class ModelVersionLoop:
             audit(body, previous, current, why)
 
     async def _event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        """Posted in the background, as kopf posts its Events: a worker never waits for one."""
+        task = asyncio.create_task(self._post(object_ref(body), type_, reason, message))
+        self._posting.add(task)
+        task.add_done_callback(self._posting.discard)
+
+    async def _post(self, ref: dict[str, str], type_: str, reason: str, message: str) -> None:
         try:
-            await self.kube.post_event(object_ref(body), type_, reason, message)
+            await self.kube.post_event(ref, type_, reason, message)
         except Exception as exc:  # an Event is a courtesy: the status and the audit line carry the change
-            logger.warning("Event %s on %s not posted: %s", reason, object_ref(body)["name"], exc)
+            logger.warning("Event %s on %s not posted: %s", reason, ref["name"], exc)

@@ -1,0 +1,190 @@
+"""Scale: N ModelVersions over K namespaces; the operator's time to verify all, idle CPU and RSS,
+each next to a no-op kopf operator (one event handler) on the same emulator in the same run.
+
+The operator under test runs in its own process (so its CPU and memory are its own); the API
+emulator runs in this process, moto in another. Artifacts carry an S3 SHA-256 checksum, so each
+verification is one HEAD and one status patch.
+
+Usage: python benchmarks/scale.py [--versions 1000] [--namespaces 10] [--idle 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import boto3
+import kubernetes
+
+from modelreg.testing.harness import EmulatedCluster, S3Process
+from modelreg.testing.keys import TEST_SEAL_KEY
+
+ROOT = Path(__file__).resolve().parent.parent
+CRD_FILES = sorted((ROOT / "crds").glob("*.yaml"))
+TICKS = os.sysconf("SC_CLK_TCK")
+
+NOOP = """
+import sys, kopf
+seen = set()
+@kopf.on.event("modelreg.io", "v1alpha1", "modelversions")
+def count(body, **_):
+    seen.add(body["metadata"]["uid"])
+    if len(seen) == int(sys.argv[1]):
+        print("ALL", flush=True)
+@kopf.on.startup()
+def configure(settings, **_):
+    settings.scanning.disabled = True  # exact namespaces, as modelreg's own settings do
+kopf.run(standalone=True, namespaces=sys.argv[2].split(","))
+"""
+
+MODELREG = """
+import sys
+from modelreg.config import Settings
+from modelreg.main import run_operator
+settings = Settings(
+    approvals={"seal_key_file": sys.argv[3]}, webhook={"managed": None}, metrics={"port": 0},
+    verification={"recheck_seconds": 600},
+)
+run_operator(settings, sys.argv[2].split(","))
+"""
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def verified_count(custom, namespaces: list[str]) -> int:
+    count = 0
+    for ns in namespaces:
+        for item in custom.list_namespaced_custom_object("modelreg.io", "v1alpha1", ns, "modelversions")["items"]:
+            conditions = (item.get("status") or {}).get("conditions") or []
+            count += any(c["type"] == "ArtifactVerified" and c["status"] == "True" for c in conditions)
+    return count
+
+
+def measure(name: str, argv: list[str], env: dict, done, idle: float) -> dict[str, float]:
+    started = time.monotonic()
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        while not done(process):
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}")
+            time.sleep(0.2)
+        elapsed = time.monotonic() - started
+        time.sleep(2)  # settle: trailing writes and their echoes
+        before, t0 = cpu_seconds(process.pid), time.monotonic()
+        time.sleep(idle)
+        idle_cpu = (cpu_seconds(process.pid) - before) / (time.monotonic() - t0)
+        return {"seconds": elapsed, "idle_cpu": idle_cpu, "rss_mib": rss_mib(process.pid)}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--versions", type=int, default=1000)
+    parser.add_argument("--namespaces", type=int, default=10)
+    parser.add_argument("--idle", type=float, default=15.0)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="modelreg-scale-"))
+    kubeconfig, seal = workdir / "kubeconfig", workdir / "seal.key"
+    seal.write_bytes(TEST_SEAL_KEY)
+    cluster = EmulatedCluster(CRD_FILES).start()
+    cluster.grant_demo_users()
+    cluster.write_kubeconfig(kubeconfig, user="modelreg-operator")
+    s3 = S3Process().start()
+    env = {**os.environ, **s3.environment(), "KUBECONFIG": str(kubeconfig)}
+    namespaces = [f"team-{i}" for i in range(args.namespaces)]
+    try:
+        client = boto3.client(
+            "s3",
+            endpoint_url=s3.url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        client.create_bucket(Bucket="models")
+        config = kubernetes.client.Configuration()
+        config.host = cluster.url
+        custom = kubernetes.client.CustomObjectsApi(kubernetes.client.ApiClient(config))
+
+        def create(i: int) -> None:
+            data = f"weights {i}".encode()
+            checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
+            client.put_object(Bucket="models", Key=f"m/{i}", Body=data, ChecksumSHA256=checksum)
+            ns = namespaces[i % len(namespaces)]
+            body = {
+                "apiVersion": "modelreg.io/v1alpha1",
+                "kind": "ModelVersion",
+                "metadata": {"name": f"m-v{i}"},
+                "spec": {
+                    "modelName": "m",
+                    "version": i + 1,
+                    "artifact": {"uri": f"s3://models/m/{i}", "sha256": hashlib.sha256(data).hexdigest()},
+                },
+            }
+            custom.create_namespaced_custom_object("modelreg.io", "v1alpha1", ns, "modelversions", body)
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(create, range(args.versions)))
+
+        noop_file = workdir / "noop.py"
+        noop_file.write_text(textwrap.dedent(NOOP))
+        lines: list[str] = []
+
+        def noop_done(process: subprocess.Popen) -> bool:
+            lines.append(process.stdout.readline())
+            return "ALL" in lines[-1]
+
+        noop = measure(
+            "no-op",
+            [sys.executable, str(noop_file), str(args.versions), ",".join(namespaces)],
+            env,
+            noop_done,
+            args.idle,
+        )
+        modelreg_file = workdir / "modelreg_op.py"
+        modelreg_file.write_text(textwrap.dedent(MODELREG))
+        ours = measure(
+            "modelreg",
+            [sys.executable, str(modelreg_file), str(args.versions), ",".join(namespaces), str(seal)],
+            env,
+            lambda _: verified_count(custom, namespaces) >= args.versions,
+            args.idle,
+        )
+    finally:
+        s3.stop()
+        cluster.stop()
+    n = args.versions
+    print(f"{n} ModelVersions over {args.namespaces} namespaces (same emulator, same run)")
+    print(f"{'':28}{'modelreg':>12}{'no-op kopf':>12}{'ratio':>8}")
+    rows = [
+        ("time to verify / see all (s)", ours["seconds"], noop["seconds"]),
+        ("versions per second", n / ours["seconds"], n / noop["seconds"]),
+        ("idle CPU (% of a core)", 100 * ours["idle_cpu"], 100 * noop["idle_cpu"]),
+        ("RSS (MiB)", ours["rss_mib"], noop["rss_mib"]),
+    ]
+    for label, a, b in rows:
+        print(f"{label:28}{a:12.2f}{b:12.2f}{(a / b if b else float('nan')):8.2f}")
+
+
+if __name__ == "__main__":
+    main()
