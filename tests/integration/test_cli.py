@@ -188,24 +188,16 @@ def test_promote_approve_history_diff_lineage(cluster, cli, kube, bucket, tmp_pa
         template = shlex.split(one_liner)[-1].removeprefix("go-template=")
         kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig", namespace="ml", user="admin")
         run = ["kubectl", "--kubeconfig", str(kubeconfig), "get", "modelversions", "-l", "modelreg.io/model=fraud"]
-        then = subprocess.run(
-            [*run, "-o", f"go-template={template.replace('2026-11-01', '2099-01-01')}"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        ).stdout
+
+        def held_at(day: str) -> str:
+            at = f"go-template={template.replace('2026-11-01', day)}"
+            return subprocess.run([*run, "-o", at], capture_output=True, text=True, timeout=30, check=True).stdout
+
+        then = held_at("2099-01-01")
         assert then.startswith("Production v2 since ") and then.rstrip().endswith(
             "by fraud-v2-to-production, approved by bob system:serviceaccount:ci:deployer"
         )
-        before = subprocess.run(
-            [*run, "-o", f"go-template={template.replace('2026-11-01', '2000-01-01')}"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        ).stdout
-        assert before == ""
+        assert held_at("2000-01-01") == ""
     with pytest.raises(SystemExit) as usage:  # argparse: exit code 2, one line naming the problem
         cli("history", "fraud", "--at", "yesterday")
     assert usage.value.code == 2
