@@ -88,11 +88,12 @@ def measure(name: str, argv: list[str], env: dict, done, idle: float) -> dict[st
                 raise RuntimeError(f"{name} exited with {process.returncode}")
             time.sleep(0.2)
         elapsed = time.monotonic() - started
+        busy_cpu = cpu_seconds(process.pid) / elapsed
         time.sleep(2)  # settle: trailing writes and their echoes
         before, t0 = cpu_seconds(process.pid), time.monotonic()
         time.sleep(idle)
         idle_cpu = (cpu_seconds(process.pid) - before) / (time.monotonic() - t0)
-        return {"seconds": elapsed, "idle_cpu": idle_cpu, "rss_mib": rss_mib(process.pid)}
+        return {"seconds": elapsed, "busy_cpu": busy_cpu, "idle_cpu": idle_cpu, "rss_mib": rss_mib(process.pid)}
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -179,6 +180,7 @@ def main() -> None:
     rows = [
         ("time to verify / see all (s)", ours["seconds"], noop["seconds"]),
         ("versions per second", n / ours["seconds"], n / noop["seconds"]),
+        ("CPU until then (% of a core)", 100 * ours["busy_cpu"], 100 * noop["busy_cpu"]),
         ("idle CPU (% of a core)", 100 * ours["idle_cpu"], 100 * noop["idle_cpu"]),
         ("RSS (MiB)", ours["rss_mib"], noop["rss_mib"]),
     ]

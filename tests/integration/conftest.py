@@ -133,6 +133,12 @@ class Kube:
         events = self.core.list_namespaced_event(NAMESPACE).items
         return [e for e in events if e.involved_object and e.involved_object.name == name]
 
+    def event(self, name: str, reason: str) -> Any:
+        """The Event `reason` on `name`, once posted (Events follow the status they report, as on a cluster)."""
+        return wait_for(
+            lambda: next((e for e in self.events_for(name) if e.reason == reason), None), what=f"{reason} Event"
+        )
+
 
 def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
     return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == type_), None)

@@ -42,7 +42,7 @@ def test_storage_outage_is_retried_with_backoff_and_recovers(own_s3, start_opera
     own_s3.start()  # nobody touches the ModelVersion: the operator recovers by itself
     recovered = verified_reason(kube, "mv-outage", "Verified")
     assert recovered["status"]["lastCheck"]["consecutiveFailures"] == 0
-    assert any(e.reason == "StorageUnavailable" for e in kube.events_for("mv-outage"))
+    assert kube.event("mv-outage", "StorageUnavailable")
 
 
 def test_operator_restart_does_not_reverify_unchanged_artifacts(start_operator, kube, s3, bucket, settings):

@@ -243,7 +243,7 @@ def test_a_forged_verification_is_undone_within_a_tick(operator, kube, s3, bucke
         what="verification restored",
     )
     assert "artifact" not in restored["status"] and restored["status"]["lastCheck"]["time"] < "2099"
-    assert events(kube, "fraud-v1", "StatusTampered")
+    assert kube.event("fraud-v1", "StatusTampered")
     assert condition(succeeded(kube, "s", "WaitingForArtifact"), "Succeeded")["status"] == "Unknown"
     assert stage(kube, "fraud-v1") is None
 

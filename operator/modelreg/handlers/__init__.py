@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Collection
 from typing import Any
 
 import kopf
-import prometheus_client
 
 from modelreg.config import Settings, WebhookSettings
 from modelreg.handlers import admission, model_versions, promotions
@@ -22,32 +20,17 @@ def register(settings: Settings, seal_key: bytes, previous_keys: list[bytes] | N
     kopf.on.login(registry=registry)(kopf.login_via_client)
 
     @kopf.on.startup(registry=registry)
-    async def build_services(memo: kopf.Memo, **_: Any) -> None:
-        memo.services = await wiring.build(settings, seal_key, previous_keys)
-        memo.model_versions = memo.services.model_versions
-        memo.promotions = memo.services.promotions
-        memo.admission = memo.services.admission
-        memo.status_seals = memo.services.status_seals
-        memo.notifier = memo.services.notifier
-        await memo.notifier.load()
-        memo.notifier_task = asyncio.create_task(memo.notifier.run())
-        memo.model_version_loop = memo.services.model_version_loop
-        memo.model_version_task = asyncio.create_task(memo.model_version_loop.run())
-        if settings.metrics.port:
-            memo.metrics_server, _ = prometheus_client.start_http_server(settings.metrics.port, settings.metrics.addr)
+    async def start(memo: kopf.Memo, **_: Any) -> None:
+        memo.services = await wiring.build(settings, seal_key, previous_keys)  # the one typed memo entry
+        await memo.services.start()
 
     @kopf.on.cleanup(registry=registry)
     async def stop(memo: kopf.Memo, **_: Any) -> None:
-        if getattr(memo, "metrics_server", None) is not None:
-            memo.metrics_server.shutdown()
-        if getattr(memo, "model_version_task", None) is not None:
-            memo.model_version_task.cancel()
-        if getattr(memo, "notifier_task", None) is not None:
-            memo.notifier_task.cancel()
-            await memo.notifier.close()
+        if getattr(memo, "services", None) is not None:
+            await memo.services.stop()
 
     model_versions.register(registry)
-    promotions.register(registry, settings)
+    promotions.register(registry)
     admission.register(registry)
     return registry
 

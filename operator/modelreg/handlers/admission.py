@@ -21,21 +21,21 @@ def _deny(denial: str | None) -> None:
 async def stamp_promotion(
     operation: str, userinfo: dict, old: Any, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any
 ) -> None:
-    changes = await memo.admission.mutate_promotion(operation, userinfo.get("username", ""), old, dict(body))
+    changes = await memo.services.admission.mutate_promotion(operation, userinfo.get("username", ""), old, dict(body))
     for key, value in changes.items():
         patch.metadata.annotations[key] = value
 
 
 async def check_promotion(operation: str, userinfo: dict, old: Any, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    _deny(await memo.admission.validate_promotion(operation, userinfo, old, dict(body)))
+    _deny(await memo.services.admission.validate_promotion(operation, userinfo, old, dict(body)))
 
 
 def check_version(userinfo: dict, old: Any, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    _deny(memo.admission.validate_version(userinfo, old, dict(body)))
+    _deny(memo.services.admission.validate_version(userinfo, old, dict(body)))
 
 
 def check_status_writer(userinfo: dict, resource: kopf.Resource, memo: kopf.Memo, **_: Any) -> None:
-    _deny(memo.admission.validate_status(userinfo, resource.plural))
+    _deny(memo.services.admission.validate_status(userinfo, resource.plural))
 
 
 def register(registry: kopf.OperatorRegistry) -> None:

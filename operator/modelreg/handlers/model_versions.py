@@ -1,4 +1,4 @@
-"""ModelVersion: watch events feed the one loop that reconciles them (services.model_version_loop)."""
+"""ModelVersion: watch events feed the operator's view and its due-time queue (services.loops)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ RESOURCE = (GROUP, VERSION, "modelversions")
 
 
 async def observe(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo.model_version_loop.observe(type, body)
+    memo.services.loops.observe_version(type, body)
 
 
 def register(registry: kopf.OperatorRegistry) -> None:

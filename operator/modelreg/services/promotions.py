@@ -1,4 +1,4 @@
-"""Reconcile ModelPromotions of one model, one at a time, from fresh reads of the API.
+"""Reconcile ModelPromotions of one model, one at a time, from the operator's view of the cluster.
 
 Every step is idempotent and its state lives in the cluster: the promotion's status
 (RollingOut, previousVersion, the moves), the versions' stageHistory, the Deployments'
@@ -11,7 +11,6 @@ import asyncio
 import collections
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +34,8 @@ from modelreg.domain.serving import (
     stage_of,
 )
 from modelreg.domain.trust import RECORD, STAGE, StatusSeals, forged_keys
+from modelreg.services.reporting import Outcome
+from modelreg.services.view import PROMOTIONS, VERSIONS, View
 from modelreg.storage.kube import Conflict, KubeStore
 
 TAMPERED = "StatusTampered"
@@ -91,15 +92,6 @@ def _notices(
     return found
 
 
-@dataclass
-class Outcome:
-    """What a reconcile did, for Events and audit lines (emitted by the handler)."""
-
-    events: list[tuple[Mapping[str, Any], str, str, str]] = field(default_factory=list)  # body, type, reason, msg
-    audit: list[tuple[Mapping[str, Any], str | None, str, str]] = field(default_factory=list)  # body, from, to, why
-    notices: list[Notice] = field(default_factory=list)  # for the configured notification endpoints
-
-
 class PromotionReconciler:
     def __init__(
         self,
@@ -110,8 +102,10 @@ class PromotionReconciler:
         seals: ApprovalSeals,
         status_seals: StatusSeals,
         still_proven: Prover,
+        view: View,
         execution_timeout: float = 3600.0,
     ) -> None:
+        self.view = view
         self.still_proven = still_proven
         self.execution_timeout = execution_timeout
         self.kube = kube
@@ -121,13 +115,10 @@ class PromotionReconciler:
         self.status_seals = status_seals
         self._locks: dict[tuple[str, str], asyncio.Lock] = collections.defaultdict(asyncio.Lock)
 
-    async def _of_model(self, plural: str, namespace: str, model: str) -> list[dict[str, Any]]:
-        """This model's objects, read through the trust views: status the operator cannot
-        prove it wrote is absent from what every decision below sees."""
-        trusted = (
-            self.status_seals.trusted_version if plural == "modelversions" else self.status_seals.trusted_promotion
-        )
-        return [trusted(o) for o in await self.kube.list_custom(plural, namespace) if o["spec"]["modelName"] == model]
+    def _of_model(self, plural: str, namespace: str, model: str) -> list[dict[str, Any]]:
+        """This model's objects, read through the trust views: status the operator cannot prove it
+        wrote is absent from what every decision below sees."""
+        return self.view.trusted(plural, namespace, model)
 
     async def reconcile(self, namespace: str, name: str, model: str) -> Outcome:
         """Serialised per model: every decision below sees the result of the previous one."""
@@ -136,13 +127,10 @@ class PromotionReconciler:
 
     async def _reconcile(self, namespace: str, name: str, model: str) -> Outcome:
         outcome = Outcome()
-        stored = [
-            p for p in await self.kube.list_custom("modelpromotions", namespace) if p["spec"]["modelName"] == model
-        ]
-        raw = next((p for p in stored if p["metadata"]["name"] == name), None)
+        raw = self.view.get(PROMOTIONS, namespace, name)
         if raw is None:
             return outcome
-        promotions = [self.status_seals.trusted_promotion(p) for p in stored]
+        promotions = self._of_model(PROMOTIONS, namespace, model)
         promotion = next(p for p in promotions if p["metadata"]["name"] == name)
         if not self.status_seals.proven(RECORD, raw):
             promotion["tampered"] = raw.get("status") or {}  # the stored status, to undo it
@@ -151,7 +139,7 @@ class PromotionReconciler:
             outcome.audit.append((promotion, domain.reason_of(raw), TAMPERED, why))
         if domain.reason_of(promotion) in domain.TERMINAL:
             return outcome  # finished promotions stay as history, untouched
-        versions = await self._of_model("modelversions", namespace, model)
+        versions = self._of_model(VERSIONS, namespace, model)
         if "tampered" in promotion and any(
             h.get("promotion") == name for v in versions for h in (v.get("status") or {}).get("stageHistory") or []
         ):
@@ -265,9 +253,10 @@ class PromotionReconciler:
             changed["seals"] = {RECORD: seal}
         if not changed:
             return
-        await self.kube.patch_status(
-            "modelpromotions", namespace, promotion["metadata"]["name"], changed, resource_version
+        written = await self.kube.patch_status(
+            PROMOTIONS, namespace, promotion["metadata"]["name"], changed, resource_version
         )
+        self.view.remember(PROMOTIONS, written)
         promotion.pop("tampered", None)
         before, after = domain.reason_of(promotion), domain.reason_of({"status": status})
         outcome.notices.extend(_notices(promotion, stored, status, before, after))
@@ -421,11 +410,12 @@ class PromotionReconciler:
         """Stage and history with their seal in one write; then the label CI/CD selects by."""
         record = {"stage": stage or None, "stageHistory": history or None}
         seal = self.status_seals.seal(STAGE, version, record)
-        await self.kube.patch_status(
-            "modelversions", namespace, version["metadata"]["name"], {**record, "seals": {STAGE: seal}}
+        name = version["metadata"]["name"]
+        self.view.remember(
+            VERSIONS, await self.kube.patch_status(VERSIONS, namespace, name, {**record, "seals": {STAGE: seal}})
         )
-        await self.kube.patch_labels(
-            "modelversions", namespace, version["metadata"]["name"], {STAGE_LABEL: stage or None}
+        self.view.remember(
+            VERSIONS, await self.kube.patch_labels(VERSIONS, namespace, name, {STAGE_LABEL: stage or None})
         )
         version.setdefault("status", {}).update(stage=stage, stageHistory=history, seals={STAGE: seal})
 
@@ -433,14 +423,12 @@ class PromotionReconciler:
         """A ModelVersion whose stage the operator cannot prove gets the one its promotions record."""
         async with self._locks[(namespace, model)]:
             outcome = Outcome()
-            raw = next(
-                (v for v in await self.kube.list_custom("modelversions", namespace) if v["metadata"]["name"] == name),
-                None,
-            )
+            raw = self.view.get(VERSIONS, namespace, name)
             if raw is None or self.status_seals.proven(STAGE, raw):
                 return outcome
-            stage, history = domain.stage_record(name, await self._of_model("modelpromotions", namespace, model))
-            forged = (raw.get("status") or {}).get("stage") or ""
+            stage, history = domain.stage_record(name, self._of_model(PROMOTIONS, namespace, model))
+            raw = {**raw, "status": dict(raw.get("status") or {})}
+            forged = raw["status"].get("stage") or ""
             await self._write_stage(namespace, raw, stage, history)
             why = f"status.stage {forged or '(none)'} was not written by the operator; restored from the promotions"
             outcome.events.append((raw, "Warning", TAMPERED, f"{why}: {stage or 'no stage'}"))
@@ -537,7 +525,7 @@ class PromotionReconciler:
             )
             if deployment is None:
                 return outcome
-            versions = await self._of_model("modelversions", namespace, model)
+            versions = self._of_model(VERSIONS, namespace, model)
             holder = domain.holder_of(versions, stage_of(deployment))
             if holder is None:
                 return outcome  # nothing holds the stage: leave the Deployment as it is

@@ -7,11 +7,17 @@ out twice (asked for again meanwhile, it comes back as soon as the work is done)
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import heapq
 import itertools
+import logging
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
+
+from modelreg.domain.redaction import redact
+
+logger = logging.getLogger(__name__)
 
 
 class DueQueue:
@@ -74,3 +80,35 @@ class DueQueue:
         """How long the most overdue key has waited (0 when none is due)."""
         now = self.clock()
         return max((now - due for due in self._due.values() if due <= now), default=0.0)
+
+
+async def drain(
+    queue: DueQueue,
+    process: Callable[[Hashable], Awaitable[float | None]],
+    workers: int,
+    backoff: Callable[[int], float],
+    what: str,
+) -> None:
+    """`workers` tasks taking due keys; `process` returns when the key is due again (None: only
+    when asked). A failure (the API down) brings the same key back after `backoff(failures)`."""
+    failures: collections.Counter[Hashable] = collections.Counter()
+
+    async def work() -> None:
+        while True:
+            key = await queue.take()
+            next_delay = None
+            try:
+                next_delay = await process(key)
+                failures.pop(key, None)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures[key] += 1
+                next_delay = backoff(failures[key])
+                logger.warning(
+                    "%s %s: %s; again in %.1f s", what, "/".join(map(str, key)), redact(str(exc)), next_delay
+                )
+            finally:
+                queue.done(key, next_delay)
+
+    await asyncio.gather(*(work() for _ in range(workers)))

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+import prometheus_client
 
 from modelreg.config import Settings
 from modelreg.domain.approvals import ApprovalSeals
@@ -13,10 +17,12 @@ from modelreg.domain.redaction import redact
 from modelreg.domain.seals import Sealer
 from modelreg.domain.trust import StatusSeals
 from modelreg.services.admission import AdmissionReviewer
-from modelreg.services.model_version_loop import ModelVersionLoop
+from modelreg.services.loops import Loops
 from modelreg.services.model_versions import ModelVersionReconciler, StoreFor
 from modelreg.services.notifications import Notifier
 from modelreg.services.promotions import PromotionReconciler
+from modelreg.services.reporting import Reporter
+from modelreg.services.view import PROMOTIONS, VERSIONS, View
 from modelreg.storage import kube, s3
 from modelreg.storage.s3 import StorageFailure
 
@@ -26,12 +32,28 @@ CREDENTIALS_TTL = 300.0
 
 @dataclass
 class Services:
-    model_versions: ModelVersionReconciler
-    promotions: PromotionReconciler
+    """Everything the handlers reach through kopf's memo (as `memo.services`)."""
+
     admission: AdmissionReviewer
-    status_seals: StatusSeals
+    loops: Loops
     notifier: Notifier
-    model_version_loop: ModelVersionLoop
+    metrics_port: int
+    metrics_addr: str
+    _tasks: list[asyncio.Task] = field(default_factory=list)
+    _metrics_server: Any = None
+
+    async def start(self) -> None:
+        await self.notifier.load()
+        self._tasks = [asyncio.create_task(self.notifier.run()), asyncio.create_task(self.loops.run())]
+        if self.metrics_port:
+            self._metrics_server, _ = prometheus_client.start_http_server(self.metrics_port, self.metrics_addr)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await self.notifier.close()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
 
 
 def object_stores(settings: Settings, store: kube.KubeStore) -> StoreFor:
@@ -114,6 +136,7 @@ async def build(settings: Settings, seal_key: bytes, previous_keys: list[bytes] 
         workers=verification.storage_workers,
     )
     policy = settings.policy
+    view = View({VERSIONS: status_seals.trusted_version, PROMOTIONS: status_seals.trusted_promotion})
     promotions = PromotionReconciler(
         store,
         policy.required_approvals,
@@ -122,16 +145,25 @@ async def build(settings: Settings, seal_key: bytes, previous_keys: list[bytes] 
         approvals,
         status_seals,
         model_versions.still_proven,
-        settings.promotions.execution_timeout_seconds,
+        view,
+        execution_timeout=settings.promotions.execution_timeout_seconds,
     )
     notifier = Notifier(store, settings.notifications, settings.storage.operator_namespace)
     # Enough workers that HEAD-bound re-checks of many versions overlap; downloads stay gated per namespace.
-    loop = ModelVersionLoop(store, model_versions, promotions, status_seals, notifier, 2 * verification.storage_workers)
+    loops = Loops(
+        store,
+        view,
+        model_versions,
+        promotions,
+        status_seals,
+        Reporter(store, notifier),
+        workers=2 * verification.storage_workers,
+        promotion_tick=settings.promotions.tick_seconds,
+    )
     return Services(
-        model_versions=model_versions,
-        promotions=promotions,
         admission=AdmissionReviewer(store, approvals, status_seals, operator_user=await store.whoami()),
-        status_seals=status_seals,
+        loops=loops,
         notifier=notifier,
-        model_version_loop=loop,
+        metrics_port=settings.metrics.port,
+        metrics_addr=settings.metrics.addr,
     )

@@ -1,0 +1,149 @@
+"""Drive every ModelVersion's and ModelPromotion's reconcile from watch events and due-time queues.
+
+No per-object timer: an object is worked on when a watch event says it changed, when its next
+storage check (or its promotion's next step) falls due, or when a promotion found its artifact
+changed. Idle cost is a few sleeping tasks, whatever the size of the registry. Objects come from
+the operator's view (watch events plus its own writes), so nothing is read back from the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from modelreg import metrics
+from modelreg.domain import model_versions as domain
+from modelreg.domain.promotions import TERMINAL, reason_of
+from modelreg.domain.serving import MODEL_LABEL, STAGE_LABEL
+from modelreg.domain.trust import RECORD, STAGE, StatusSeals
+from modelreg.services.model_versions import ModelVersionReconciler
+from modelreg.services.promotions import PromotionReconciler
+from modelreg.services.reporting import Outcome, Reporter
+from modelreg.services.scheduler import DueQueue, drain
+from modelreg.services.view import PROMOTIONS, VERSIONS, View
+from modelreg.storage.kube import KubeStore
+
+Key = tuple[str, str]  # namespace, name
+
+
+class Loops:
+    def __init__(
+        self,
+        kube: KubeStore,
+        view: View,
+        versions: ModelVersionReconciler,
+        promotions: PromotionReconciler,
+        status_seals: StatusSeals,
+        reporter: Reporter,
+        workers: int,
+        promotion_tick: float,
+    ) -> None:
+        self.kube, self.view, self.reporter = kube, view, reporter
+        self.versions, self.promotions, self.status_seals = versions, promotions, status_seals
+        self.workers, self.promotion_tick = workers, promotion_tick
+        self.version_queue, self.promotion_queue = DueQueue(), DueQueue()
+        versions.wake = lambda namespace, name: self.version_queue.schedule((namespace, name))
+        metrics.RECHECK_QUEUE_DEPTH.set_function(self.version_queue.depth)
+        metrics.RECHECK_LAG.set_function(self.version_queue.lag)
+
+    # -- watch events ---------------------------------------------------------------------------
+    def observe_version(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        meta = body["metadata"]
+        key, model = (meta["namespace"], meta["name"]), body["spec"].get("modelName")
+        known = self.view.has(VERSIONS, *key)
+        if not self.view.observe(VERSIONS, event_type, body):
+            return  # the echo of the operator's own write
+        if event_type == "DELETED":
+            self.version_queue.discard(key)
+        else:
+            self.version_queue.schedule(key)
+        if event_type == "DELETED" or not known:  # duplicates and missing parents are judged among siblings
+            for name in self.view.names(VERSIONS, key[0], model):
+                self.version_queue.schedule((key[0], name))
+        self._wake_promotions(key[0], model)  # a version verified or gone: its promotions are judged again
+
+    def observe_promotion(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        meta = body["metadata"]
+        if not self.view.observe(PROMOTIONS, event_type, body):
+            return
+        if event_type == "DELETED":
+            self.promotion_queue.discard((meta["namespace"], meta["name"]))
+        self._wake_promotions(meta["namespace"], body["spec"]["modelName"])  # the model's queue may move
+
+    def _wake_promotions(self, namespace: str, model: str) -> None:
+        for promotion in self.view.of_model(PROMOTIONS, namespace, model):
+            if not self._finished(promotion):
+                self.promotion_queue.schedule((namespace, promotion["metadata"]["name"]))
+
+    def _finished(self, promotion: Mapping[str, Any]) -> bool:
+        return reason_of(promotion) in TERMINAL and self.status_seals.proven(RECORD, promotion)
+
+    # -- workers --------------------------------------------------------------------------------
+    async def run(self) -> None:
+        backoff = self.versions.policy.delay
+        await asyncio.gather(
+            drain(self.version_queue, self._version, self.workers, backoff, "ModelVersion"),
+            drain(self.promotion_queue, self._promotion, max(2, self.workers // 4), backoff, "ModelPromotion"),
+        )
+
+    async def _version(self, key: Key) -> float | None:
+        body = self.view.get(VERSIONS, *key)
+        if body is None:
+            return None
+        namespace, name = key
+        meta, spec = body["metadata"], body["spec"]
+        model = spec.get("modelName")
+        changes, transitions = await self.versions.reconcile(
+            body=body,
+            namespace=namespace,
+            name=name,
+            spec=spec,
+            status=body.get("status") or {},
+            generation=meta.get("generation"),
+            created=meta["creationTimestamp"],
+            now=datetime.now(UTC),
+            siblings=[
+                domain.Sibling(v["metadata"]["name"], v["spec"].get("version"), v["metadata"]["creationTimestamp"])
+                for v in self.view.of_model(VERSIONS, namespace, model)
+            ],
+        )
+        if changes:
+            body = await self._write(self.kube.patch_status(VERSIONS, namespace, name, changes))
+        outcome = Outcome()
+        for transition in transitions:
+            outcome.add(body, transition)
+        self.reporter.report(outcome)
+        labels: dict[str, str | None] = {}
+        if (body["metadata"].get("labels") or {}).get(MODEL_LABEL) != model:
+            labels[MODEL_LABEL] = model
+        if not self.status_seals.proven(STAGE, body):
+            self.reporter.report(await self.promotions.restore_stage(namespace, name, model))
+            body = self.view.get(VERSIONS, namespace, name) or body
+        stage = (body.get("status") or {}).get("stage") or None
+        if (body["metadata"].get("labels") or {}).get(STAGE_LABEL) != stage:
+            labels[STAGE_LABEL] = stage  # CI/CD selects by it: keep it true
+        if labels:
+            body = await self._write(self.kube.patch_labels(VERSIONS, namespace, name, labels))
+        if changes:
+            self._wake_promotions(namespace, model)
+        policy = self.versions.policy
+        return domain.seconds_until_check(body.get("status") or {}, meta.get("generation"), datetime.now(UTC), policy)
+
+    async def _write(self, write: Any) -> dict[str, Any]:
+        written = await write
+        self.view.remember(VERSIONS, written)
+        return written
+
+    async def _promotion(self, key: Key) -> float | None:
+        promotion = self.view.get(PROMOTIONS, *key)
+        if promotion is None or self._finished(promotion):
+            return None  # history: no I/O
+        self.reporter.report(await self.promotions.reconcile(*key, promotion["spec"]["modelName"]))
+        promotion = self.view.get(PROMOTIONS, *key)
+        # Pending and rolling-out promotions look again each tick (Deployments becoming available).
+        return None if promotion is None or self._finished(promotion) else self.promotion_tick
+
+    async def converge_deployment(self, namespace: str, name: str, model: str) -> None:
+        self.reporter.report(await self.promotions.converge_deployment(namespace, name, model))

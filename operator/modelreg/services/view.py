@@ -1,0 +1,90 @@
+"""The operator's in-memory view of ModelVersions and ModelPromotions.
+
+Kept current by watch events and by the operator's own writes (write-through: a write's response
+is the newest state the operator knows). An update never replaces a newer one, so a late watch
+event or a slow concurrent write cannot roll the view back. Reads are per (namespace, model), and
+what the trust views leave of each object is worked out once per resourceVersion, not per read.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable, Mapping
+from typing import Any
+
+Key = tuple[str, str]  # namespace, name
+VERSIONS, PROMOTIONS = "modelversions", "modelpromotions"
+
+
+def newer(candidate: str | None, known: str | None) -> bool:
+    """Is `candidate` a later resourceVersion than `known`? They are opaque to clients, but every
+    API server (etcd's revision) and the emulator issue increasing integers; anything else is
+    taken as newer, so the view can only err towards the latest event."""
+    if known is None or candidate is None:
+        return True
+    if candidate.isdigit() and known.isdigit():
+        return int(candidate) > int(known)
+    return candidate != known
+
+
+class View:
+    def __init__(self, trust: Mapping[str, Callable[[Mapping[str, Any]], dict[str, Any]]]) -> None:
+        self._trust = trust  # plural -> what the operator can prove of an object
+        self._bodies: dict[str, dict[Key, dict[str, Any]]] = collections.defaultdict(dict)
+        self._models: dict[str, dict[tuple[str, str], set[str]]] = collections.defaultdict(
+            lambda: collections.defaultdict(set)
+        )
+        self._trusted: dict[str, dict[Key, tuple[str | None, dict[str, Any]]]] = collections.defaultdict(dict)
+
+    def observe(self, plural: str, event_type: str | None, body: Mapping[str, Any]) -> bool:
+        """Take a watch event; False when it tells nothing new (the echo of an own write, or late)."""
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        if event_type == "DELETED":
+            self._forget(plural, key)
+            return True
+        return self.remember(plural, body)
+
+    def remember(self, plural: str, body: Mapping[str, Any]) -> bool:
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        known = self._bodies[plural].get(key)
+        if known is not None and not newer(meta.get("resourceVersion"), known["metadata"].get("resourceVersion")):
+            return False
+        self._bodies[plural][key] = dict(body)
+        self._models[plural][(key[0], (body.get("spec") or {}).get("modelName"))].add(key[1])
+        return True
+
+    def _forget(self, plural: str, key: Key) -> None:
+        body = self._bodies[plural].pop(key, None)
+        self._trusted[plural].pop(key, None)
+        if body is not None:
+            self._models[plural][(key[0], (body.get("spec") or {}).get("modelName"))].discard(key[1])
+
+    def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._bodies[plural].get((namespace, name))
+
+    def has(self, plural: str, namespace: str, name: str) -> bool:
+        return (namespace, name) in self._bodies[plural]
+
+    def names(self, plural: str, namespace: str, model: str) -> list[str]:
+        return sorted(self._models[plural][(namespace, model)])
+
+    def of_model(self, plural: str, namespace: str, model: str) -> list[dict[str, Any]]:
+        """This model's objects as stored (status unfiltered)."""
+        found = (self._bodies[plural].get((namespace, n)) for n in self.names(plural, namespace, model))
+        return [b for b in found if b is not None]
+
+    def trusted(self, plural: str, namespace: str, model: str) -> list[dict[str, Any]]:
+        """This model's objects through the trust views: status the operator cannot prove it wrote is
+        absent. Fresh top-level and status dicts: callers may update them without touching the view."""
+        result = []
+        for body in self.of_model(plural, namespace, model):
+            key = (namespace, body["metadata"]["name"])
+            version = body["metadata"].get("resourceVersion")
+            memo = self._trusted[plural].get(key)
+            if memo is None or memo[0] != version:
+                memo = (version, self._trust[plural](body))
+                self._trusted[plural][key] = memo
+            result.append({**memo[1], "status": dict(memo[1].get("status") or {})})
+        return result
