@@ -170,7 +170,8 @@ def main() -> None:
             time.sleep(0.5)
 
         dep_watch = Watch(f"{cluster.url}/apis/apps/v1/namespaces/{NS}/deployments")
-        latencies = []
+        promo_watch = Watch(f"{cluster.url}/apis/{GROUP}/{VERSION}/namespaces/{NS}/modelpromotions")
+        latencies, admitted, committed = [], [], []
         for r in range(args.rounds):
             version = r + 1
             name = f"promo-{r}-{uuid.uuid4().hex[:4]}"
@@ -200,6 +201,19 @@ def main() -> None:
                 name,
                 {"metadata": {"annotations": {"approval.modelreg.io/bob": "bob"}}},
             )
+            admitted.append(time.perf_counter() - start)
+            committed.append(
+                promo_watch.wait(
+                    lambda e, n=name: (
+                        e["object"]["metadata"]["name"] == n
+                        and any(
+                            c["type"] == "Succeeded" and c.get("reason") == "RollingOut"
+                            for c in (e["object"].get("status") or {}).get("conditions", [])
+                        )
+                    )
+                )
+                - start
+            )
             patched: dict[str, float] = {}
             for d in range(args.deployments):
                 dep = f"serve-{d}"
@@ -227,6 +241,10 @@ def main() -> None:
         print(f"emulator create->watch round trip: p50 {b50 * 1000:7.1f} ms  p99 {b99 * 1000:7.1f} ms  (baseline)")
         print(f"approval -> all Deployments patched: p50 {p50 * 1000:7.1f} ms  p99 {p99 * 1000:7.1f} ms")
         print(f"ratio to baseline: p50 {p50 / b50:.1f}x  p99 {p99 / b99:.1f}x")
+        print(
+            f"  of which: approval admitted (webhooks) p50 {statistics.median(admitted) * 1000:.1f} ms, "
+            f"commit point written p50 {statistics.median(committed) * 1000:.1f} ms"
+        )
     finally:
         s3.stop()
         cluster.stop()
