@@ -1,0 +1,57 @@
+"""The operator's view: the newest state wins, whoever brings it; trust views are worked out once."""
+
+from modelreg.services.view import PROMOTIONS, VERSIONS, View, newer
+
+
+def body(name, rv, model="fraud", stage=None, ns="ml"):
+    return {
+        "metadata": {"namespace": ns, "name": name, "resourceVersion": rv},
+        "spec": {"modelName": model},
+        "status": {"stage": stage} if stage else {},
+    }
+
+
+class CountingTrust:
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, obj):
+        self.calls += 1
+        return {**obj, "status": {k: v for k, v in (obj.get("status") or {}).items() if k != "forged"}}
+
+
+def test_resource_versions_compare_as_numbers():
+    assert newer("10", "9") and not newer("9", "10") and not newer("7", "7")
+    assert newer("7", None) and newer("opaque-b", "opaque-a")  # not numbers: taken as newer
+
+
+def test_a_late_watch_event_never_rolls_back_an_own_write():
+    view = View({VERSIONS: CountingTrust()})
+    assert view.observe(VERSIONS, "ADDED", body("v1", "5"))
+    assert view.remember(VERSIONS, body("v1", "7", stage="Production"))  # the operator's write
+    assert not view.observe(VERSIONS, "MODIFIED", body("v1", "6"))  # an older event arrives late
+    assert not view.observe(VERSIONS, "MODIFIED", body("v1", "7", stage="Production"))  # the write's echo
+    assert view.get(VERSIONS, "ml", "v1")["status"]["stage"] == "Production"
+
+
+def test_reads_are_per_model_and_deletions_forget():
+    view = View({VERSIONS: CountingTrust()})
+    view.observe(VERSIONS, None, body("a1", "1", model="a"))
+    view.observe(VERSIONS, None, body("b1", "2", model="b"))
+    view.observe(VERSIONS, None, body("a2", "3", model="a", ns="other"))
+    assert [v["metadata"]["name"] for v in view.of_model(VERSIONS, "ml", "a")] == ["a1"]
+    view.observe(VERSIONS, "DELETED", body("a1", "4", model="a"))
+    assert view.of_model(VERSIONS, "ml", "a") == [] and view.get(VERSIONS, "ml", "a1") is None
+
+
+def test_trust_is_judged_once_per_resource_version_and_reads_are_copies():
+    trust = CountingTrust()
+    view = View({PROMOTIONS: trust})
+    view.observe(PROMOTIONS, None, {**body("p", "1"), "status": {"forged": True, "ok": 1}})
+    first = view.trusted(PROMOTIONS, "ml", "fraud")
+    second = view.trusted(PROMOTIONS, "ml", "fraud")
+    assert trust.calls == 1 and first[0]["status"] == {"ok": 1}
+    first[0]["status"]["ok"] = 2  # a caller's scribbles stay its own
+    assert view.trusted(PROMOTIONS, "ml", "fraud")[0]["status"] == {"ok": 1} and second[0]["status"] == {"ok": 1}
+    view.remember(PROMOTIONS, {**body("p", "2"), "status": {"ok": 3}})
+    assert view.trusted(PROMOTIONS, "ml", "fraud")[0]["status"] == {"ok": 3} and trust.calls == 2
