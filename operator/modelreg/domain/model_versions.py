@@ -95,6 +95,7 @@ class Transition:
     previous: str | None
     current: str
     notice: str | None = None  # the notification type it is, if any
+    event: bool = True  # worth a Kubernetes Event (else only the audit line and the notification)
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,8 @@ def _transitions(old: list[dict], new: list[dict], lineage: Lineage) -> list[Tra
     found = []
     if not old:  # the first status the operator writes
         message = f"version {lineage.version} of model {lineage.model} registered"
-        found.append(Transition("Normal", "Registered", message, None, "Registered", notifications.REGISTERED))
+        # No Event: one per registration is noise (and API load at scale); Verified follows at once.
+        found.append(Transition("Normal", "Registered", message, None, "Registered", notifications.REGISTERED, False))
     for type_ in (ARTIFACT_VERIFIED, READY):
         before, after = conditions.find(old, type_), conditions.find(new, type_)
         if after is None or (before and (before["status"], before["reason"]) == (after["status"], after["reason"])):

@@ -30,7 +30,8 @@ class Outcome:
     notices: list[Notice] = field(default_factory=list)  # for the configured notification endpoints
 
     def add(self, body: Mapping[str, Any], transition: Transition) -> None:
-        self.events.append((body, transition.type, transition.reason, transition.message))
+        if transition.event:
+            self.events.append((body, transition.type, transition.reason, transition.message))
         self.audit.append((body, transition.previous, transition.current, transition.message))
         if transition.notice:
             stage = (body.get("status") or {}).get("stage")

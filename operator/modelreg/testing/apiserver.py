@@ -59,6 +59,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         self._printer_columns: dict[Any, list[dict[str, Any]]] = {}
         self._kinds: dict[Any, str] = {}
         self._resource_version = 0
+        self._by_kind: dict[str, list[dict[str, Any]]] = {}
         self.admission = AdmissionChain(self._stored_kind)
         self.resources.load_bundled()
         for resource in self.resources:
@@ -174,11 +175,15 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         }
 
     def _stored_kind(self, kind: str) -> list[dict[str, Any]]:
-        return [
-            obj.raw
-            for (resource, _, _), obj in list(self._objects.items())
-            if not obj.deleted and self._kinds.get(resource) == kind
-        ]
+        # Asked on every write (webhook configurations) and review (RBAC): kept per kind until a
+        # write of that kind, so the cost does not grow with the number of ModelVersions stored.
+        if kind not in self._by_kind:
+            self._by_kind[kind] = [
+                obj.raw
+                for (resource, _, _), obj in list(self._objects.items())
+                if not obj.deleted and self._kinds.get(resource) == kind
+            ]
+        return self._by_kind[kind]
 
     def _review_access(self, review: dict[str, Any]) -> dict[str, Any]:
         spec = review.get("spec") or {}
@@ -201,6 +206,10 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         return {**review, "status": {"allowed": allowed, **({} if allowed else {"reason": "no RBAC rule allows it"})}}
 
     def _bump(self, obj: dict[str, Any]) -> None:
+        if obj.get("kind"):
+            self._by_kind.pop(obj["kind"], None)
+        else:
+            self._by_kind.clear()
         self._resource_version += 1
         obj.setdefault("metadata", {})["resourceVersion"] = str(self._resource_version)
 
