@@ -46,6 +46,10 @@ class VerificationSettings(Section):
     max_concurrent: Annotated[int, Field(ge=1, le=256)] = 4
     chunk_size_bytes: Annotated[int, Field(ge=64 * 1024, le=64 * 1024 * 1024)] = 1024 * 1024
     queue_depth: Annotated[int, Field(ge=1, le=64)] = 4
+    # A large object is read as this many ranged GETs of chunkSizeBytes in flight, hashed in order
+    # (memory ~ rangeStreams x chunk): more than one stream's bandwidth, e.g. 8 with 8 MiB chunks on
+    # S3 or MinIO. 1 (default): one stream, best where ranges are costly (moto re-reads per range).
+    range_streams: Annotated[int, Field(ge=1, le=64)] = 1
     # Transient failures (outage, missing object, denied access) back off from base to max.
     retry_base_seconds: Annotated[float, Field(gt=0)] = 2.0
     retry_max_seconds: Annotated[float, Field(gt=0)] = 300.0

@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from modelreg.domain.artifacts import Location
-from modelreg.storage.s3 import ObjectStore, make_client
+from modelreg.storage.s3 import ObjectStore, StorageFailure, make_client
 from modelreg.testing.harness import S3Process
 
 SIZE = 512 * 1024 * 1024
@@ -99,3 +99,25 @@ def test_a_runaway_prefix_stops_at_max_directory_objects_in_bounded_memory(separ
     assert isinstance(failure, StorageFailure) and failure.reason is Reason.TOO_LARGE
     assert len(snapshot.members) == 3000
     assert bounded < unbounded / 2  # the listing stops: memory does not grow with the prefix
+
+
+def test_ranged_reads_hash_in_order_in_bounded_memory_and_pin_the_object(separate_s3):
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="ranged")
+    data = b"".join(hashlib.sha256(str(i).encode()).digest() * 32768 for i in range(48))  # 48 MiB, no repeats
+    s3.put_object(Bucket="ranged", Key="model.bin", Body=data)
+    store = ObjectStore(make_client(), chunk_size=4 * 1024 * 1024, range_streams=4)
+    location = Location("ranged", "model.bin")
+    snapshot = store.snapshot(location)
+    tracemalloc.start()
+    try:
+        digest, method, read = store.digest(location, snapshot)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (digest, method, read) == (hashlib.sha256(data).hexdigest(), "Stream", len(data))
+    assert peak < 4 * 4 * 1024 * 1024 * 2, f"peak traced memory {peak / 2**20:.1f} MiB"  # ~ streams x chunk
+
+    s3.put_object(Bucket="ranged", Key="model.bin", Body=data[::-1])  # overwritten after the HEAD
+    with pytest.raises(StorageFailure):
+        store.digest(location, snapshot)  # every range is pinned to the object the HEAD saw

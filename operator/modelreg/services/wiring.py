@@ -64,7 +64,11 @@ def object_stores(settings: Settings, store: kube.KubeStore) -> StoreFor:
     def make(**credentials: str) -> s3.ObjectStore:
         client = s3.make_client(**credentials)
         return s3.ObjectStore(
-            client, verification.chunk_size_bytes, verification.queue_depth, verification.max_directory_objects
+            client,
+            verification.chunk_size_bytes,
+            verification.queue_depth,
+            verification.max_directory_objects,
+            verification.range_streams,
         )
 
     default = make()
