@@ -165,6 +165,23 @@ class NotificationSettings(Section):
         return self
 
 
+class ElectionSettings(Section):
+    """Replicas take turns through a Lease in the operator's namespace: one runs, the others wait
+    alive but not ready, and take over within about leaseSeconds when it stops renewing."""
+
+    enabled: bool = True
+    lease_name: str = "modelreg-operator"
+    lease_seconds: Annotated[float, Field(ge=2, le=300)] = 15.0
+    # How often the holder renews and a standby asks.
+    retry_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
+
+    @model_validator(mode="after")
+    def _renew_within_the_lease(self) -> ElectionSettings:
+        if self.retry_seconds * 2 > self.lease_seconds:
+            raise ValueError("election.retrySeconds must be at most half of leaseSeconds")
+        return self
+
+
 class LoggingSettings(Section):
     level: str = "INFO"
 
@@ -185,6 +202,7 @@ class Settings(BaseSettings):
     policy: PolicySettings = PolicySettings()
     promotions: PromotionSettings = PromotionSettings()
     notifications: NotificationSettings = NotificationSettings()
+    election: ElectionSettings = ElectionSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @classmethod

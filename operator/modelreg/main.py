@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import http.server
+import logging
+import os
+import socket
 import sys
-from collections.abc import Collection
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 import kopf
@@ -12,9 +21,13 @@ from pydantic import ValidationError
 
 from modelreg import logs
 from modelreg.config import Settings, UnknownSectionError
+from modelreg.domain.redaction import redact
 from modelreg.handlers import kopf_settings, register
-from modelreg.storage.kube import NoCluster, probe_cluster
+from modelreg.storage.kube import NoCluster, make_api_client, probe_cluster
+from modelreg.storage.lease import LeaseLock
 from modelreg.storage.tls import read_seal_key
+
+logger = logging.getLogger(__name__)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -71,7 +84,89 @@ def run_operator(
     stop_flag: Any = None,
     ready_flag: Any = None,
 ) -> None:
-    """Run until stopped; no namespaces means all of them."""
+    """Run until stopped; no namespaces means all of them. With leader election, a replica waits
+    (alive, not ready) until it holds the Lease, and stops if it cannot keep it."""
+    election = settings.election
+    if not election.enabled:
+        return _run_kopf(settings, namespaces, liveness, stop_flag, ready_flag)
+    identity = f"{os.environ.get('HOSTNAME') or socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+    lock = LeaseLock(
+        make_api_client(), settings.storage.operator_namespace, election.lease_name, identity, election.lease_seconds
+    )
+    stop = threading.Event()
+    if stop_flag is not None:  # the caller's stop also ends the wait and the renewals
+        threading.Thread(target=lambda: (_wait_flag(stop_flag), stop.set()), daemon=True).start()
+    with _alive_while_waiting(liveness):
+        while not _try(lock.hold):
+            if stop.wait(election.retry_seconds):
+                return
+    logger.info("leader election: %s holds Lease %s/%s", identity, settings.storage.operator_namespace, lock.name)
+    lost = threading.Event()
+
+    def renew() -> None:
+        held_at = time.monotonic()
+        while not stop.wait(election.retry_seconds):
+            if _try(lock.hold):
+                held_at = time.monotonic()
+            elif time.monotonic() - held_at > election.lease_seconds:  # another replica may run now: stop
+                logger.error("leader election: Lease %s lost; stopping", lock.name)
+                lost.set()
+                stop.set()
+
+    threading.Thread(target=renew, name="lease-renewal", daemon=True).start()
+    try:
+        _run_kopf(settings, namespaces, liveness, stop, ready_flag)
+    finally:
+        stop.set()
+        if not lost.is_set():
+            with contextlib.suppress(Exception):  # a graceful stop hands over at once
+                lock.release()
+    if lost.is_set():
+        raise SystemExit(1)  # restarted by its Deployment, as a standby
+
+
+def _try(hold: Callable[[], bool]) -> bool:
+    try:
+        return hold()
+    except Exception as exc:  # the API is down: neither held nor lost yet
+        logger.warning("leader election: %s", redact(str(exc)))
+        return False
+
+
+def _wait_flag(flag: Any) -> None:
+    while not (flag.is_set() if hasattr(flag, "is_set") else flag.done()):
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def _alive_while_waiting(liveness: str | None) -> Iterator[None]:
+    """A standby answers its liveness probe (the kubelet must not restart it) but serves no
+    webhook, so it is not ready and receives no admission requests."""
+    if not liveness:
+        yield
+        return
+    url = urllib.parse.urlsplit(liveness)
+
+    class Alive(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == (url.path or "/") else 404)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer((url.hostname or "0.0.0.0", url.port or 80), Alive)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _run_kopf(
+    settings: Settings, namespaces: Collection[str], liveness: str | None, stop_flag: Any, ready_flag: Any
+) -> None:
     kopf.run(
         registry=register(
             settings,
@@ -82,7 +177,7 @@ def run_operator(
         clusterwide=not namespaces,
         namespaces=namespaces,
         liveness_endpoint=liveness,
-        standalone=True,  # one replica (see docs/decisions.md); no peering CRDs needed
+        standalone=True,  # kopf's own peering is not used: the Lease above decides who runs
         stop_flag=stop_flag,
         ready_flag=ready_flag,
     )

@@ -86,6 +86,7 @@ def test_the_rendered_configuration_is_one_the_operator_accepts(mode, tmp_path, 
     assert settings.approvals.seal_key_file.startswith("/var/run/modelreg/seal/")
     assert settings.metrics.port == (0 if mode == "no-metrics" else 9090)
     assert (settings.webhook.managed is None) == (mode != "self-signed")
+    assert settings.election.enabled and settings.election.lease_name == "modelreg-operator"
     endpoints = {
         e.name: (e.url, e.signing_key_secret, e.events, e.namespaces) for e in settings.notifications.endpoints
     }
@@ -111,6 +112,14 @@ def test_a_typo_in_values_is_rejected():
     )
     done = helm("template", "modelreg", str(CHART), "--set-json", bad_event)
     assert done.returncode != 0 and "events" in done.stderr
+
+
+def test_two_replicas_one_ready_where_the_webhook_is_served():
+    deployment = by_kind(render(), "Deployment")[0]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert deployment["spec"]["replicas"] == 2
+    assert container["readinessProbe"] == {"tcpSocket": {"port": "webhook"}, "periodSeconds": 5}
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"  # a standby answers it too
 
 
 def test_the_operator_runs_locked_down():
@@ -147,6 +156,11 @@ def test_the_operator_holds_no_wildcard_and_namespaced_mode_binds_no_cluster_wid
         ]
     else:
         assert "modelreg-operator" in bindings and not role_bindings
+    election = next(r for r in by_kind(objects, "Role") if r["metadata"]["name"].endswith("-election"))
+    assert election["metadata"]["namespace"] == "modelreg-system"  # the Lease only, in the release namespace
+    assert election["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "patch"]}
+    ]
     outbox = [r for r in by_kind(objects, "Role") if r["metadata"]["name"].endswith("-notifications")]
     if mode == "notifications":  # the outbox and the signing keys by name, in the release namespace only
         assert outbox[0]["metadata"]["namespace"] == "modelreg-system"

@@ -62,6 +62,16 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         self._by_kind: dict[str, list[dict[str, Any]]] = {}
         self.admission = AdmissionChain(self._stored_kind)
         self.resources.load_bundled()
+        # Leases (leader election of a second replica) are built in on every API server.
+        self.resources["coordination.k8s.io/v1/leases"] = kmock.ResourceInfo(
+            kind="Lease",
+            singular="lease",
+            namespaced=True,
+            verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
+            shortnames=set(),
+            categories=set(),
+            subresources=set(),
+        )
         for resource in self.resources:
             info = self.resources[resource]
             self._kinds[resource] = info.kind

@@ -230,11 +230,17 @@ class OperatorThread:
             self.error = exc
             self._ready.set()
 
-    def start(self) -> OperatorThread:
+    def start(self, wait: bool = True) -> OperatorThread:
+        """Start; with `wait`, return once it runs (a standby replica does not, until it leads)."""
         self._thread.start()
-        if not self._ready.wait(timeout=60) or self.error:
+        if wait and (not self._ready.wait(timeout=60) or self.error):
             raise RuntimeError(f"the operator did not start: {self.error!r}")
         return self
+
+    @property
+    def running(self) -> bool:
+        """Its handlers run (it holds the Lease, or leader election is off)."""
+        return self._ready.is_set() and self.error is None
 
     def stop(self) -> None:
         self._stop.set()

@@ -1,0 +1,95 @@
+"""Two replicas: one runs, the other waits; it takes over within seconds, losing and repeating nothing."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import kubernetes
+import pytest
+
+from modelreg.config import Settings
+from modelreg.testing.harness import OperatorThread
+from tests.integration.conftest import NAMESPACE, wait_for
+from tests.integration.promotion_helpers import approve, promote, register, succeeded
+
+ELECTION = {"lease_seconds": 3, "retry_seconds": 0.5}
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(promotions={"tick_seconds": 0.3}, election=ELECTION)
+
+
+@pytest.fixture
+def standby(cluster, aws_env, settings):
+    started: list[OperatorThread] = []
+
+    def start() -> OperatorThread:
+        replica = OperatorThread(settings, [NAMESPACE]).start(wait=False)
+        started.append(replica)
+        return replica
+
+    yield start
+    for replica in started:
+        replica.stop()
+
+
+def lease(kube):
+    leases = kubernetes.client.CoordinationV1Api(kube.client)
+    return leases.read_namespaced_lease("modelreg-operator", "modelreg-system")
+
+
+def test_the_standby_takes_over_when_the_active_replica_stops(operator, standby, kube, s3, bucket):
+    second = standby()
+    v1 = register(kube, s3, bucket, 1)
+    time.sleep(1.5)
+    assert not second.running  # alive, not running: no second writer
+    promote(kube, "p", 1)
+
+    stopped = time.monotonic()
+    operator.stop()
+    wait_for(lambda: second.running, timeout=10, what="the standby running")
+    took_over = time.monotonic() - stopped
+    assert took_over < 3.0, took_over  # a graceful stop hands the Lease over at once
+
+    approve(kube, "p", "bob", "carol")  # judged and executed by the new leader
+    done = succeeded(kube, "p", "Promoted")
+    assert [m["toStage"] for m in done["status"]["moves"]] == ["Production"]
+    after = kube.get("modelversions", "fraud-v1")
+    assert [h["stage"] for h in after["status"]["stageHistory"]] == ["Production"]  # moved once
+    assert after["status"]["lastCheck"]["time"] == v1["status"]["lastCheck"]["time"]  # not due: not re-checked
+    register(kube, s3, bucket, 2)  # and new work is done
+
+
+def test_a_lease_its_holder_stopped_renewing_is_taken_within_its_duration(cluster, kube, standby, s3, bucket):
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    body = {
+        "metadata": {"name": "modelreg-operator"},
+        "spec": {"holderIdentity": "crashed-replica", "renewTime": now, "leaseDurationSeconds": 3},
+    }
+    kubernetes.client.CoordinationV1Api(kube.client).create_namespaced_lease("modelreg-system", body)
+    started = time.monotonic()
+    replica = standby()
+    time.sleep(1.5)
+    assert not replica.running  # the crashed holder's lease has not run out yet
+    wait_for(lambda: replica.running, timeout=10, what="the takeover")
+    assert 2.5 < time.monotonic() - started < 6.0
+    assert lease(kube).spec.holder_identity != "crashed-replica" and lease(kube).spec.lease_transitions == 1
+    register(kube, s3, bucket, 1)
+
+
+def test_a_standby_answers_its_liveness_probe():
+    import urllib.error
+    import urllib.request
+
+    from modelreg.main import _alive_while_waiting
+    from modelreg.testing.harness import free_port
+
+    port = free_port()
+    with _alive_while_waiting(f"http://127.0.0.1:{port}/healthz"):
+        assert urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).status == 200
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/other", timeout=5)
+    with pytest.raises(urllib.error.URLError):  # closed before kopf binds the same port
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
