@@ -53,13 +53,24 @@ def test_the_standby_takes_over_when_the_active_replica_stops(operator, standby,
     took_over = time.monotonic() - stopped
     assert took_over < 3.0, took_over  # a graceful stop hands the Lease over at once
 
-    approve(kube, "p", "bob", "carol")  # judged and executed by the new leader
+    # Until the new leader serves the webhook (here: its own port, which it writes into the webhook
+    # configuration; on a cluster: the same Service once it is ready), approvals fail closed.
+    wait_for(lambda: _approved(kube), timeout=10, what="approvals admitted by the new leader")
     done = succeeded(kube, "p", "Promoted")
     assert [m["toStage"] for m in done["status"]["moves"]] == ["Production"]
     after = kube.get("modelversions", "fraud-v1")
     assert [h["stage"] for h in after["status"]["stageHistory"]] == ["Production"]  # moved once
     assert after["status"]["lastCheck"]["time"] == v1["status"]["lastCheck"]["time"]  # not due: not re-checked
     register(kube, s3, bucket, 2)  # and new work is done
+
+
+def _approved(kube) -> bool:
+    try:
+        approve(kube, "p", "bob", "carol")
+    except kubernetes.client.ApiException as exc:
+        assert exc.status == 500 and "failed calling webhook" in exc.body  # closed, never open
+        return False
+    return True
 
 
 def test_a_lease_its_holder_stopped_renewing_is_taken_within_its_duration(cluster, kube, standby, s3, bucket):
