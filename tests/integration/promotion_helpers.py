@@ -90,7 +90,12 @@ def succeeded(kube, name: str, reason: str, timeout: float = 20.0) -> dict[str, 
         found = condition(obj, "Succeeded")
         return obj if found and found["reason"] == reason else None
 
-    return wait_for(probe, timeout, what=f"promotion {name} Succeeded reason {reason}")
+    obj = wait_for(probe, timeout, what=f"promotion {name} Succeeded reason {reason}")
+    generation = obj["metadata"]["generation"]  # every condition says which spec it judged
+    assert [c.get("observedGeneration") for c in obj["status"]["conditions"]] == [generation] * len(
+        obj["status"]["conditions"]
+    ), obj["status"]["conditions"]
+    return obj
 
 
 def stage(kube, name: str) -> str | None:

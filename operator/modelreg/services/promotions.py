@@ -148,7 +148,10 @@ class PromotionReconciler:
             status = {
                 "completionTime": _now(),
                 "conditions": domain.condition_set(
-                    {}, _now(), None, Succeeded=(False, TAMPERED, "its status was tampered with after it executed")
+                    {},
+                    _now(),
+                    promotion["metadata"].get("generation"),
+                    Succeeded=(False, TAMPERED, "its status was tampered with after it executed"),
                 ),
             }
             await self._write_status(namespace, promotion, status, outcome)
@@ -183,7 +186,7 @@ class PromotionReconciler:
             status["conditions"] = domain.condition_set(
                 promotion.get("status") or {},
                 now,
-                None,
+                promotion["metadata"].get("generation"),
                 Succeeded=(False, "Superseded", f"promotion {winner} to the same stage completed later"),
             )
             status["completionTime"] = now
@@ -191,7 +194,10 @@ class PromotionReconciler:
             ready = {n: g.ready for n, g in evaluated.items()}
             if blocker := domain.blocked_by(promotion, promotions, ready):
                 status["conditions"] = domain.condition_set(
-                    status, now, None, Succeeded=(None, "Queued", f"waiting for promotion {blocker} of {model}")
+                    status,
+                    now,
+                    promotion["metadata"].get("generation"),
+                    Succeeded=(None, "Queued", f"waiting for promotion {blocker} of {model}"),
                 )
             else:
                 await self._start(namespace, promotion, versions, gates, status, now, outcome)
@@ -288,7 +294,7 @@ class PromotionReconciler:
             conditions=domain.condition_set(
                 status,
                 now,
-                None,
+                promotion["metadata"].get("generation"),
                 RolledOut=(False, domain.ROLLING_OUT, "moving stages and rolling the serving Deployments"),
                 Succeeded=(None, domain.ROLLING_OUT, f"promoting v{promotion['spec']['version']} to {target}"),
             ),
@@ -328,7 +334,10 @@ class PromotionReconciler:
             ending = ("RolloutFailed", timeout)
         elif problem is not None:  # storage cannot answer now: nothing moves; the next tick tries again
             new_status["conditions"] = domain.condition_set(
-                status, now, None, RolledOut=(False, domain.ROLLING_OUT, problem.message)
+                status,
+                now,
+                promotion["metadata"].get("generation"),
+                RolledOut=(False, domain.ROLLING_OUT, problem.message),
             )
             await self._write_status(namespace, promotion, new_status, outcome)
             return
@@ -351,14 +360,17 @@ class PromotionReconciler:
                 conditions=domain.condition_set(
                     status,
                     now,
-                    None,
+                    promotion["metadata"].get("generation"),
                     RolledOut=(True, "RolledOut", f"{len(states)} Deployment(s) serve v{serving['spec']['version']}"),
                     Succeeded=(True, "Promoted", f"v{serving['spec']['version']} is {target}"),
                 ),
             )
         else:
             new_status["conditions"] = domain.condition_set(
-                status, now, None, RolledOut=(False, domain.ROLLING_OUT, "; ".join(s.message for s in states))
+                status,
+                now,
+                promotion["metadata"].get("generation"),
+                RolledOut=(False, domain.ROLLING_OUT, "; ".join(s.message for s in states)),
             )
         await self._write_status(namespace, promotion, new_status, outcome)
 
@@ -507,7 +519,11 @@ class PromotionReconciler:
         new_status.update(
             completionTime=now,
             conditions=domain.condition_set(
-                promotion["status"], now, None, RolledOut=(False, reason, message), Succeeded=(False, reason, message)
+                promotion["status"],
+                now,
+                promotion["metadata"].get("generation"),
+                RolledOut=(False, reason, message),
+                Succeeded=(False, reason, message),
             ),
         )
 
