@@ -15,8 +15,8 @@ from modelreg.cli import render
 from modelreg.domain.approvals import approval_key
 from modelreg.domain.artifacts import InvalidURIError, Location, parse_uri
 from modelreg.domain.promotions import TERMINAL, reason_of
+from modelreg.storage.kube_client import KubeClient, KubeClientError
 from modelreg.storage.local_files import directory_files, file_sha256, local_directory_digest
-from modelreg.storage.registry import Registry, RegistryError
 from modelreg.storage.s3 import StorageFailure, make_client, upload
 
 
@@ -71,17 +71,17 @@ def _name(model: str, version: int) -> str:
 class Commands:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self._registry: Registry | None = None
+        self._kube: KubeClient | None = None
 
     @property
-    def registry(self) -> Registry:
-        if self._registry is None:
-            self._registry = Registry(self.args.kubeconfig, self.args.context)
-        return self._registry
+    def kube(self) -> KubeClient:
+        if self._kube is None:
+            self._kube = KubeClient(self.args.kubeconfig, self.args.context)
+        return self._kube
 
     @property
     def namespace(self) -> str:
-        return self.args.namespace or self.registry.default_namespace
+        return self.args.namespace or self.kube.default_namespace
 
     def out(self, data: Any, table: str) -> None:
         print(table if self.args.output == "table" else render.dump(data, self.args.output))
@@ -89,17 +89,17 @@ class Commands:
     def versions(self, model: str, namespace: str | None = None) -> list[dict[str, Any]]:
         found = [
             v
-            for v in self.registry.list("modelversions", namespace or self.namespace)
+            for v in self.kube.list("modelversions", namespace or self.namespace)
             if v["spec"]["modelName"] == model
         ]
         if not found:
-            raise RegistryError(f"model {model!r} has no registered versions in namespace {self.namespace}")
+            raise KubeClientError(f"model {model!r} has no registered versions in namespace {self.namespace}")
         return found
 
     def version(self, model: str, number: int) -> dict[str, Any]:
         found = [v for v in self.versions(model) if v["spec"]["version"] == number]
         if not found:
-            raise RegistryError(f"model {model!r} has no version {number} in namespace {self.namespace}")
+            raise KubeClientError(f"model {model!r} has no version {number} in namespace {self.namespace}")
         return min(found, key=lambda v: v["metadata"].get("creationTimestamp", ""))
 
     # -- writing --------------------------------------------------------------------------
@@ -186,7 +186,7 @@ class Commands:
 
     def _emit(self, body: dict[str, Any], plural: str, applied_message: str) -> None:
         if self.args.apply:
-            self.registry.create(plural, self.namespace, body)
+            self.kube.create(plural, self.namespace, body)
             print(applied_message)
         else:
             print(render.dump(body, "json" if self.args.output == "json" else "yaml"))
@@ -208,9 +208,9 @@ class Commands:
         self._emit(body, "modelpromotions", f"modelpromotion {body['metadata']['name']} created")
 
     def approve(self, remove: bool = False) -> None:
-        self.registry.get("modelpromotions", self.namespace, self.args.promotion)  # "not found" in plain words
-        user = self.registry.whoami()  # the admission webhook checks the rest, and says why it refuses
-        self.registry.annotate(
+        self.kube.get("modelpromotions", self.namespace, self.args.promotion)  # "not found" in plain words
+        user = self.kube.whoami()  # the admission webhook checks the rest, and says why it refuses
+        self.kube.annotate(
             "modelpromotions", self.namespace, self.args.promotion, {approval_key(user): None if remove else user}
         )
         print(f"{'removed the approval of' if remove else 'approved'} {self.args.promotion} as {user}")
@@ -220,11 +220,11 @@ class Commands:
         namespace = None if self.args.all_namespaces else self.namespace
         versions = [
             v
-            for v in self.registry.list("modelversions", namespace)
+            for v in self.kube.list("modelversions", namespace)
             if self.args.model in (None, v["spec"]["modelName"])
         ]
         if not versions and self.args.model:
-            raise RegistryError(f"model {self.args.model!r} has no registered versions")
+            raise KubeClientError(f"model {self.args.model!r} has no registered versions")
         self.out(versions, render.version_rows(versions, wide_namespace=namespace is None))
 
     def describe(self) -> None:
@@ -241,7 +241,7 @@ class Commands:
     def history(self) -> None:
         entries = render.history(self.versions(self.args.model))
         if self.args.at:
-            promotions = self.registry.list("modelpromotions", self.namespace)
+            promotions = self.kube.list("modelpromotions", self.namespace)
             reasons = {p["metadata"]["name"]: p["spec"].get("reason", "") for p in promotions}
             rows = render.held_at(entries, self.args.at, reasons)
             self.out(rows, render.held_at_table(rows) if rows else f"no version held a stage at {self.args.at}")
@@ -256,12 +256,12 @@ class Commands:
     def lineage(self) -> None:
         chain = render.lineage_chain(self.versions(self.args.model), self.args.number)
         if chain[0].get("missing"):
-            raise RegistryError(f"model {self.args.model!r} has no version {self.args.number}")
+            raise KubeClientError(f"model {self.args.model!r} has no version {self.args.number}")
         self.out(chain, render.lineage_tree(self.args.model, chain))
 
     def status(self) -> None:
         while True:
-            promotion = self.registry.get("modelpromotions", self.namespace, self.args.promotion)
+            promotion = self.kube.get("modelpromotions", self.namespace, self.args.promotion)
             self.out(promotion if self.args.output != "table" else None, render.promotion_status(promotion))
             if not self.args.watch or reason_of(promotion) in TERMINAL:
                 return
@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (RegistryError, StorageFailure) as exc:
+    except (KubeClientError, StorageFailure) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -54,6 +54,19 @@ def make_api_client() -> kubernetes.client.ApiClient:
     return kubernetes.client.ApiClient()
 
 
+def patch_metadata(
+    custom: kubernetes.client.CustomObjectsApi, plural: str, namespace: str, name: str, metadata: dict[str, Any]
+) -> dict[str, Any]:
+    """A merge patch of a modelreg object's labels or annotations (None removes a key)."""
+    return custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, {"metadata": metadata})
+
+
+def whoami(client: kubernetes.client.ApiClient) -> str:
+    """The client's own username (SelfSubjectReview, Kubernetes 1.28+)."""
+    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    return kubernetes.client.AuthenticationV1Api(client).create_self_subject_review(body).status.user_info.username
+
+
 class KubeStore:
     def __init__(self, client: kubernetes.client.ApiClient) -> None:
         self.custom = kubernetes.client.CustomObjectsApi(client)
@@ -70,11 +83,7 @@ class KubeStore:
             raise
 
     async def whoami(self) -> str:
-        """This client's own username (SelfSubjectReview, Kubernetes 1.28+)."""
-        api = kubernetes.client.AuthenticationV1Api(self.custom.api_client)
-        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
-        review = await self._call(api.create_self_subject_review, body)
-        return review.status.user_info.username
+        return await self._call(whoami, self.custom.api_client)
 
     async def may(self, user: Mapping[str, Any], verb: str, resource: str, name: str, namespace: str) -> bool:
         """SubjectAccessReview: may `user` (admission userInfo) do `verb` on modelreg.io `resource`?"""
@@ -117,15 +126,7 @@ class KubeStore:
     async def patch_labels(
         self, plural: str, namespace: str, name: str, labels: dict[str, str | None]
     ) -> dict[str, Any]:
-        return await self._call(
-            self.custom.patch_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            namespace,
-            plural,
-            name,
-            {"metadata": {"labels": labels}},
-        )
+        return await self._call(patch_metadata, self.custom, plural, namespace, name, {"labels": labels})
 
     async def list_deployments(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
         # Raw JSON, so the domain sees the same dict shape as in watch events.

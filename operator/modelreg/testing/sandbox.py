@@ -106,15 +106,15 @@ def wait(what: str, probe: Callable[[], bool], timeout: float = 60.0) -> None:
 def demo(sandbox: Sandbox, bucket: str) -> None:
     import kubernetes
 
-    from modelreg.storage.registry import Registry
+    from modelreg.storage.kube_client import KubeClient
     from modelreg.testing.deployments import FAIL_VERSIONS
 
     workdir = sandbox.workdir
-    registry = Registry(str(sandbox.kubeconfig), None)
-    apps = kubernetes.client.AppsV1Api(registry.client)
+    kube = KubeClient(str(sandbox.kubeconfig), None)
+    apps = kubernetes.client.AppsV1Api(kube.client)
 
     def reason(plural: str, name: str, type_: str) -> str | None:
-        obj = registry.get(plural, NAMESPACE, name)
+        obj = kube.get(plural, NAMESPACE, name)
         found = [c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == type_]
         return found[0]["reason"] if found else None
 

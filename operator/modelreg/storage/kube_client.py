@@ -1,4 +1,5 @@
-"""The registry's objects as a client (the CLI) sees them, through the official client."""
+"""The Kubernetes API as the CLI (a user) sees it: blocking calls, one-line errors. Shares its
+request shapes with the operator's KubeStore (storage/kube.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from typing import Any
 import kubernetes
 
 from modelreg import GROUP, VERSION
+from modelreg.storage.kube import patch_metadata, whoami
 
 
-class RegistryError(Exception):
+class KubeClientError(Exception):
     """A one-line, user-facing error (the API server's own message when it has one)."""
 
 
@@ -21,7 +23,7 @@ def _message(exc: kubernetes.client.ApiException) -> str:
         return f"{exc.status} {exc.reason}"
 
 
-class Registry:
+class KubeClient:
     def __init__(self, kubeconfig: str | None, context: str | None) -> None:
         try:
             self.client = kubernetes.config.new_client_from_config(config_file=kubeconfig, context=context)
@@ -30,7 +32,7 @@ class Registry:
                 contexts, _ = kubernetes.config.list_kube_config_contexts(config_file=kubeconfig)
                 active = next(c for c in contexts if c["name"] == context)
         except (kubernetes.config.ConfigException, StopIteration, FileNotFoundError) as exc:
-            raise RegistryError(f"cannot load kubeconfig: {exc}") from exc
+            raise KubeClientError(f"cannot load kubeconfig: {exc}") from exc
         self.default_namespace = active.get("context", {}).get("namespace", "default")
         self.custom = kubernetes.client.CustomObjectsApi(self.client)
 
@@ -38,9 +40,9 @@ class Registry:
         try:
             return fn(*args, **kwargs)
         except kubernetes.client.ApiException as exc:
-            raise RegistryError(_message(exc)) from exc
+            raise KubeClientError(_message(exc)) from exc
         except Exception as exc:  # connection refused, DNS, TLS: one line, no traceback
-            raise RegistryError(f"cannot reach the Kubernetes API: {exc.__class__.__name__}: {exc}") from exc
+            raise KubeClientError(f"cannot reach the Kubernetes API: {exc.__class__.__name__}: {exc}") from exc
 
     def list(self, plural: str, namespace: str | None) -> list[dict[str, Any]]:
         if namespace is None:
@@ -54,19 +56,7 @@ class Registry:
         return self._call(self.custom.create_namespaced_custom_object, GROUP, VERSION, namespace, plural, body)
 
     def annotate(self, plural: str, namespace: str, name: str, annotations: dict[str, str | None]) -> dict:
-        return self._call(
-            self.custom.patch_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            namespace,
-            plural,
-            name,
-            {"metadata": {"annotations": annotations}},
-        )
+        return self._call(patch_metadata, self.custom, plural, namespace, name, {"annotations": annotations})
 
     def whoami(self) -> str:
-        api = kubernetes.client.AuthenticationV1Api(self.client)
-        review = self._call(
-            api.create_self_subject_review, {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
-        )
-        return review.status.user_info.username
+        return self._call(whoami, self.client)
