@@ -22,6 +22,7 @@ from pydantic_settings import (
 from modelreg.domain.model_versions import RetryPolicy
 from modelreg.domain.notifications import EVENT_TYPES, Endpoint
 from modelreg.models.resources import CriterionSpec
+from modelreg.models.stages import Stage, TargetStage
 
 
 class UnknownSectionError(ValueError):
@@ -66,9 +67,6 @@ class VerificationSettings(Section):
         return RetryPolicy(self.retry_base_seconds, self.retry_max_seconds, self.recheck_seconds)
 
 
-Stage = Literal["Staging", "Production", "Archived"]
-
-
 class ApprovalSettings(Section):
     # The HMAC key that seals approvals and the operator's status (a Secret mounted as a file,
     # at least 16 bytes). Required: without it nothing could prove an approval.
@@ -78,7 +76,7 @@ class ApprovalSettings(Section):
     # The identity Argo CD / Flux applies with: promotions it creates may carry approvals
     # reviewed in git (`via: gitops`), counted only for the stages listed here.
     gitops_identity: str | None = None
-    gitops_stages: list[Stage] = []
+    gitops_stages: list[TargetStage] = []
 
 
 class StorageSettings(Section):
@@ -110,8 +108,12 @@ class WebhookSettings(Section):
 
 
 class PolicySettings(Section):
-    required_approvals: dict[Stage, Annotated[int, Field(ge=0, le=20)]] = {"Staging": 0, "Production": 2, "Archived": 0}
-    default_criteria: dict[Stage, list[CriterionSpec]] = {}
+    required_approvals: dict[TargetStage, Annotated[int, Field(ge=0, le=20)]] = {
+        Stage.STAGING: 0,
+        Stage.PRODUCTION: 2,
+        Stage.ARCHIVED: 0,
+    }
+    default_criteria: dict[TargetStage, list[CriterionSpec]] = {}
     # A namespace may raise requirements (never lower them) with this ConfigMap, key policy.yaml.
     namespace_config_map: str = "modelreg-policy"
 

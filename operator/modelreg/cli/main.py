@@ -15,6 +15,7 @@ from modelreg.cli import render
 from modelreg.domain.approvals import approval_key
 from modelreg.domain.artifacts import InvalidURIError, Location, parse_uri
 from modelreg.domain.promotions import TERMINAL, reason_of
+from modelreg.models.stages import TARGETS
 from modelreg.storage.kube_client import KubeClient, KubeClientError
 from modelreg.storage.local_files import directory_files, file_sha256, local_directory_digest
 from modelreg.storage.s3 import StorageFailure, make_client, upload
@@ -88,9 +89,7 @@ class Commands:
 
     def versions(self, model: str, namespace: str | None = None) -> list[dict[str, Any]]:
         found = [
-            v
-            for v in self.kube.list("modelversions", namespace or self.namespace)
-            if v["spec"]["modelName"] == model
+            v for v in self.kube.list("modelversions", namespace or self.namespace) if v["spec"]["modelName"] == model
         ]
         if not found:
             raise KubeClientError(f"model {model!r} has no registered versions in namespace {self.namespace}")
@@ -219,9 +218,7 @@ class Commands:
     def list(self) -> None:
         namespace = None if self.args.all_namespaces else self.namespace
         versions = [
-            v
-            for v in self.kube.list("modelversions", namespace)
-            if self.args.model in (None, v["spec"]["modelName"])
+            v for v in self.kube.list("modelversions", namespace) if self.args.model in (None, v["spec"]["modelName"])
         ]
         if not versions and self.args.model:
             raise KubeClientError(f"model {self.args.model!r} has no registered versions")
@@ -303,7 +300,7 @@ def parser() -> argparse.ArgumentParser:
     p = command("promote", "print or apply a ModelPromotion")
     p.add_argument("model")
     p.add_argument("version", type=int)
-    p.add_argument("--to", required=True, choices=["Staging", "Production", "Archived"])
+    p.add_argument("--to", required=True, choices=[s.value for s in TARGETS])
     p.add_argument("--reason")
     p.add_argument("--name", help="promotion name (default: MODEL-vN-to-stage)")
     p.add_argument(

@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from modelreg.models.stages import DISPLAY_ORDER
+
 
 def condition(obj: Mapping[str, Any], type_: str) -> Mapping[str, Any]:
     return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == type_), {})
@@ -129,7 +131,7 @@ def held_at(entries: Sequence[Mapping[str, Any]], at: str, reasons: Mapping[str,
         for entry in last.values()
         if entry["stage"] != "(none)"
     ]
-    order = {"Production": 0, "Staging": 1, "Archived": 2}
+    order = DISPLAY_ORDER
     return sorted(held, key=lambda e: (order.get(e["stage"], 3), -e["version"]))
 
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from modelreg.domain.promotions import Policy
+from modelreg.models.stages import TARGETS
 
 
 class PolicyError(ValueError):
@@ -46,7 +47,7 @@ def effective_policy(
     merged_required = dict(required)
     for stage, count in (override.get("requiredApprovals") or {}).items():
         valid_count = isinstance(count, int) and not isinstance(count, bool) and count >= 0
-        if stage not in ("Staging", "Production", "Archived") or not valid_count:
+        if stage not in TARGETS or not valid_count:
             raise PolicyError(f"requiredApprovals.{stage}: expected a stage and a count >= 0, got {count!r}")
         merged_required[stage] = max(merged_required.get(stage, 0), count)
     merged_criteria = {k: list(v) for k, v in criteria.items()}

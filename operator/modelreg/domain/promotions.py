@@ -9,6 +9,7 @@ from typing import Any
 from modelreg.domain import conditions
 from modelreg.domain.approvals import ApprovalSeals, Candidate, Tally, tally
 from modelreg.domain.criteria import Evaluation, evaluate
+from modelreg.models.stages import DISPLACED_TO, EXCLUSIVE
 
 SUCCEEDED, APPROVED, CRITERIA_MET, ROLLED_OUT = "Succeeded", "Approved", "CriteriaMet", "RolledOut"
 ROLLING_OUT = "RollingOut"
@@ -18,9 +19,7 @@ TERMINAL = frozenset(
     {"Promoted", "RolledBack", "RolloutFailed", "Superseded", "StatusTampered", "ArtifactChanged", "VersionNotFound"}
 )
 # Stages that one version holds at a time (an alias); Archived holds any number.
-EXCLUSIVE = {"Staging", "Production"}
 # What happens to the version that held a stage when another one takes it.
-DISPLACED_TO = {"Production": "Archived", "Staging": ""}
 
 Obj = Mapping[str, Any]
 

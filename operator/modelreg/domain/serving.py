@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from modelreg.models.stages import Stage
+
 MODEL_LABEL = "modelreg.io/model"  # on Deployments (opt-in) and on ModelVersions (kept current)
 STAGE_LABEL = "modelreg.io/stage"  # on ModelVersions
 STAGE_ANNOTATION = "modelreg.io/stage"
@@ -47,7 +49,7 @@ class Served:
 
 
 def stage_of(deployment: Mapping[str, Any]) -> str:
-    return (deployment["metadata"].get("annotations") or {}).get(STAGE_ANNOTATION, "Production")
+    return (deployment["metadata"].get("annotations") or {}).get(STAGE_ANNOTATION, Stage.PRODUCTION)
 
 
 class MisconfiguredDeployment(ValueError):

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from modelreg.models.stages import Stage, TargetStage
+
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 SHA256_HEX = r"^[0-9a-f]{64}$"
 
@@ -37,13 +39,6 @@ class ArtifactFormat(StrEnum):
     MLFLOW = "mlflow"
     HUGGINGFACE = "huggingface"
     OTHER = "other"
-
-
-class Stage(StrEnum):
-    NONE = ""
-    STAGING = "Staging"
-    PRODUCTION = "Production"
-    ARCHIVED = "Archived"
 
 
 class ArtifactSpec(CamelModel):
@@ -132,6 +127,6 @@ class CriterionSpec(CamelModel):
 class ModelPromotionSpec(CamelModel):
     model_name: Annotated[str, Field(min_length=1, max_length=63, pattern=DNS1123_LABEL)]
     version: Annotated[int, Field(ge=1)]
-    target_stage: Literal["Staging", "Production", "Archived"]
+    target_stage: TargetStage
     reason: Annotated[str | None, Field(max_length=4096)] = None
     criteria: Annotated[list[CriterionSpec] | None, Field(max_length=64)] = None
