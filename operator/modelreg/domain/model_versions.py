@@ -9,6 +9,7 @@ from typing import Any
 
 from modelreg.domain import conditions, notifications
 from modelreg.domain.artifacts import TRANSIENT, Reason, Snapshot, Verdict
+from modelreg.domain.transitions import Transition
 
 ARTIFACT_VERIFIED = "ArtifactVerified"
 READY = "Ready"
@@ -83,19 +84,6 @@ def duplicate_owner(name: str, created: str, version: int, siblings: Iterable[Si
 
 def missing_parent(parent_version: int | None, siblings: Iterable[Sibling]) -> bool:
     return parent_version is not None and all(s.version != parent_version for s in siblings)
-
-
-@dataclass(frozen=True)
-class Transition:
-    """A change worth an Event and an audit line."""
-
-    type: str  # Normal or Warning
-    reason: str
-    message: str
-    previous: str | None
-    current: str
-    notice: str | None = None  # the notification type it is, if any
-    event: bool = True  # worth a Kubernetes Event (else only the audit line and the notification)
 
 
 @dataclass(frozen=True)

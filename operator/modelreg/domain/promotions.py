@@ -6,9 +6,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelreg.domain import conditions
+from modelreg.domain import conditions, notifications
 from modelreg.domain.approvals import ApprovalSeals, Candidate, Tally, tally
 from modelreg.domain.criteria import Evaluation, evaluate
+from modelreg.domain.notifications import Notice
 from modelreg.models.stages import DISPLACED_TO, EXCLUSIVE
 
 SUCCEEDED, APPROVED, CRITERIA_MET, ROLLED_OUT = "Succeeded", "Approved", "CriteriaMet", "RolledOut"
@@ -252,3 +253,112 @@ def stage_record(version_name: str, promotions: Sequence[Obj]) -> tuple[str, lis
                 stage = move.to_stage
                 history.append(stage_history_entry(move, name, time, approvers))
     return stage, history
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The status a pending promotion should have now, and whether it executes now."""
+
+    status: dict[str, Any]
+    execute: bool
+
+
+def judge(
+    promotion: Obj, promotions: Sequence[Obj], evaluated: Mapping[str, Gates], requester: str | None, now: str
+) -> Judgement:
+    """Pure: the promotion's gates, then superseded, queued behind another of its model, or its turn
+    (mirrors ModelVersions' status_after_check)."""
+    name, generation = promotion["metadata"]["name"], promotion["metadata"].get("generation")
+    gates = evaluated[name]
+    status = gate_status(promotion, gates, requester, now)
+    if winner := superseded_by(promotion, promotions):
+        message = f"promotion {winner} to the same stage completed later"
+        status["conditions"] = condition_set(
+            promotion.get("status") or {}, now, generation, Succeeded=(False, "Superseded", message)
+        )
+        status["completionTime"] = now
+    elif gates.ready:
+        if blocker := blocked_by(promotion, promotions, {n: g.ready for n, g in evaluated.items()}):
+            message = f"waiting for promotion {blocker} of {promotion['spec']['modelName']}"
+            status["conditions"] = condition_set(status, now, generation, Succeeded=(None, "Queued", message))
+        else:
+            return Judgement(status, True)
+    return Judgement(status, False)
+
+
+def gate_status(promotion: Obj, gates: Gates, requester: str | None, now: str) -> dict[str, Any]:
+    generation = promotion["metadata"].get("generation")
+    approvals, evaluation = gates.approvals, gates.evaluation
+    criteria_state = (
+        (None, "WaitingForVersion", "the version is not registered")
+        if evaluation is None
+        else (True, "CriteriaMet", "all criteria met")
+        if evaluation.met
+        else (False, "CriteriaNotMet", "; ".join(evaluation.failures))
+    )
+    ignored = "; not counted: " + "; ".join(approvals.ignored) if approvals.ignored else ""
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "approvals": approvals.counted,
+        "requiredApprovals": approvals.required,
+        "approvalSummary": approvals.summary,
+        "comparison": evaluation.comparison if evaluation else {},
+        "conditions": condition_set(
+            promotion.get("status") or {},
+            now,
+            generation,
+            Approved=(
+                approvals.approved,
+                "Approved" if approvals.approved else "AwaitingApproval",
+                f"{approvals.summary} approvals{ignored}",
+            ),
+            CriteriaMet=criteria_state,
+            RolledOut=(None, "NotStarted", "not started"),
+            Succeeded=(None if gates.reason != "ArtifactInvalid" else False, gates.reason, gates.message),
+        ),
+    }
+    if requester:
+        status["requestedBy"] = requester
+    return status
+
+
+def ended(promotion: Obj, base: Obj, now: str, reason: str, message: str) -> dict[str, Any]:
+    """The status that ends a promotion unsuccessfully: `reason` on RolledOut and Succeeded."""
+    return {
+        "completionTime": now,
+        "conditions": condition_set(
+            base,
+            now,
+            promotion["metadata"].get("generation"),
+            RolledOut=(False, reason, message),
+            Succeeded=(False, reason, message),
+        ),
+    }
+
+
+def rolling(promotion: Obj, base: Obj, now: str, message: str) -> dict[str, Any]:
+    """Still rolling out: why it is not done yet."""
+    generation = promotion["metadata"].get("generation")
+    return {"conditions": condition_set(base, now, generation, RolledOut=(False, ROLLING_OUT, message))}
+
+
+def notices(promotion: Obj, stored: Obj, status: Obj, before: str | None) -> list[Notice]:
+    """What a status write tells the notification endpoints: requested, each new approval, the end
+    (`before`: the outcome the operator had recorded)."""
+    after = reason_of({"status": status})
+    found = []
+    if before is None and after is not None:
+        found.append(notifications.notice(notifications.REQUESTED, promotion, requestedBy=status.get("requestedBy")))
+    counted = [a.get("user") for a in status.get("approvals") or []]
+    already = [a.get("user") for a in stored.get("approvals") or []]
+    approved = any(c["type"] == APPROVED and c["status"] == "True" for c in status.get("conditions") or [])
+    for user in (u for u in counted if u not in already):
+        found.append(
+            notifications.notice(notifications.APPROVED, promotion, approver=user, approvers=counted, approved=approved)
+        )
+    if before != after and after in TERMINAL:
+        message = next((c["message"] for c in status.get("conditions") or [] if c["type"] == SUCCEEDED), "")
+        kind = notifications.SUCCEEDED if after == "Promoted" else notifications.FAILED
+        approvers = [a.get("user") for a in {**stored, **status}.get("approvals") or []]
+        found.append(notifications.notice(kind, promotion, reason=after, message=message, approvers=approvers))
+    return found

@@ -25,11 +25,12 @@ from modelreg.domain.artifacts import (
     within,
 )
 from modelreg.domain.merge import merge_patch
+from modelreg.domain.transitions import Transition
 from modelreg.domain.trust import VERIFICATION, StatusSeals, forged_keys
 from modelreg.models.resources import ArtifactSpec, ModelVersionSpec
 from modelreg.storage.s3 import ObjectStore, StorageFailure
 
-TAMPERED = domain.Transition(
+TAMPERED = Transition(
     type="Warning",
     reason="StatusTampered",
     message="the artifact's verification in status was not written by the operator: discarded and checked again",
@@ -98,7 +99,7 @@ class ModelVersionReconciler:
         created: str,
         siblings: Iterable[domain.Sibling],
         now: datetime,
-    ) -> tuple[dict[str, Any], list[domain.Transition]]:
+    ) -> tuple[dict[str, Any], list[Transition]]:
         """Status keys that changed (with the verification seal), and the transitions worth an Event.
 
         A verification the operator cannot prove it wrote is discarded and checked afresh."""

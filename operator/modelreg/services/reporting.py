@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelreg.audit import audit
-from modelreg.domain.model_versions import Transition
 from modelreg.domain.notifications import Notice, notice, object_ref
 from modelreg.domain.redaction import redact
+from modelreg.domain.transitions import Transition
 from modelreg.services.notifications import Notifier
 from modelreg.storage.kube import KubeStore
 
@@ -23,16 +23,13 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Outcome:
-    """What a reconcile did."""
+    """What a reconcile did: transitions of objects, and notices richer than a transition's own."""
 
-    events: list[tuple[Mapping[str, Any], str, str, str]] = field(default_factory=list)  # body, type, reason, msg
-    audit: list[tuple[Mapping[str, Any], str | None, str, str]] = field(default_factory=list)  # body, from, to, why
-    notices: list[Notice] = field(default_factory=list)  # for the configured notification endpoints
+    transitions: list[tuple[Mapping[str, Any], Transition]] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
 
     def add(self, body: Mapping[str, Any], transition: Transition) -> None:
-        if transition.event:
-            self.events.append((body, transition.type, transition.reason, transition.message))
-        self.audit.append((body, transition.previous, transition.current, transition.message))
+        self.transitions.append((body, transition))
         if transition.notice:
             stage = (body.get("status") or {}).get("stage")
             self.notices.append(
@@ -47,12 +44,15 @@ class Reporter:
 
     def report(self, outcome: Outcome) -> None:
         self.notifier.publish(outcome.notices)
-        for body, type_, reason, message in outcome.events:
-            task = asyncio.get_running_loop().create_task(self._post(object_ref(body), type_, reason, message))
-            self._posting.add(task)
-            task.add_done_callback(self._posting.discard)
-        for body, previous, current, why in outcome.audit:
-            audit(body, previous, current, why)
+        for body, transition in outcome.transitions:
+            if transition.event:
+                ref = object_ref(body)
+                post = self._post(ref, transition.type, transition.reason, transition.message)
+                task = asyncio.get_running_loop().create_task(post)
+                self._posting.add(task)
+                task.add_done_callback(self._posting.discard)
+            if transition.previous != transition.current:  # a state change: one audit line
+                audit(body, transition.previous, transition.current or "", transition.message)
 
     async def _post(self, ref: dict[str, str], type_: str, reason: str, message: str) -> None:
         try:

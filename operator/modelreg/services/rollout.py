@@ -1,0 +1,175 @@
+"""Carrying out an execution: stage moves on the versions, the serving Deployments, and undoing both.
+
+Every step is idempotent against what the cluster records (the versions' sealed stageHistory, the
+Deployments' pod-template annotation), so a step repeated after a restart changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from modelreg import metrics
+from modelreg.domain import notifications
+from modelreg.domain import promotions as domain
+from modelreg.domain.artifacts import Verdict
+from modelreg.domain.serving import (
+    MODEL_LABEL,
+    STAGE_LABEL,
+    MisconfiguredDeployment,
+    RolloutState,
+    Served,
+    rollout_patch,
+    rollout_state,
+    served_version,
+    stage_of,
+)
+from modelreg.domain.transitions import Transition
+from modelreg.domain.trust import STAGE, StatusSeals
+from modelreg.models.stages import EXCLUSIVE
+from modelreg.services.reporting import Outcome
+from modelreg.services.view import VERSIONS, View
+from modelreg.storage.kube import Conflict, KubeStore
+
+TAMPERED = "StatusTampered"
+# (namespace, ModelVersion) -> None while storage still holds the proven bytes, else why not
+Prover = Callable[[str, Mapping[str, Any]], Awaitable[Verdict | None]]
+Clock = Callable[[], datetime]
+
+
+class Rollout:
+    def __init__(self, kube: KubeStore, view: View, status_seals: StatusSeals, still_proven: Prover, clock: Clock):
+        self.kube, self.view, self.status_seals = kube, view, status_seals
+        self.still_proven, self.clock = still_proven, clock
+
+    async def apply_moves(
+        self,
+        namespace: str,
+        promotion: str,
+        moves: Sequence[domain.Move],
+        versions: list[dict[str, Any]],
+        approved_by: list[str],
+        outcome: Outcome,
+    ) -> None:
+        by_name = {v["metadata"]["name"]: v for v in versions}
+        for move in moves:
+            version = by_name.get(move.version_name)
+            if version is None:
+                continue  # deleted meanwhile: nothing left to move
+            history = list((version.get("status") or {}).get("stageHistory") or [])
+            if domain.history_has(history, move, promotion):
+                continue
+            approvers = approved_by if move.to_stage == moves[-1].to_stage else []
+            now = self.clock().strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # sub-second: keeps the timeline ordered
+            history.append(domain.stage_history_entry(move, promotion, now, approvers))
+            await self.write_stage(namespace, version, move.to_stage, history)
+            why = f"{move.from_stage or 'no stage'} -> {move.to_stage or 'no stage'} (promotion {promotion})"
+            outcome.add(version, Transition("Normal", "StageChanged", why, move.from_stage, move.to_stage))
+            outcome.notices.append(
+                notifications.notice(
+                    notifications.STAGE_CHANGED,
+                    version,
+                    **{"from": move.from_stage or None, "to": move.to_stage or None},
+                    promotion=promotion,
+                    approvers=approvers,
+                )
+            )
+
+    async def write_stage(self, namespace: str, version: dict[str, Any], stage: str, history: list) -> None:
+        """Stage and history with their seal in one write; then the label CI/CD selects by."""
+        record = {"stage": stage or None, "stageHistory": history or None}
+        seal = self.status_seals.seal(STAGE, version, record)
+        name = version["metadata"]["name"]
+        status = {**record, "seals": {STAGE: seal}}
+        self.view.remember(VERSIONS, await self.kube.patch_status(VERSIONS, namespace, name, status))
+        self.view.remember(
+            VERSIONS, await self.kube.patch_labels(VERSIONS, namespace, name, {STAGE_LABEL: stage or None})
+        )
+        version.setdefault("status", {}).update(stage=stage, stageHistory=history, seals={STAGE: seal})
+
+    async def restore_stage(self, namespace: str, name: str, model: str, outcome: Outcome) -> None:
+        """A ModelVersion whose stage the operator cannot prove gets the one its promotions record."""
+        raw = self.view.get(VERSIONS, namespace, name)
+        if raw is None or self.status_seals.proven(STAGE, raw):
+            return
+        stage, history = domain.stage_record(name, self.view.trusted("modelpromotions", namespace, model))
+        raw = {**raw, "status": dict(raw.get("status") or {})}
+        forged = raw["status"].get("stage") or ""
+        await self.write_stage(namespace, raw, stage, history)
+        why = f"status.stage {forged or '(none)'} was not written by the operator; restored from the promotions"
+        outcome.add(raw, Transition("Warning", TAMPERED, f"{why}: {stage or 'no stage'}", forged, stage))
+
+    @staticmethod
+    def record_holders(namespace: str, model: str, versions: Sequence[Mapping[str, Any]]) -> None:
+        for stage in EXCLUSIVE:
+            holder = domain.holder_of(versions, stage)
+            if holder is not None:
+                metrics.STAGE_VERSION.labels(namespace, model, stage).set(holder["spec"]["version"])
+            else:
+                with contextlib.suppress(KeyError):
+                    metrics.STAGE_VERSION.remove(namespace, model, stage)
+
+    async def roll(self, namespace: str, model: str, stage: str, served: Served, outcome: Outcome) -> list:
+        deployments = await self.kube.list_deployments(namespace, f"{MODEL_LABEL}={model}")
+        states = []
+        for deployment in (d for d in deployments if stage_of(d) == stage):
+            try:
+                ops = rollout_patch(deployment, served)
+            except MisconfiguredDeployment as exc:  # named in the promotion's condition; nothing patched
+                states.append(RolloutState(deployment["metadata"]["name"], False, False, True, str(exc), True))
+                continue
+            if ops is not None:
+                with contextlib.suppress(Conflict):  # edited meanwhile: the next tick re-reads and retries
+                    await self.kube.json_patch_deployment(namespace, deployment["metadata"]["name"], ops)
+                    was = served_version(deployment)
+                    message = f"serving {served.model} v{served.version} ({stage})"
+                    outcome.add(
+                        deployment,
+                        Transition("Normal", "ModelRolled", message, f"v{was}" if was else None, f"v{served.version}"),
+                    )
+            states.append(
+                rollout_state(deployment, served.version)
+                if ops is None
+                else rollout_state({**deployment, "status": {}}, served.version)
+            )
+        return states
+
+    async def roll_back(
+        self,
+        namespace: str,
+        promotion: Mapping[str, Any],
+        moves: list[domain.Move],
+        versions: list[dict[str, Any]],
+        reason: str,
+        message: str,
+        now: str,
+        outcome: Outcome,
+    ) -> dict[str, Any]:
+        """End the promotion with `reason`: undo the moves it made, serve the previous version again if
+        storage still holds it as proven. Returns the ending status."""
+        name, target = promotion["metadata"]["name"], promotion["spec"]["targetStage"]
+        by_name = {v["metadata"]["name"]: v for v in versions}
+        made = [
+            m
+            for m in moves
+            if m.version_name in by_name
+            and domain.history_has((by_name[m.version_name].get("status") or {}).get("stageHistory") or [], m, name)
+        ]
+        await self.apply_moves(namespace, name, domain.rollback_moves(made), versions, [], outcome)
+        self.record_holders(namespace, promotion["spec"]["modelName"], versions)
+        previous = promotion["status"].get("previousVersion")
+        restored = domain.candidate_of(versions, previous) if previous else None
+        problem = await self.still_proven(namespace, restored) if restored is not None else None
+        if restored is not None and problem is None:
+            await self.roll(namespace, promotion["spec"]["modelName"], target, Served.of(restored), outcome)
+            message += f"; restored v{previous}"
+        else:  # nothing restored: a rollout failure is no rollback
+            reason = "RolloutFailed" if reason == "RolledBack" else reason
+            if previous:
+                why = problem.message if problem is not None else "it is not registered"
+                message += f"; v{previous} not restored ({why}): the Deployments keep what they have"
+            else:
+                message += "; no previous version to restore"
+        return domain.ended(promotion, promotion["status"], now, reason, message)
