@@ -25,7 +25,8 @@ def env(real_cluster):
         kubernetes.config.load_kube_config()
         # The operator runs on the host: the cluster's API server cannot dial its webhook, so no
         # webhook configurations are installed here (the operator's seals hold without them).
-        settings = Settings(verification={"recheck_seconds": 2}, webhook={"managed": None})
+        # One operator from the host: no Lease to wait for (its namespace is the chart's, absent here).
+        settings = Settings(verification={"recheck_seconds": 2}, webhook={"managed": None}, election={"enabled": False})
         operator = OperatorThread(settings, [NAMESPACE]).start()
         with kubernetes.client.ApiClient() as client:
             yield Kube(client), boto3.client("s3")
