@@ -196,6 +196,11 @@ def test_turns_and_superseding():
     done = promo("new", 2, created="2026-01-03T00:00:00Z", reason="Promoted")
     assert superseded_by(older, [older, done]) == "new"
     assert superseded_by(promo("arch", 1, target="Archived"), [done]) is None
+    # created in the same second (timestamps' resolution): which is newer is unknown, so neither
+    # supersedes the other, whatever their names (promo-9 sorts after promo-10)
+    same_second = promo("promo-10", 11, created="2026-01-03T00:00:00Z")
+    done_9 = promo("promo-9", 10, created="2026-01-03T00:00:00Z", reason="Promoted")
+    assert superseded_by(same_second, [same_second, done_9]) is None
 
 
 def test_moves_archive_the_previous_production_and_roll_back_in_reverse():

@@ -159,7 +159,9 @@ def superseded_by(promotion: Obj, promotions: Sequence[Obj]) -> str | None:
     for other in promotions:
         if (
             other["spec"]["targetStage"] == target
-            and _created(other) > _created(promotion)
+            # strictly newer: timestamps have one-second resolution, and within one second which
+            # came first is unknown (names order the queue, but decide nothing here)
+            and _created(other)[0] > _created(promotion)[0]
             and reason_of(other) == "Promoted"
         ):
             return other["metadata"]["name"]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,12 +48,20 @@ def probe_cluster(timeout: float = 5.0) -> None:
         raise NoCluster(f"no Kubernetes API answers {', '.join(tried)}: {type(exc).__name__}") from None
 
 
+# Kubernetes calls block a thread each: their own threads (not asyncio's default few, shared with
+# everything else), and as many pooled connections, so admission reviews, reconciles and Event
+# posts do not queue behind one another.
+API_THREADS = 32
+
+
 def make_api_client() -> kubernetes.client.ApiClient:
+    configuration = kubernetes.client.Configuration()
     try:
-        kubernetes.config.load_incluster_config()
+        kubernetes.config.load_incluster_config(client_configuration=configuration)
     except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config()
-    return kubernetes.client.ApiClient()
+        kubernetes.config.load_kube_config(client_configuration=configuration)
+    configuration.connection_pool_maxsize = API_THREADS
+    return kubernetes.client.ApiClient(configuration)
 
 
 def patch_metadata(
@@ -72,11 +82,12 @@ class KubeStore:
         self.custom = kubernetes.client.CustomObjectsApi(client)
         self.apps = kubernetes.client.AppsV1Api(client)
         self.core = kubernetes.client.CoreV1Api(client)
+        self._threads = ThreadPoolExecutor(API_THREADS, thread_name_prefix="kube")
 
-    @staticmethod
-    async def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return await asyncio.to_thread(fn, *args, **kwargs)
+            call = functools.partial(fn, *args, **kwargs)
+            return await asyncio.get_running_loop().run_in_executor(self._threads, call)
         except kubernetes.client.ApiException as exc:
             if exc.status == 409 or (exc.status == 422 and "test" in (exc.body or "")):
                 raise Conflict(str(exc.reason)) from exc
