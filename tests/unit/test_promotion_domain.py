@@ -6,6 +6,7 @@ from modelreg.domain.policy import PolicyError, effective_policy
 from modelreg.domain.promotions import (
     Move,
     Policy,
+    admission_order,
     blocked_by,
     execution_moves,
     gates,
@@ -196,11 +197,24 @@ def test_turns_and_superseding():
     done = promo("new", 2, created="2026-01-03T00:00:00Z", reason="Promoted")
     assert superseded_by(older, [older, done]) == "new"
     assert superseded_by(promo("arch", 1, target="Archived"), [done]) is None
-    # created in the same second (timestamps' resolution): which is newer is unknown, so neither
-    # supersedes the other, whatever their names (promo-9 sorts after promo-10)
-    same_second = promo("promo-10", 11, created="2026-01-03T00:00:00Z")
-    done_9 = promo("promo-9", 10, created="2026-01-03T00:00:00Z", reason="Promoted")
-    assert superseded_by(same_second, [same_second, done_9]) is None
+
+    # Created within one second (creationTimestamp's resolution): the webhook's sealed, sub-second
+    # admission time decides, not the names (promo-9 sorts after promo-10).
+    seals = approval_seals()
+
+    def admitted(name, version, at, reason=None):
+        body = promo(name, version, created="2026-01-03T00:00:00Z", reason=reason)
+        seal = seals.requester_seal("ml", name, "alice", at)
+        body["metadata"]["annotations"] = {"modelreg.io/requested-by": "alice", "modelreg.io/requested-by-seal": seal}
+        return body
+
+    later = admitted("promo-10", 11, "2026-01-03T00:00:00.900000Z")
+    done_9 = admitted("promo-9", 10, "2026-01-03T00:00:00.100000Z", reason="Promoted")
+    order = admission_order(seals)
+    assert superseded_by(later, [later, done_9], order) is None
+    assert superseded_by(later, [later, done_9]) == "promo-9"  # what names alone would have decided
+    forged = {**done_9, "metadata": {**done_9["metadata"], "annotations": {}}}  # no seal: whole seconds
+    assert order(forged) == ("2026-01-03T00:00:00.000000Z", "promo-9")
 
 
 def test_moves_archive_the_previous_production_and_roll_back_in_reverse():

@@ -101,6 +101,15 @@ class ApprovalSeals:
 
     def requester(self, promotion: Obj) -> str | None:
         """The creating user, if the webhook stamped it on this very creation."""
+        stamped = self._stamp(promotion)
+        return stamped[0] if stamped else None
+
+    def requested_at(self, promotion: Obj) -> str | None:
+        """When the webhook admitted this very creation (sub-second; sealed), if it did."""
+        stamped = self._stamp(promotion)
+        return stamped[1] if stamped else None
+
+    def _stamp(self, promotion: Obj) -> tuple[str, str] | None:
         meta = promotion["metadata"]
         annotations = meta.get("annotations") or {}
         user, value = annotations.get(REQUESTED_BY), annotations.get(REQUESTED_BY_SEAL, "")
@@ -108,7 +117,7 @@ class ApprovalSeals:
         if not user or not self.sealer.verifies(seal, "requested-by", meta.get("namespace"), meta["name"], user, time):
             return None
         gap = _seconds_between(time, meta.get("creationTimestamp", ""))
-        return user if gap is not None and gap <= REQUESTER_WINDOW else None
+        return (user, time) if gap is not None and gap <= REQUESTER_WINDOW else None
 
     # -- approvals ---------------------------------------------------------------------
     def approval_seal(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,8 +25,27 @@ TERMINAL = frozenset(
 Obj = Mapping[str, Any]
 
 
+def _precise(time: str) -> str:
+    """Whole-second and sub-second RFC 3339 times in one sortable form."""
+    return time.replace("Z", ".000000Z") if time.endswith("Z") and "." not in time else time
+
+
 def _created(obj: Obj) -> tuple[str, str]:
-    return obj["metadata"].get("creationTimestamp", ""), obj["metadata"]["name"]
+    return _precise(obj["metadata"].get("creationTimestamp", "")), obj["metadata"]["name"]
+
+
+Order = Callable[[Obj], tuple[str, str]]
+
+
+def admission_order(seals: ApprovalSeals) -> Order:
+    """Promotions in the order they were admitted: the webhook's sealed, sub-second admission time
+    (nobody can forge it); creationTimestamp (whole seconds) where there is none; then the name."""
+
+    def order(promotion: Obj) -> tuple[str, str]:
+        admitted = seals.requested_at(promotion)
+        return (_precise(admitted), promotion["metadata"]["name"]) if admitted else _created(promotion)
+
+    return order
 
 
 def reason_of(promotion: Obj) -> str | None:
@@ -150,7 +169,7 @@ def gates(promotion: Obj, versions: Sequence[Obj], policy: Policy, seals: Approv
     return Gates(True, "Ready", "approved, criteria met, artifact verified", approvals, evaluation, candidate, holder)
 
 
-def superseded_by(promotion: Obj, promotions: Sequence[Obj]) -> str | None:
+def superseded_by(promotion: Obj, promotions: Sequence[Obj], order: Order = _created) -> str | None:
     """An older pending promotion to an exclusive stage is moot once a newer one to the same
     stage has completed: applying it later would undo a newer decision."""
     target = promotion["spec"]["targetStage"]
@@ -159,16 +178,16 @@ def superseded_by(promotion: Obj, promotions: Sequence[Obj]) -> str | None:
     for other in promotions:
         if (
             other["spec"]["targetStage"] == target
-            # strictly newer: timestamps have one-second resolution, and within one second which
-            # came first is unknown (names order the queue, but decide nothing here)
-            and _created(other)[0] > _created(promotion)[0]
+            and order(other) > order(promotion)
             and reason_of(other) == "Promoted"
         ):
             return other["metadata"]["name"]
     return None
 
 
-def blocked_by(promotion: Obj, promotions: Sequence[Obj], ready: Mapping[str, bool]) -> str | None:
+def blocked_by(
+    promotion: Obj, promotions: Sequence[Obj], ready: Mapping[str, bool], order: Order = _created
+) -> str | None:
     """One execution per model at a time, in creation order among those ready to go."""
     for other in promotions:
         name = other["metadata"]["name"]
@@ -176,7 +195,7 @@ def blocked_by(promotion: Obj, promotions: Sequence[Obj], ready: Mapping[str, bo
             continue
         if reason_of(other) == ROLLING_OUT:
             return name
-        if ready.get(name) and _created(other) < _created(promotion) and reason_of(other) not in TERMINAL:
+        if ready.get(name) and order(other) < order(promotion) and reason_of(other) not in TERMINAL:
             return name
     return None
 
@@ -266,21 +285,26 @@ class Judgement:
 
 
 def judge(
-    promotion: Obj, promotions: Sequence[Obj], evaluated: Mapping[str, Gates], requester: str | None, now: str
+    promotion: Obj,
+    promotions: Sequence[Obj],
+    evaluated: Mapping[str, Gates],
+    requester: str | None,
+    now: str,
+    order: Order = _created,
 ) -> Judgement:
     """Pure: the promotion's gates, then superseded, queued behind another of its model, or its turn
     (mirrors ModelVersions' status_after_check)."""
     name, generation = promotion["metadata"]["name"], promotion["metadata"].get("generation")
     gates = evaluated[name]
     status = gate_status(promotion, gates, requester, now)
-    if winner := superseded_by(promotion, promotions):
+    if winner := superseded_by(promotion, promotions, order):
         message = f"promotion {winner} to the same stage completed later"
         status["conditions"] = condition_set(
             promotion.get("status") or {}, now, generation, Succeeded=(False, "Superseded", message)
         )
         status["completionTime"] = now
     elif gates.ready:
-        if blocker := blocked_by(promotion, promotions, {n: g.ready for n, g in evaluated.items()}):
+        if blocker := blocked_by(promotion, promotions, {n: g.ready for n, g in evaluated.items()}, order):
             message = f"waiting for promotion {blocker} of {promotion['spec']['modelName']}"
             status["conditions"] = condition_set(status, now, generation, Succeeded=(None, "Queued", message))
         else:

@@ -27,6 +27,7 @@ from modelreg.domain.approvals import (
 from modelreg.domain.identity import same_person
 from modelreg.domain.serving import MODEL_LABEL, STAGE_LABEL
 from modelreg.domain.trust import StatusSeals
+from modelreg.services.view import VERSIONS, View
 from modelreg.storage.kube import KubeStore
 
 Obj = Mapping[str, Any]
@@ -34,7 +35,8 @@ STAGE_RESOURCE = "modelstages"
 
 
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # sub-second: the sealed admission time orders promotions created within one second
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _annotations(obj: Obj | None) -> dict[str, str]:
@@ -57,12 +59,20 @@ class AdmissionReviewer:
         status_seals: StatusSeals,
         operator_user: str,
         clock: Callable[[], str] = _now,
+        view: View | None = None,
     ) -> None:
-        self.kube, self.seals, self.status_seals = kube, seals, status_seals
+        self.kube, self.seals, self.status_seals, self.view = kube, seals, status_seals, view
         self.operator_user = operator_user
         self.clock = clock
 
     async def _candidate(self, namespace: str, spec: Obj) -> dict[str, Any] | None:
+        # The operator's view first (no request in the admission path); a version it has not seen
+        # yet (created a moment ago) is looked up in the API. A candidate's identity (uid, sha256)
+        # never changes, so a view a moment old seals the same approval.
+        if self.view is not None:
+            known = self.view.trusted(VERSIONS, namespace, spec.get("modelName"))
+            if found := domain.candidate_of(known, spec.get("version")):
+                return found
         versions = [
             v
             for v in await self.kube.list_custom("modelversions", namespace)

@@ -142,7 +142,8 @@ class PromotionReconciler:
             for p in promotions
             if domain.reason_of(p) not in domain.TERMINAL
         }
-        judgement = domain.judge(promotion, promotions, evaluated, self.seals.requester(promotion), now)
+        order = domain.admission_order(self.seals)
+        judgement = domain.judge(promotion, promotions, evaluated, self.seals.requester(promotion), now, order)
         if judgement.execute:
             await self._start(namespace, promotion, versions, evaluated[name], judgement.status, now, outcome)
         else:

@@ -6,6 +6,7 @@ Deployments' pod-template annotation), so a step repeated after a restart change
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
@@ -54,13 +55,14 @@ class Rollout:
         outcome: Outcome,
     ) -> None:
         by_name = {v["metadata"]["name"]: v for v in versions}
-        for move in moves:
+
+        async def move_one(move: domain.Move) -> None:
             version = by_name.get(move.version_name)
             if version is None:
-                continue  # deleted meanwhile: nothing left to move
+                return  # deleted meanwhile: nothing left to move
             history = list((version.get("status") or {}).get("stageHistory") or [])
             if domain.history_has(history, move, promotion):
-                continue
+                return
             approvers = approved_by if move.to_stage == moves[-1].to_stage else []
             now = self.clock().strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # sub-second: keeps the timeline ordered
             history.append(domain.stage_history_entry(move, promotion, now, approvers))
@@ -77,16 +79,21 @@ class Rollout:
                 )
             )
 
+        # Each move is another version's (and recorded in its own history): they go side by side.
+        await asyncio.gather(*(move_one(move) for move in moves))
+
     async def write_stage(self, namespace: str, version: dict[str, Any], stage: str, history: list) -> None:
         """Stage and history with their seal in one write; then the label CI/CD selects by."""
         record = {"stage": stage or None, "stageHistory": history or None}
         seal = self.status_seals.seal(STAGE, version, record)
         name = version["metadata"]["name"]
         status = {**record, "seals": {STAGE: seal}}
-        self.view.remember(VERSIONS, await self.kube.patch_status(VERSIONS, namespace, name, status))
-        self.view.remember(
-            VERSIONS, await self.kube.patch_labels(VERSIONS, namespace, name, {STAGE_LABEL: stage or None})
+        written = await asyncio.gather(
+            self.kube.patch_status(VERSIONS, namespace, name, status),
+            self.kube.patch_labels(VERSIONS, namespace, name, {STAGE_LABEL: stage or None}),
         )
+        for body in written:  # the newer of the two responses wins in the view
+            self.view.remember(VERSIONS, body)
         version.setdefault("status", {}).update(stage=stage, stageHistory=history, seals={STAGE: seal})
 
     async def restore_stage(self, namespace: str, name: str, model: str, outcome: Outcome) -> None:
@@ -113,28 +120,26 @@ class Rollout:
 
     async def roll(self, namespace: str, model: str, stage: str, served: Served, outcome: Outcome) -> list:
         deployments = await self.kube.list_deployments(namespace, f"{MODEL_LABEL}={model}")
-        states = []
-        for deployment in (d for d in deployments if stage_of(d) == stage):
+
+        async def roll_one(deployment: dict[str, Any]) -> RolloutState:
             try:
                 ops = rollout_patch(deployment, served)
             except MisconfiguredDeployment as exc:  # named in the promotion's condition; nothing patched
-                states.append(RolloutState(deployment["metadata"]["name"], False, False, True, str(exc), True))
-                continue
-            if ops is not None:
-                with contextlib.suppress(Conflict):  # edited meanwhile: the next tick re-reads and retries
-                    await self.kube.json_patch_deployment(namespace, deployment["metadata"]["name"], ops)
-                    was = served_version(deployment)
-                    message = f"serving {served.model} v{served.version} ({stage})"
-                    outcome.add(
-                        deployment,
-                        Transition("Normal", "ModelRolled", message, f"v{was}" if was else None, f"v{served.version}"),
-                    )
-            states.append(
-                rollout_state(deployment, served.version)
-                if ops is None
-                else rollout_state({**deployment, "status": {}}, served.version)
-            )
-        return states
+                return RolloutState(deployment["metadata"]["name"], False, False, True, str(exc), True)
+            if ops is None:
+                return rollout_state(deployment, served.version)
+            with contextlib.suppress(Conflict):  # edited meanwhile: the next tick re-reads and retries
+                await self.kube.json_patch_deployment(namespace, deployment["metadata"]["name"], ops)
+                was = served_version(deployment)
+                message = f"serving {served.model} v{served.version} ({stage})"
+                transition = Transition(
+                    "Normal", "ModelRolled", message, f"v{was}" if was else None, f"v{served.version}"
+                )
+                outcome.add(deployment, transition)
+            return rollout_state({**deployment, "status": {}}, served.version)
+
+        # Every Deployment of the stage at once: the rollout takes the slowest one's time, not the sum.
+        return list(await asyncio.gather(*(roll_one(d) for d in deployments if stage_of(d) == stage)))
 
     async def roll_back(
         self,

@@ -165,7 +165,7 @@ async def build(settings: Settings, seal_key: bytes, previous_keys: list[bytes] 
         promotion_tick=settings.promotions.tick_seconds,
     )
     return Services(
-        admission=AdmissionReviewer(store, approvals, status_seals, operator_user=await store.whoami()),
+        admission=AdmissionReviewer(store, approvals, status_seals, operator_user=await store.whoami(), view=view),
         loops=loops,
         notifier=notifier,
         metrics_port=settings.metrics.port,
