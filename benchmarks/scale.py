@@ -90,7 +90,8 @@ class VerifiedCounter:
                         self.verified.add(item["metadata"]["uid"])
 
 
-def measure(name: str, argv: list[str], env: dict, done, idle: float) -> dict[str, float]:
+def measure(name: str, argv: list[str], env: dict, done, idle: float, cluster: EmulatedCluster) -> dict[str, float]:
+    requests0 = cluster.api.requests_served
     started = time.monotonic()
     process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
@@ -100,11 +101,20 @@ def measure(name: str, argv: list[str], env: dict, done, idle: float) -> dict[st
             time.sleep(0.05)
         elapsed = time.monotonic() - started
         busy_cpu = cpu_seconds(process.pid) / elapsed
+        requests = cluster.api.requests_served - requests0
         time.sleep(2)  # settle: trailing writes and their echoes
         before, t0 = cpu_seconds(process.pid), time.monotonic()
         time.sleep(idle)
         idle_cpu = (cpu_seconds(process.pid) - before) / (time.monotonic() - t0)
-        return {"seconds": elapsed, "busy_cpu": busy_cpu, "idle_cpu": idle_cpu, "rss_mib": rss_mib(process.pid)}
+        idle_requests = cluster.api.requests_served - requests0 - requests
+        return {
+            "requests": requests,
+            "idle_requests_per_s": idle_requests / idle,
+            "seconds": elapsed,
+            "busy_cpu": busy_cpu,
+            "idle_cpu": idle_cpu,
+            "rss_mib": rss_mib(process.pid),
+        }
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -172,6 +182,7 @@ def main() -> None:
             env,
             noop_done,
             args.idle,
+            cluster,
         )
         counter = VerifiedCounter(cluster.url)
         modelreg_file = workdir / "modelreg_op.py"
@@ -182,6 +193,7 @@ def main() -> None:
             env,
             lambda _: len(counter.verified) >= args.versions,
             args.idle,
+            cluster,
         )
     finally:
         s3.stop()
@@ -195,6 +207,8 @@ def main() -> None:
         ("CPU until then (% of a core)", 100 * ours["busy_cpu"], 100 * noop["busy_cpu"]),
         ("idle CPU (% of a core)", 100 * ours["idle_cpu"], 100 * noop["idle_cpu"]),
         ("RSS (MiB)", ours["rss_mib"], noop["rss_mib"]),
+        ("API requests per version", ours["requests"] / n, noop["requests"] / n),
+        ("idle API requests per s", ours["idle_requests_per_s"], noop["idle_requests_per_s"]),
     ]
     for label, a, b in rows:
         print(f"{label:28}{a:12.2f}{b:12.2f}{(a / b if b else float('nan')):8.2f}")

@@ -70,9 +70,9 @@ class AdmissionReviewer:
         # yet (created a moment ago) is looked up in the API. A candidate's identity (uid, sha256)
         # never changes, so a view a moment old seals the same approval.
         if self.view is not None:
-            known = self.view.trusted(VERSIONS, namespace, spec.get("modelName"))
+            known = self.view.trusted(VERSIONS, namespace, spec.get("modelName"), fresh=False)
             if found := domain.candidate_of(known, spec.get("version")):
-                return found
+                return {**found, "status": dict(found.get("status") or {})}
         versions = [
             v
             for v in await self.kube.list_custom("modelversions", namespace)

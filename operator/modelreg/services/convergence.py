@@ -29,7 +29,7 @@ async def converge(kube: KubeStore, view: View, still_proven: Prover, namespace:
     )
     if deployment is None:
         return outcome
-    holder = domain.holder_of(view.trusted(VERSIONS, namespace, model), stage_of(deployment))
+    holder = domain.holder_of(view.trusted(VERSIONS, namespace, model, fresh=False), stage_of(deployment))
     if holder is None:
         return outcome  # nothing holds the stage: leave the Deployment as it is
     served, was = Served.of(holder), served_version(deployment)

@@ -105,7 +105,9 @@ class PromotionReconciler:
             outcome.add(promotion, transition)
         if domain.reason_of(promotion) in domain.TERMINAL:
             return  # finished promotions stay as history, untouched
-        versions = self.view.trusted(VERSIONS, namespace, model)
+        versions = self.view.trusted(
+            VERSIONS, namespace, model, fresh=False
+        )  # read-only: rollout replaces, never edits
         now = self._now()
         if "tampered" in promotion and any(
             h.get("promotion") == name for v in versions for h in (v.get("status") or {}).get("stageHistory") or []

@@ -66,7 +66,9 @@ class Rollout:
             approvers = approved_by if move.to_stage == moves[-1].to_stage else []
             now = self.clock().strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # sub-second: keeps the timeline ordered
             history.append(domain.stage_history_entry(move, promotion, now, approvers))
-            await self.write_stage(namespace, version, move.to_stage, history)
+            updated = await self.write_stage(namespace, version, move.to_stage, history)
+            versions[next(i for i, v in enumerate(versions) if v is version)] = updated  # later steps see it
+            version = updated
             why = f"{move.from_stage or 'no stage'} -> {move.to_stage or 'no stage'} (promotion {promotion})"
             outcome.add(version, Transition("Normal", "StageChanged", why, move.from_stage, move.to_stage))
             outcome.notices.append(
@@ -82,19 +84,24 @@ class Rollout:
         # Each move is another version's (and recorded in its own history): they go side by side.
         await asyncio.gather(*(move_one(move) for move in moves))
 
-    async def write_stage(self, namespace: str, version: dict[str, Any], stage: str, history: list) -> None:
-        """Stage and history with their seal in one write; then the label CI/CD selects by."""
+    async def write_stage(
+        self, namespace: str, version: Mapping[str, Any], stage: str, history: list
+    ) -> dict[str, Any]:
+        """Stage and history with their seal in one write, and the label CI/CD selects by; the version
+        as it now is (the one given, read from the view, is not changed)."""
         record = {"stage": stage or None, "stageHistory": history or None}
         seal = self.status_seals.seal(STAGE, version, record)
         name = version["metadata"]["name"]
         status = {**record, "seals": {STAGE: seal}}
-        written = await asyncio.gather(
-            self.kube.patch_status(VERSIONS, namespace, name, status),
-            self.kube.patch_labels(VERSIONS, namespace, name, {STAGE_LABEL: stage or None}),
+        # Status first, then the label: a reader between the two sees the new stage and an old label
+        # (and sets the same label), never a label ahead of the stage it names.
+        self.view.remember(VERSIONS, await self.kube.patch_status(VERSIONS, namespace, name, status))
+        self.view.remember(
+            VERSIONS, await self.kube.patch_labels(VERSIONS, namespace, name, {STAGE_LABEL: stage or None})
         )
-        for body in written:  # the newer of the two responses wins in the view
-            self.view.remember(VERSIONS, body)
-        version.setdefault("status", {}).update(stage=stage, stageHistory=history, seals={STAGE: seal})
+        status = dict(version.get("status") or {})
+        status.update(stage=stage, stageHistory=history, seals={**(status.get("seals") or {}), STAGE: seal})
+        return {**version, "status": status}
 
     async def restore_stage(self, namespace: str, name: str, model: str, outcome: Outcome) -> None:
         """A ModelVersion whose stage the operator cannot prove gets the one its promotions record."""
@@ -102,8 +109,7 @@ class Rollout:
         if raw is None or self.status_seals.proven(STAGE, raw):
             return
         stage, history = domain.stage_record(name, self.view.trusted("modelpromotions", namespace, model))
-        raw = {**raw, "status": dict(raw.get("status") or {})}
-        forged = raw["status"].get("stage") or ""
+        forged = (raw.get("status") or {}).get("stage") or ""
         await self.write_stage(namespace, raw, stage, history)
         why = f"status.stage {forged or '(none)'} was not written by the operator; restored from the promotions"
         outcome.add(raw, Transition("Warning", TAMPERED, f"{why}: {stage or 'no stage'}", forged, stage))

@@ -75,9 +75,10 @@ class View:
         found = (self._bodies[plural].get((namespace, n)) for n in self.names(plural, namespace, model))
         return [b for b in found if b is not None]
 
-    def trusted(self, plural: str, namespace: str, model: str) -> list[dict[str, Any]]:
+    def trusted(self, plural: str, namespace: str, model: str, fresh: bool = True) -> list[dict[str, Any]]:
         """This model's objects through the trust views: status the operator cannot prove it wrote is
-        absent. Fresh top-level and status dicts: callers may update them without touching the view."""
+        absent. `fresh`: new top-level and status dicts, which callers may update without touching the
+        view; else the view's own (read-only use: no copy per object per read)."""
         result = []
         for body in self.of_model(plural, namespace, model):
             key = (namespace, body["metadata"]["name"])
@@ -86,5 +87,5 @@ class View:
             if memo is None or memo[0] != version:
                 memo = (version, self._trust[plural](body))
                 self._trusted[plural][key] = memo
-            result.append({**memo[1], "status": dict(memo[1].get("status") or {})})
+            result.append({**memo[1], "status": dict(memo[1].get("status") or {})} if fresh else memo[1])
         return result

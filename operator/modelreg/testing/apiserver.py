@@ -60,6 +60,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         self._kinds: dict[Any, str] = {}
         self._resource_version = 0
         self._by_kind: dict[str, list[dict[str, Any]]] = {}
+        self.requests_served = 0
         self.admission = AdmissionChain(self._stored_kind)
         self.resources.load_bundled()
         # Leases (leader election of a second replica) are built in on every API server.
@@ -108,6 +109,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
 
     # -- request handling -------------------------------------------------------------------
     async def _handle(self, request: rendering.Request) -> Any:
+        self.requests_served += 1  # benchmarks: API requests per object
         writes = (kmock.action.CREATE, kmock.action.UPDATE, kmock.action.DELETE)
         try:
             if request.url.path.startswith("/openapi/"):
