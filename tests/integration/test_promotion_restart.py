@@ -44,3 +44,23 @@ def test_restart_mid_rollout(start_operator, cluster, apps, kube, s3, bucket):
         if e.involved_object.name == "scorer" and e.reason == "ModelRolled"
     ]
     assert len(rolled) == 1
+
+
+def test_a_restart_reads_no_storage_for_versions_not_due(start_operator, kube, s3, bucket, caplog):
+    import logging
+
+    from modelreg.config import Settings
+    from tests.integration.promotion_helpers import register
+
+    slow_recheck = Settings(verification={"recheck_seconds": 600}, promotions={"tick_seconds": 0.3})
+    first = start_operator(slow_recheck)
+    verified = register(kube, s3, bucket, 1)
+    first.stop()
+    caplog.set_level(logging.INFO, logger="werkzeug")  # moto's request log
+    caplog.clear()
+    start_operator(slow_recheck)
+    register(kube, s3, bucket, 2)  # the new operator is working: it verified this one
+    storage = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
+    assert any("fraud/2.onnx" in line for line in storage)
+    assert not any("fraud/1.onnx" in line for line in storage), storage  # not due: not a single request
+    assert kube.get("modelversions", "fraud-v1")["status"]["lastCheck"] == verified["status"]["lastCheck"]
