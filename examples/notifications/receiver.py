@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 TOLERANCE_SECONDS = 300  # a replayed request older (or newer) than this is refused
+MAX_BODY = 1024 * 1024  # modelreg's events are a few KiB
 
 
 class InvalidSignature(Exception):
@@ -62,12 +63,17 @@ def make_server(
 ) -> ThreadingHTTPServer:
     """An HTTP server (call serve_forever) that hands each verified, first-seen event to on_event
     (and a repeat of one already seen to on_repeat)."""
-    seen: set[str] = set()
+    seen: dict[str, float] = {}  # id -> when first handled
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            length = self.headers.get("content-length", "")
+            if not length.isdigit() or int(length) > MAX_BODY:  # before reading a byte of it
+                self.send_response(413)
+                self.end_headers()
+                return
+            body = self.rfile.read(int(length))
             try:
                 event = verify(secret, dict(self.headers), body)
             except (InvalidSignature, ValueError) as exc:
@@ -77,8 +83,14 @@ def make_server(
                 return
             with lock:
                 first = event["id"] not in seen
-                seen.add(event["id"])
-            (on_event if first else on_repeat)(event)
+            if first:
+                on_event(event)  # if this raises, the sender retries and the event is not lost
+                with lock:
+                    seen[event["id"]] = time.time()
+                    for old in [i for i, at in seen.items() if at < time.time() - 2 * TOLERANCE_SECONDS]:
+                        del seen[old]  # older than any timestamp verify() accepts: cannot come back
+            else:
+                on_repeat(event)
             self.send_response(204)
             self.end_headers()
 

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from modelreg import logs
 from modelreg.config import Settings, UnknownSectionError
+from modelreg.domain.leadership import must_stop
 from modelreg.domain.redaction import redact
 from modelreg.handlers import kopf_settings, register
 from modelreg.storage.kube import NoCluster, make_api_client, probe_cluster
@@ -91,7 +92,12 @@ def run_operator(
         return _run_kopf(settings, namespaces, liveness, stop_flag, ready_flag)
     identity = f"{os.environ.get('HOSTNAME') or socket.gethostname()}-{uuid.uuid4().hex[:8]}"
     lock = LeaseLock(
-        make_api_client(), settings.storage.operator_namespace, election.lease_name, identity, election.lease_seconds
+        make_api_client(),
+        settings.storage.operator_namespace,
+        election.lease_name,
+        identity,
+        election.lease_seconds,
+        timeout=election.retry_seconds,
     )
     stop = threading.Event()
     if stop_flag is not None:  # the caller's stop also ends the wait and the renewals
@@ -103,17 +109,23 @@ def run_operator(
     logger.info("leader election: %s holds Lease %s/%s", identity, settings.storage.operator_namespace, lock.name)
     lost = threading.Event()
 
+    renewed_from = [time.monotonic()]  # when the last successful renewal began
+
     def renew() -> None:
-        held_at = time.monotonic()
         while not stop.wait(election.retry_seconds):
+            began = time.monotonic()
             if _try(lock.hold):
-                held_at = time.monotonic()
-            elif time.monotonic() - held_at > election.lease_seconds:  # another replica may run now: stop
-                logger.error("leader election: Lease %s lost; stopping", lock.name)
+                renewed_from[0] = began
+
+    def watchdog() -> None:  # apart from renew(): a call that hangs cannot keep this replica running
+        while not stop.wait(0.2):
+            if must_stop(time.monotonic() - renewed_from[0], election.lease_seconds, election.retry_seconds):
+                logger.error("leader election: Lease %s not renewed in time; stopping", lock.name)
                 lost.set()
                 stop.set()
 
     threading.Thread(target=renew, name="lease-renewal", daemon=True).start()
+    threading.Thread(target=watchdog, name="lease-watchdog", daemon=True).start()
     try:
         _run_kopf(settings, namespaces, liveness, stop, ready_flag)
     finally:

@@ -141,3 +141,15 @@ def test_signature_verifies_with_the_recipe_and_the_library():
         recipe.verify(other, headers, body.encode())  # another key
     with pytest.raises(recipe.InvalidSignature):
         recipe.verify(SECRET, headers, body.encode(), now=int(headers["webhook-timestamp"]) + 301)  # replayed late
+
+
+def test_a_full_outbox_is_bounded_in_bytes_too():
+    # hostile texts escape to several bytes per character: the count cap alone would overflow 1 MiB
+    big = [
+        Pending(f"{k:03d}", "ci", f"msg_{k}", "promotion.failed", {"uid": f"u{k}"}, '"\\u0001' * 1500)
+        for k in range(50)
+    ]
+    dropped = n.overflow(big, cap=500, max_bytes=100_000)
+    kept = [p for p in big if p not in dropped]
+    assert sum(len(p.key) + len(p.to_record()) for p in kept) <= 100_000
+    assert [p.key for p in dropped] == [f"{k:03d}" for k in range(len(dropped))]  # the oldest

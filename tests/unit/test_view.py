@@ -55,3 +55,13 @@ def test_trust_is_judged_once_per_resource_version_and_reads_are_copies():
     assert view.trusted(PROMOTIONS, "ml", "fraud")[0]["status"] == {"ok": 1} and second[0]["status"] == {"ok": 1}
     view.remember(PROMOTIONS, {**body("p", "2"), "status": {"ok": 3}})
     assert view.trusted(PROMOTIONS, "ml", "fraud")[0]["status"] == {"ok": 3} and trust.calls == 2
+
+
+def test_a_write_answered_after_the_deletion_does_not_bring_the_object_back():
+    view = View({VERSIONS: CountingTrust()})
+    view.observe(VERSIONS, "ADDED", body("v1", "5"))
+    view.observe(VERSIONS, "DELETED", body("v1", "8"))
+    assert not view.remember(VERSIONS, body("v1", "7", stage="Production"))  # the operator's write, answered late
+    assert view.get(VERSIONS, "ml", "v1") is None
+    assert view.observe(VERSIONS, "ADDED", body("v1", "9"))  # created again: a new object
+    assert view.get(VERSIONS, "ml", "v1")["metadata"]["resourceVersion"] == "9"

@@ -129,9 +129,18 @@ def heads(pending: Iterable[Pending]) -> list[Pending]:
     return list(first.values())
 
 
-def overflow(pending: Sequence[Pending], cap: int) -> list[Pending]:
-    """What a full outbox drops to keep `cap`: the oldest first, never one being sent."""
-    if len(pending) <= cap:
-        return []
-    waiting = sorted((p for p in pending if not p.in_flight), key=lambda p: p.key)
-    return waiting[: len(pending) - cap]
+# A ConfigMap holds at most 1 MiB: an outbox stays well under it whatever the texts escape to.
+MAX_OUTBOX_BYTES = 768 * 1024
+
+
+def overflow(pending: Sequence[Pending], cap: int, max_bytes: int = MAX_OUTBOX_BYTES) -> list[Pending]:
+    """What a full outbox drops to keep `cap` entries and `max_bytes`: the oldest first, never one
+    being sent."""
+    count, size = len(pending), sum(len(p.key) + len(p.to_record()) for p in pending)
+    dropped = []
+    for item in sorted((p for p in pending if not p.in_flight), key=lambda p: p.key):
+        if count <= cap and size <= max_bytes:
+            break
+        dropped.append(item)
+        count, size = count - 1, size - len(item.key) - len(item.to_record())
+    return dropped

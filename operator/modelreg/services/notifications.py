@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import random
 import time
@@ -53,7 +52,8 @@ class Notifier:
         self.unsaved: dict[str, dict[str, str | None]] = defaultdict(dict)  # namespace -> key -> record, None: remove
         self.saved: dict[str, set[str]] = defaultdict(set)  # namespace -> keys in its ConfigMap
         self._wake = asyncio.Event()
-        self._sequence = itertools.count()
+        self._last_ns = 0
+        self._turn = 0  # round-robin start among namespaces
         self._secrets: dict[str, tuple[float, str]] = {}
         self._tasks: set[asyncio.Task] = set()
 
@@ -73,8 +73,10 @@ class Notifier:
         self._wake.set()
 
     def _next_key(self, endpoint: str) -> str:
-        # wall-clock time first (sorts across restarts), then a counter (sorts within one tick)
-        return f"{time.time_ns():020d}.{next(self._sequence) % 10**6:06d}.{endpoint}"
+        # Wall-clock time (sorts across restarts), never below the last key made or loaded: a clock
+        # stepped back must not put a later notice ahead of an earlier one about the same object.
+        self._last_ns = max(time.time_ns(), self._last_ns + 1)
+        return f"{self._last_ns:020d}.{endpoint}"
 
     def _put(self, namespace: str, entry: Pending) -> None:
         self.pending[namespace][entry.key] = entry
@@ -113,9 +115,14 @@ class Notifier:
                     logger.warning("outbox %s: unreadable entry %s removed", name, key)
                     self.unsaved[namespace][key] = None
                     continue
-                if entry.endpoint not in self.endpoints:
+                self._last_ns = max(self._last_ns, int(key.split(".")[0]) if key.split(".")[0].isdigit() else 0)
+                wanted = {e.name for e in self.filters if e.wants(Notice(entry.type, entry.ref, {}))}
+                if entry.endpoint not in wanted:  # no longer configured, or no longer for this namespace/type
                     logger.warning(
-                        "outbox %s: %s for endpoint %s (no longer configured) dropped", name, entry.id, entry.endpoint
+                        "outbox %s: %s for endpoint %s (no longer configured for it) dropped",
+                        name,
+                        entry.id,
+                        entry.endpoint,
                     )
                     self.unsaved[namespace][key] = None
                     continue
@@ -140,12 +147,18 @@ class Notifier:
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def _save(self) -> None:
+        """Every namespace's changes; one that fails (raised after all were tried) keeps no other waiting."""
+        failed: Exception | None = None
         for namespace, changes in list(self.unsaved.items()):
             if not changes:
                 continue
             batch = dict(changes)
             labels = {OUTBOX_LABEL: "true", "app.kubernetes.io/managed-by": "modelreg"}
-            await self.kube.merge_config_map(self.namespace, PREFIX + namespace, labels, batch)
+            try:
+                await self.kube.merge_config_map(self.namespace, PREFIX + namespace, labels, batch)
+            except Exception as exc:
+                failed = exc
+                continue
             for key, value in batch.items():
                 if changes.get(key) == value:
                     del changes[key]
@@ -155,6 +168,8 @@ class Notifier:
                 self.saved[namespace].add(key)
                 if key not in self.pending[namespace]:
                     changes.setdefault(key, None)  # delivered while it was being written
+        if failed is not None:
+            raise failed
 
     def _dispatch(self) -> float:
         """Start every delivery that may go now; the time the next one falls due."""
@@ -163,8 +178,11 @@ class Notifier:
         for queue in self.pending.values():
             for entry in queue.values():
                 busy[entry.endpoint] += entry.in_flight
-        for namespace, queue in self.pending.items():
-            for entry in domain.heads(queue.values()):
+        namespaces = list(self.pending)
+        self._turn += 1  # a namespace with many objects cannot keep an endpoint's slots to itself
+        start = self._turn % len(namespaces) if namespaces else 0
+        for namespace in namespaces[start:] + namespaces[:start]:
+            for entry in domain.heads(self.pending[namespace].values()):
                 if entry.in_flight:
                     continue
                 if entry.due > now:
@@ -177,12 +195,17 @@ class Notifier:
 
     async def _deliver(self, namespace: str, entry: Pending) -> None:
         endpoint = self.endpoints[entry.endpoint]
-        secret = await self._signing_key(entry.endpoint)
-        status = None
-        if secret is not None:
-            headers = webhooks.signed_headers(secret, entry.id, entry.body)
-            status = await self.sender.post(endpoint.url, headers, entry.body)
-        entry.in_flight = False
+        secret, status = None, None
+        try:
+            secret = await self._signing_key(entry.endpoint)
+            if secret is not None:
+                headers = webhooks.signed_headers(secret, entry.id, entry.body)
+                status = await self.sender.post(endpoint.url, headers, entry.body)
+        except Exception as exc:  # whatever happened: the slot is freed and the delivery retried
+            logger.warning("notification %s to %s: %s", entry.id, entry.endpoint, redact(str(exc)))
+            status = None
+        finally:
+            entry.in_flight = False
         if domain.delivered(status):
             metrics.WEBHOOK_DELIVERIES.labels(entry.endpoint, "delivered").inc()
             self._remove(namespace, entry)

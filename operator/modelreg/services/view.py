@@ -35,13 +35,16 @@ class View:
             lambda: collections.defaultdict(set)
         )
         self._trusted: dict[str, dict[Key, tuple[str | None, dict[str, Any]]]] = collections.defaultdict(dict)
+        # The resourceVersion each deleted object was deleted at: a write's response that arrives
+        # after the DELETED event must not bring the object back.
+        self._deleted: dict[str, dict[Key, str | None]] = collections.defaultdict(dict)
 
     def observe(self, plural: str, event_type: str | None, body: Mapping[str, Any]) -> bool:
         """Take a watch event; False when it tells nothing new (the echo of an own write, or late)."""
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
         if event_type == "DELETED":
-            self._forget(plural, key)
+            self._forget(plural, key, meta.get("resourceVersion"))
             return True
         return self.remember(plural, body)
 
@@ -49,14 +52,26 @@ class View:
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
         known = self._bodies[plural].get(key)
-        if known is not None and not newer(meta.get("resourceVersion"), known["metadata"].get("resourceVersion")):
+        version = meta.get("resourceVersion")
+        if known is not None and not newer(version, known["metadata"].get("resourceVersion")):
             return False
+        if known is None and key in self._deleted[plural]:
+            if not newer(version, self._deleted[plural][key]):
+                return False  # older than its deletion
+            del self._deleted[plural][key]  # created again
         self._bodies[plural][key] = dict(body)
         self._models[plural][(key[0], (body.get("spec") or {}).get("modelName"))].add(key[1])
         return True
 
-    def _forget(self, plural: str, key: Key) -> None:
+    def forget(self, plural: str, namespace: str, name: str, resource_version: str | None = None) -> None:
+        """Gone (a DELETED event, or a write answered 404)."""
+        self._forget(plural, (namespace, name), resource_version)
+
+    def _forget(self, plural: str, key: Key, resource_version: str | None = None) -> None:
         body = self._bodies[plural].pop(key, None)
+        known = body["metadata"].get("resourceVersion") if body else None
+        tombstone = resource_version if resource_version is not None and newer(resource_version, known) else known
+        self._deleted[plural][key] = tombstone
         self._trusted[plural].pop(key, None)
         if body is not None:
             self._models[plural][(key[0], (body.get("spec") or {}).get("modelName"))].discard(key[1])

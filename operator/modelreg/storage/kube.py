@@ -23,6 +23,10 @@ class Conflict(Exception):
     """Someone else wrote first (409, or a failed JSON-patch test): re-read and try again."""
 
 
+class Gone(Exception):
+    """404: the object is not there (deleted meanwhile)."""
+
+
 class NoCluster(Exception):
     """No Kubernetes API answers: the message says what was tried."""
 
@@ -91,6 +95,8 @@ class KubeStore:
         except kubernetes.client.ApiException as exc:
             if exc.status == 409 or (exc.status == 422 and "test" in (exc.body or "")):
                 raise Conflict(str(exc.reason)) from exc
+            if exc.status == 404:
+                raise Gone(str(exc.reason)) from exc
             raise
 
     async def whoami(self) -> str:
@@ -154,10 +160,8 @@ class KubeStore:
     async def _read_or_none(self, fn: Any, name: str, namespace: str) -> Any:
         try:
             return await self._call(fn, name, namespace)
-        except kubernetes.client.ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        except Gone:
+            return None
 
     async def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
         """A Secret's values, decoded; None if there is no such Secret."""
@@ -187,9 +191,7 @@ class KubeStore:
         """Add (value) and remove (None) keys in one write; the ConfigMap is made when absent."""
         try:
             await self._call(self.core.patch_namespaced_config_map, name, namespace, {"data": dict(data)})
-        except kubernetes.client.ApiException as exc:
-            if exc.status != 404:
-                raise
+        except Gone:
             kept = {k: v for k, v in data.items() if v is not None}
             body = {"metadata": {"name": name, "namespace": namespace, "labels": labels}, "data": kept}
             await self._call(self.core.create_namespaced_config_map, namespace, body)

@@ -3,6 +3,8 @@ threads of its own, before and beside the operator's event loop)."""
 
 from __future__ import annotations
 
+import math
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,24 +15,26 @@ from modelreg.domain.leadership import LeaseState, may_hold
 MICRO = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
-def _parse(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-
-
 class LeaseLock:
     def __init__(
-        self, client: kubernetes.client.ApiClient, namespace: str, name: str, identity: str, duration: float
+        self,
+        client: kubernetes.client.ApiClient,
+        namespace: str,
+        name: str,
+        identity: str,
+        duration: float,
+        timeout: float,
     ) -> None:
         self.api = kubernetes.client.CoordinationV1Api(client)
-        self.namespace, self.name, self.identity, self.duration = namespace, name, identity, duration
+        self.namespace, self.name, self.identity = namespace, name, identity
+        self.duration = math.ceil(duration)  # what the Lease says is never less than what is waited
+        self.timeout = timeout  # every call: a hung connection must not keep a leader from stopping
+        self._seen: tuple[Any, ...] | None = None  # (holder, renewTime) last seen, and when
+        self._seen_at = 0.0
 
     def _read(self) -> Any:
         try:
-            return self.api.read_namespaced_lease(self.name, self.namespace)
+            return self.api.read_namespaced_lease(self.name, self.namespace, _request_timeout=self.timeout)
         except kubernetes.client.ApiException as exc:
             if exc.status == 404:
                 return None
@@ -45,18 +49,21 @@ class LeaseLock:
         try:
             if lease is None:
                 body = {"metadata": {"name": self.name}, "spec": {**spec, "acquireTime": stamp, "leaseTransitions": 0}}
-                self.api.create_namespaced_lease(self.namespace, body)
+                self.api.create_namespaced_lease(self.namespace, body, _request_timeout=self.timeout)
                 return True
+            seen = (lease.spec.holder_identity, str(lease.spec.renew_time))
+            if seen != self._seen:  # renewed (or changed hands) since last asked: the wait starts over
+                self._seen, self._seen_at = seen, time.monotonic()
             state = LeaseState(
-                lease.spec.holder_identity, _parse(lease.spec.renew_time), lease.spec.lease_duration_seconds or 0
+                lease.spec.holder_identity, time.monotonic() - self._seen_at, lease.spec.lease_duration_seconds or 0
             )
-            if not may_hold(state, self.identity, now):
+            if not may_hold(state, self.identity):
                 return False
             if state.holder != self.identity:
                 spec.update(acquireTime=stamp, leaseTransitions=(lease.spec.lease_transitions or 0) + 1)
             # resourceVersion precondition: of two replicas taking an expired lease, one wins
             patch = {"metadata": {"resourceVersion": lease.metadata.resource_version}, "spec": spec}
-            self.api.patch_namespaced_lease(self.name, self.namespace, patch)
+            self.api.patch_namespaced_lease(self.name, self.namespace, patch, _request_timeout=self.timeout)
             return True
         except kubernetes.client.ApiException as exc:
             if exc.status == 409:
@@ -70,7 +77,7 @@ class LeaseLock:
             return
         patch = {"metadata": {"resourceVersion": lease.metadata.resource_version}, "spec": {"holderIdentity": None}}
         try:
-            self.api.patch_namespaced_lease(self.name, self.namespace, patch)
+            self.api.patch_namespaced_lease(self.name, self.namespace, patch, _request_timeout=self.timeout)
         except kubernetes.client.ApiException as exc:
             if exc.status != 409:
                 raise
