@@ -184,6 +184,7 @@ def _run_kopf(
             settings,
             read_seal_key(settings.approvals.seal_key_file or ""),
             [read_seal_key(path) for path in settings.approvals.previous_seal_key_files],
+            namespaces,
         ),
         settings=kopf_settings(namespaces, settings.webhook),
         clusterwide=not namespaces,

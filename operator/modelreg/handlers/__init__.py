@@ -14,14 +14,19 @@ from modelreg.services import wiring
 from modelreg.storage import tls
 
 
-def register(settings: Settings, seal_key: bytes, previous_keys: list[bytes] | None = None) -> kopf.OperatorRegistry:
+def register(
+    settings: Settings,
+    seal_key: bytes,
+    previous_keys: list[bytes] | None = None,
+    namespaces: Collection[str] = (),
+) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     # The official client's login: the in-cluster service account, else the current kubeconfig context.
     kopf.on.login(registry=registry)(kopf.login_via_client)
 
     @kopf.on.startup(registry=registry)
     async def start(memo: kopf.Memo, **_: Any) -> None:
-        memo.services = await wiring.build(settings, seal_key, previous_keys)  # the one typed memo entry
+        memo.services = await wiring.build(settings, seal_key, previous_keys, namespaces)  # the one memo entry
         await memo.services.start()
 
     @kopf.on.cleanup(registry=registry)

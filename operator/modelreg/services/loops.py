@@ -9,7 +9,7 @@ the operator's view (watch events plus its own writes), so nothing is read back 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,6 +47,17 @@ class Loops:
         versions.wake = lambda namespace, name: self.version_queue.schedule((namespace, name))
         metrics.RECHECK_QUEUE_DEPTH.set_function(self.version_queue.depth)
         metrics.RECHECK_LAG.set_function(self.version_queue.lag)
+
+    async def prime(self, namespaces: Collection[str]) -> None:
+        """Fill the view from one listing of each kind (every watched namespace) and queue it all."""
+        for plural in (VERSIONS, PROMOTIONS):
+            for body in await self.kube.list_everywhere(plural, namespaces):
+                self.view.remember(plural, body)
+                meta = body["metadata"]
+                if plural == VERSIONS:
+                    self.version_queue.schedule((meta["namespace"], meta["name"]))
+                elif not self._finished(body):
+                    self.promotion_queue.schedule((meta["namespace"], meta["name"]))
 
     # -- watch events ---------------------------------------------------------------------------
     def observe_version(self, event_type: str | None, body: Mapping[str, Any]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,10 +40,14 @@ class Services:
     notifier: Notifier
     metrics_port: int
     metrics_addr: str
+    namespaces: Collection[str]  # watched; none: every namespace
     _tasks: list[asyncio.Task] = field(default_factory=list)
     _metrics_server: Any = None
 
     async def start(self) -> None:
+        # The view holds everything that exists before anything is judged from it: a promotion
+        # must never find its candidate "deleted" because that watch event has not arrived yet.
+        await self.loops.prime(self.namespaces)
         await self.notifier.load()
         self._tasks = [asyncio.create_task(self.notifier.run()), asyncio.create_task(self.loops.run())]
         if self.metrics_port:
@@ -118,7 +123,9 @@ def object_stores(settings: Settings, store: kube.KubeStore) -> StoreFor:
     return store_for
 
 
-async def build(settings: Settings, seal_key: bytes, previous_keys: list[bytes] | None = None) -> Services:
+async def build(
+    settings: Settings, seal_key: bytes, previous_keys: list[bytes] | None = None, namespaces: Collection[str] = ()
+) -> Services:
     sealer = Sealer(seal_key, previous_keys or [])
     approvals = ApprovalSeals(sealer, settings.approvals.gitops_identity, settings.approvals.gitops_stages)
     status_seals = StatusSeals(sealer)
@@ -170,4 +177,5 @@ async def build(settings: Settings, seal_key: bytes, previous_keys: list[bytes] 
         notifier=notifier,
         metrics_port=settings.metrics.port,
         metrics_addr=settings.metrics.addr,
+        namespaces=list(namespaces),
     )

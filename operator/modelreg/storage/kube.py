@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import fnmatch
 import functools
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -124,6 +125,18 @@ class KubeStore:
         }
         review = await self._call(api.create_subject_access_review, body)
         return bool(review.status and review.status.allowed)
+
+    async def list_everywhere(self, plural: str, namespaces: Collection[str]) -> list[dict[str, Any]]:
+        """Every object of a modelreg kind in these namespaces (none: the whole cluster)."""
+        if not namespaces or any(ch in ns for ns in namespaces for ch in "*?["):  # patterns: match them here
+            listing = await self._call(self.custom.list_cluster_custom_object, GROUP, VERSION, plural)
+            wanted = list(namespaces)
+            return [
+                item
+                for item in listing["items"]
+                if not wanted or any(fnmatch.fnmatchcase(item["metadata"]["namespace"], ns) for ns in wanted)
+            ]
+        return [item for namespace in namespaces for item in await self.list_custom(plural, namespace)]
 
     async def list_custom(self, plural: str, namespace: str) -> list[dict[str, Any]]:
         listing = await self._call(self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, plural)
