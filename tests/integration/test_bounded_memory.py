@@ -48,6 +48,17 @@ def separate_s3(monkeypatch):
     endpoint.stop()
 
 
+def digest_with_peak(store, location, snapshot):
+    """The artifact's digest, and the most memory Python held while computing it."""
+    tracemalloc.start()
+    try:
+        digest, method, read = store.digest(location, snapshot)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return digest, method, read, peak
+
+
 def test_streaming_512_mib_stays_within_64_mib(separate_s3):
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="big")
@@ -58,12 +69,7 @@ def test_streaming_512_mib_stays_within_64_mib(separate_s3):
     snapshot = store.snapshot(location)
     assert snapshot.size == SIZE
 
-    tracemalloc.start()
-    try:
-        digest, method, read = store.digest(location, snapshot)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    digest, method, read, peak = digest_with_peak(store, location, snapshot)
 
     assert (digest, method, read) == (source.digest.hexdigest(), "Stream", SIZE)
     print(f"peak traced memory while streaming {SIZE >> 20} MiB: {peak / 2**20:.1f} MiB")
@@ -109,12 +115,7 @@ def test_ranged_reads_hash_in_order_in_bounded_memory_and_pin_the_object(separat
     store = ObjectStore(make_client(), chunk_size=4 * 1024 * 1024, range_streams=4)
     location = Location("ranged", "model.bin")
     snapshot = store.snapshot(location)
-    tracemalloc.start()
-    try:
-        digest, method, read = store.digest(location, snapshot)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    digest, method, read, peak = digest_with_peak(store, location, snapshot)
     assert (digest, method, read) == (hashlib.sha256(data).hexdigest(), "Stream", len(data))
     assert peak < 4 * 4 * 1024 * 1024 * 2, f"peak traced memory {peak / 2**20:.1f} MiB"  # ~ streams x chunk
 
