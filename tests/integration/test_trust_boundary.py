@@ -69,29 +69,24 @@ def test_approvals_only_as_oneself_and_only_with_the_approve_permission(operator
     assert done["status"]["requestedBy"] == "alice"
 
 
+def production_promotion(name: str, annotations: dict[str, str]) -> dict:
+    return {
+        "apiVersion": "modelreg.io/v1alpha1",
+        "kind": "ModelPromotion",
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": {"modelName": "fraud", "version": 1, "targetStage": "Production"},
+    }
+
+
 def test_requested_by_is_stamped_from_the_creating_user(operator, kube, s3, bucket):
     register(kube, s3, bucket, 1)
-    kube.as_user("alice").create(
-        "modelpromotions",
-        {
-            "apiVersion": "modelreg.io/v1alpha1",
-            "kind": "ModelPromotion",
-            "metadata": {"name": "spoof", "annotations": {"modelreg.io/requested-by": "bob"}},
-            "spec": {"modelName": "fraud", "version": 1, "targetStage": "Production"},
-        },
-    )
+    kube.as_user("alice").create("modelpromotions", production_promotion("spoof", {"modelreg.io/requested-by": "bob"}))
     assert kube.get("modelpromotions", "spoof")["metadata"]["annotations"]["modelreg.io/requested-by"] == "alice"
     with pytest.raises(ApiException, match="alice requested promotion spoof"):
         approve(kube, "spoof", "alice")
     with pytest.raises(ApiException, match="approvals cannot be given when a promotion is created"):
         kube.as_user("alice").create(
-            "modelpromotions",
-            {
-                "apiVersion": "modelreg.io/v1alpha1",
-                "kind": "ModelPromotion",
-                "metadata": {"name": "preapproved", "annotations": {"approval.modelreg.io/bob": "bob"}},
-                "spec": {"modelName": "fraud", "version": 1, "targetStage": "Production"},
-            },
+            "modelpromotions", production_promotion("preapproved", {"approval.modelreg.io/bob": "bob"})
         )
 
 

@@ -3,6 +3,7 @@ and which pending delivery may go next (per-object order, a bounded outbox)."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -109,10 +110,16 @@ class Pending:
     def ordering(self) -> tuple[str, str]:
         return (self.endpoint, self.ref.get("uid") or f"{self.ref.get('namespace')}/{self.ref.get('name')}")
 
-    def to_record(self) -> str:
+    @functools.cached_property
+    def record(self) -> str:
+        """What the outbox stores (made once: the outbox's byte bound sums these on every publish)."""
         return json.dumps(
             {"endpoint": self.endpoint, "id": self.id, "type": self.type, "ref": self.ref, "body": self.body}
         )
+
+    @property
+    def size(self) -> int:
+        return len(self.key) + len(self.record)
 
     @classmethod
     def from_record(cls, key: str, text: str) -> Pending:
@@ -136,11 +143,11 @@ MAX_OUTBOX_BYTES = 768 * 1024
 def overflow(pending: Sequence[Pending], cap: int, max_bytes: int = MAX_OUTBOX_BYTES) -> list[Pending]:
     """What a full outbox drops to keep `cap` entries and `max_bytes`: the oldest first, never one
     being sent."""
-    count, size = len(pending), sum(len(p.key) + len(p.to_record()) for p in pending)
+    count, size = len(pending), sum(p.size for p in pending)
     dropped = []
     for item in sorted((p for p in pending if not p.in_flight), key=lambda p: p.key):
         if count <= cap and size <= max_bytes:
             break
         dropped.append(item)
-        count, size = count - 1, size - len(item.key) - len(item.to_record())
+        count, size = count - 1, size - item.size
     return dropped

@@ -23,7 +23,7 @@ from modelreg.services.promotions import PromotionReconciler
 from modelreg.services.reporting import Outcome, Reporter
 from modelreg.services.scheduler import DueQueue, drain
 from modelreg.services.view import PROMOTIONS, VERSIONS, View
-from modelreg.storage.kube import Gone, KubeStore
+from modelreg.storage.kube import KubeStore
 
 Key = tuple[str, str]  # namespace, name
 
@@ -121,7 +121,9 @@ class Loops:
             ],
         )
         if changes:
-            body = await self._write(key, self.kube.patch_status(VERSIONS, namespace, name, changes))
+            body = await self.view.write(
+                VERSIONS, namespace, name, self.kube.patch_status(VERSIONS, namespace, name, changes)
+            )
         outcome = Outcome()
         for transition in transitions:
             outcome.add(body, transition)
@@ -136,20 +138,13 @@ class Loops:
         if (body["metadata"].get("labels") or {}).get(STAGE_LABEL) != stage:
             labels[STAGE_LABEL] = stage  # CI/CD selects by it: keep it true
         if labels:
-            body = await self._write(key, self.kube.patch_labels(VERSIONS, namespace, name, labels))
+            body = await self.view.write(
+                VERSIONS, namespace, name, self.kube.patch_labels(VERSIONS, namespace, name, labels)
+            )
         if changes:
             self._wake_promotions(namespace, model)
         policy = self.versions.policy
         return domain.seconds_until_check(body.get("status") or {}, meta.get("generation"), datetime.now(UTC), policy)
-
-    async def _write(self, key: Key, write: Any) -> dict[str, Any]:
-        try:
-            written = await write
-        except Gone:
-            self.view.forget(VERSIONS, *key)  # deleted meanwhile
-            raise
-        self.view.remember(VERSIONS, written)
-        return written
 
     async def _promotion(self, key: Key) -> float | None:
         promotion = self.view.get(PROMOTIONS, *key)

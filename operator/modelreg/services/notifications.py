@@ -56,6 +56,8 @@ class Notifier:
         self._turn = 0  # round-robin start among namespaces
         self._secrets: dict[str, tuple[float, str]] = {}
         self._tasks: set[asyncio.Task] = set()
+        for name in self.endpoints:  # counted when scraped, not on every publish and delivery
+            metrics.OUTBOX_DEPTH.labels(name).set_function(lambda name=name: self._depth(name))
 
     # -- publishing (called from reconciles: no I/O, never waits) -------------------------------
     def publish(self, notices: Iterable[Notice]) -> None:
@@ -80,7 +82,7 @@ class Notifier:
 
     def _put(self, namespace: str, entry: Pending) -> None:
         self.pending[namespace][entry.key] = entry
-        self.unsaved[namespace][entry.key] = entry.to_record()
+        self.unsaved[namespace][entry.key] = entry.record
         for dropped in domain.overflow(list(self.pending[namespace].values()), self.settings.max_pending):
             self._remove(namespace, dropped)
             metrics.WEBHOOK_DELIVERIES.labels(dropped.endpoint, "dropped").inc()
@@ -90,7 +92,6 @@ class Notifier:
                 f"{dropped.type} {dropped.id} to endpoint {dropped.endpoint} dropped undelivered: "
                 f"the outbox of namespace {namespace} holds at most {self.settings.max_pending}",
             )
-        self._gauge()
 
     def _remove(self, namespace: str, entry: Pending) -> None:
         self.pending[namespace].pop(entry.key, None)
@@ -127,7 +128,6 @@ class Notifier:
                     self.unsaved[namespace][key] = None
                     continue
                 self.pending[namespace][key] = entry
-        self._gauge()
 
     async def run(self) -> None:
         failures = 0
@@ -224,7 +224,6 @@ class Notifier:
             entry.due = self.clock() + delay
             what = "no signing key" if secret is None else "no answer" if status is None else f"HTTP {status}"
             logger.info("notification %s to %s: %s; retry in %.1f s", entry.id, entry.endpoint, what, delay)
-        self._gauge()
         self._wake.set()
 
     async def _signing_key(self, endpoint: str) -> str | None:
@@ -266,13 +265,8 @@ class Notifier:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _gauge(self) -> None:
-        depth = dict.fromkeys(self.endpoints, 0)
-        for queue in self.pending.values():
-            for entry in queue.values():
-                depth[entry.endpoint] += 1
-        for name, count in depth.items():
-            metrics.OUTBOX_DEPTH.labels(name).set(count)
+    def _depth(self, endpoint: str) -> int:
+        return sum(entry.endpoint == endpoint for queue in self.pending.values() for entry in queue.values())
 
     async def close(self) -> None:
         for task in list(self._tasks):

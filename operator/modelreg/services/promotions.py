@@ -26,7 +26,7 @@ from modelreg.services import convergence
 from modelreg.services.reporting import Outcome
 from modelreg.services.rollout import TAMPERED, Clock, Prover, Rollout
 from modelreg.services.view import PROMOTIONS, VERSIONS, View
-from modelreg.storage.kube import Conflict, Gone, KubeStore
+from modelreg.storage.kube import Conflict, KubeStore
 
 NORMAL_ENDINGS = ("Promoted", "Ready", "Queued", domain.ROLLING_OUT)
 
@@ -170,12 +170,8 @@ class PromotionReconciler:
         if not changed:
             return
         name = promotion["metadata"]["name"]
-        try:
-            written = await self.kube.patch_status(PROMOTIONS, namespace, name, changed, resource_version)
-        except Gone:
-            self.view.forget(PROMOTIONS, namespace, name)  # deleted meanwhile: never acted on again
-            raise
-        self.view.remember(PROMOTIONS, written)
+        write = self.kube.patch_status(PROMOTIONS, namespace, name, changed, resource_version)
+        await self.view.write(PROMOTIONS, namespace, name, write)
         promotion.pop("tampered", None)  # what is stored now is the operator's
         before, after = domain.reason_of(promotion), domain.reason_of({"status": status})
         outcome.notices.extend(domain.notices(promotion, stored, status, before))

@@ -32,7 +32,7 @@ from modelreg.domain.trust import STAGE, StatusSeals
 from modelreg.models.stages import EXCLUSIVE
 from modelreg.services.reporting import Outcome
 from modelreg.services.view import VERSIONS, View
-from modelreg.storage.kube import Conflict, Gone, KubeStore
+from modelreg.storage.kube import Conflict, KubeStore
 
 TAMPERED = "StatusTampered"
 # (namespace, ModelVersion) -> None while storage still holds the proven bytes, else why not
@@ -95,14 +95,9 @@ class Rollout:
         status = {**record, "seals": {STAGE: seal}}
         # Status first, then the label: a reader between the two sees the new stage and an old label
         # (and sets the same label), never a label ahead of the stage it names.
-        try:
-            self.view.remember(VERSIONS, await self.kube.patch_status(VERSIONS, namespace, name, status))
-        except Gone:
-            self.view.forget(VERSIONS, namespace, name)  # deleted meanwhile: never a candidate again
-            raise
-        self.view.remember(
-            VERSIONS, await self.kube.patch_labels(VERSIONS, namespace, name, {STAGE_LABEL: stage or None})
-        )
+        await self.view.write(VERSIONS, namespace, name, self.kube.patch_status(VERSIONS, namespace, name, status))
+        labels = {STAGE_LABEL: stage or None}
+        await self.view.write(VERSIONS, namespace, name, self.kube.patch_labels(VERSIONS, namespace, name, labels))
         status = dict(version.get("status") or {})
         status.update(stage=stage, stageHistory=history, seals={**(status.get("seals") or {}), STAGE: seal})
         return {**version, "status": status}

@@ -9,8 +9,10 @@ what the trust views leave of each object is worked out once per resourceVersion
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+
+from modelreg.storage.kube import Gone
 
 Key = tuple[str, str]  # namespace, name
 VERSIONS, PROMOTIONS = "modelversions", "modelpromotions"
@@ -62,6 +64,17 @@ class View:
         self._bodies[plural][key] = dict(body)
         self._models[plural][(key[0], (body.get("spec") or {}).get("modelName"))].add(key[1])
         return True
+
+    async def write(self, plural: str, namespace: str, name: str, write: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+        """An own write, through the view: its response is remembered; a 404 forgets the object (deleted
+        meanwhile: never acted on again)."""
+        try:
+            written = await write
+        except Gone:
+            self.forget(plural, namespace, name)
+            raise
+        self.remember(plural, written)
+        return written
 
     def forget(self, plural: str, namespace: str, name: str, resource_version: str | None = None) -> None:
         """Gone (a DELETED event, or a write answered 404)."""
