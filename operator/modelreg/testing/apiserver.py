@@ -84,7 +84,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         spec, names = crd["spec"], crd["spec"]["names"]
         stored = copy.deepcopy(crd)  # `kubectl get crd` lists it, as on a cluster
         stored["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
-        self._bump(stored)
+        self._bump(kmock.resource("apiextensions.k8s.io/v1/customresourcedefinitions"), stored)
         self._objects[
             (kmock.resource("apiextensions.k8s.io/v1/customresourcedefinitions"), None, crd["metadata"]["name"])
         ] = stored
@@ -217,9 +217,12 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         )
         return {**review, "status": {"allowed": allowed, **({} if allowed else {"reason": "no RBAC rule allows it"})}}
 
-    def _bump(self, obj: dict[str, Any]) -> None:
-        if obj.get("kind"):
-            self._by_kind.pop(obj["kind"], None)
+    def _bump(self, resource: Any, obj: dict[str, Any]) -> None:
+        # By the resource's kind, not the body's: a body may omit `kind`, and clearing every
+        # kind on each such write made the next write scan the whole store.
+        kind = self._kinds.get(resource) or obj.get("kind")
+        if kind:
+            self._by_kind.pop(kind, None)
         else:
             self._by_kind.clear()
         self._resource_version += 1
@@ -323,7 +326,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         meta.setdefault("uid", str(uuid.uuid4()))
         meta.setdefault("creationTimestamp", _now())
         meta["generation"] = 1
-        self._bump(obj)
+        self._bump(request.resource, obj)
         if key in self._objects:
             self._objects[key].history.append(copy.deepcopy(obj))
         else:
@@ -365,7 +368,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         if _spec_part(new) != _spec_part(old):
             new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
         self._validate(request.resource, new, old)
-        self._bump(new)
+        self._bump(request.resource, new)
         meta = new["metadata"]
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             self._objects[key].history.append(new)
@@ -404,11 +407,11 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         if meta.get("finalizers"):
             if not meta.get("deletionTimestamp"):
                 meta["deletionTimestamp"] = _now()
-                self._bump(obj)
+                self._bump(request.resource, obj)
                 self._objects[key].history.append(obj)
                 await self._publish(request.resource, "MODIFIED", obj)
             return obj
-        self._bump(obj)
+        self._bump(request.resource, obj)
         self._objects[key].history.append(obj)
         self._objects[key].delete()
         await self._publish(request.resource, "DELETED", obj)
