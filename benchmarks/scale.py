@@ -11,7 +11,6 @@ Usage: python benchmarks/scale.py [--versions 1000] [--namespaces 10] [--idle 15
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
 import json
 import os
@@ -93,11 +92,14 @@ class VerifiedCounter:
 def measure(name: str, argv: list[str], env: dict, done, idle: float, cluster: EmulatedCluster) -> dict[str, float]:
     requests0 = cluster.api.requests_served
     started = time.monotonic()
-    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    log = Path(tempfile.mkstemp(prefix=f"modelreg-scale-{name}-", suffix=".log")[1])
+    with log.open("w") as stderr:
+        process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
     try:
         while not done(process):
             if process.poll() is not None:
-                raise RuntimeError(f"{name} exited with {process.returncode}")
+                tail = "\n".join(log.read_text().splitlines()[-20:])
+                raise RuntimeError(f"{name} exited with {process.returncode}; the end of {log}:\n{tail}")
             time.sleep(0.05)
         elapsed = time.monotonic() - started
         busy_cpu = cpu_seconds(process.pid) / elapsed
@@ -154,8 +156,7 @@ def main() -> None:
 
         def create(i: int) -> None:
             data = f"weights {i}".encode()
-            checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
-            client.put_object(Bucket="models", Key=f"m/{i}", Body=data, ChecksumSHA256=checksum)
+            client.put_object(Bucket="models", Key=f"m/{i}", Body=data, ChecksumAlgorithm="SHA256")
             ns = namespaces[i % len(namespaces)]
             body = {
                 "apiVersion": "modelreg.io/v1alpha1",
