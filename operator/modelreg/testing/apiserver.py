@@ -31,7 +31,7 @@ from modelreg.testing.rbac import Attributes, Authorizer
 from modelreg.testing.tables import render_table
 from modelreg.testing.validation import CRDValidator
 
-_REQUEST_LOG_LIMIT = 200  # kmock matches each request against the whole log: keep it short
+_REQUEST_LOG_LIMIT = 20  # kmock matches each request it serves against the whole log: keep it short
 
 
 def _now() -> str:
@@ -60,6 +60,8 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         self._kinds: dict[Any, str] = {}
         self._resource_version = 0
         self._by_kind: dict[str, list[dict[str, Any]]] = {}
+        # Keys stored per resource: lists, watches and per-kind lookups need not scan the whole store.
+        self._keys: dict[Any, dict[tuple[Any, Any, Any], None]] = {}
         self.requests_served = 0
         self.admission = AdmissionChain(self._stored_kind)
         self.resources.load_bundled()
@@ -84,10 +86,9 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         spec, names = crd["spec"], crd["spec"]["names"]
         stored = copy.deepcopy(crd)  # `kubectl get crd` lists it, as on a cluster
         stored["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
-        self._bump(kmock.resource("apiextensions.k8s.io/v1/customresourcedefinitions"), stored)
-        self._objects[
-            (kmock.resource("apiextensions.k8s.io/v1/customresourcedefinitions"), None, crd["metadata"]["name"])
-        ] = stored
+        crds = kmock.resource("apiextensions.k8s.io/v1/customresourcedefinitions")
+        self._bump(crds, stored)
+        self._store((crds, None, crd["metadata"]["name"]), stored)
         for version in (v for v in spec["versions"] if v.get("served")):
             key = f"{spec['group']}/{version['name']}/{names['plural']}"
             self.resources[key] = kmock.ResourceInfo(
@@ -110,6 +111,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
     # -- request handling -------------------------------------------------------------------
     async def _handle(self, request: rendering.Request) -> Any:
         self.requests_served += 1  # benchmarks: API requests per object
+        del self._requests[:-_REQUEST_LOG_LIMIT]
         writes = (kmock.action.CREATE, kmock.action.UPDATE, kmock.action.DELETE)
         try:
             if request.url.path.startswith("/openapi/"):
@@ -121,7 +123,6 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             if request.resource is not None and request.action in writes and (request.name or request.data):
                 # Served here, not by KubernetesEmulator's own (semantics-free) write.
                 status, result = await self._write(request)
-                del self._requests[:-_REQUEST_LOG_LIMIT]
                 return aiohttp.web.json_response(result, status=status)
             if request.resource is not None and request.resource.plural and request.action == kmock.action.LIST:
                 return aiohttp.web.json_response(await self._list(request))
@@ -192,10 +193,22 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         if kind not in self._by_kind:
             self._by_kind[kind] = [
                 obj.raw
-                for (resource, _, _), obj in list(self._objects.items())
-                if not obj.deleted and self._kinds.get(resource) == kind
+                for resource in [r for r, k in self._kinds.items() if k == kind]
+                for _, obj in self._stored(resource)
             ]
         return self._by_kind[kind]
+
+    def _store(self, key: tuple[Any, Any, Any], obj: dict[str, Any]) -> None:
+        if key in self._objects:
+            self._objects[key].history.append(copy.deepcopy(obj))
+        else:
+            self._objects[key] = copy.deepcopy(obj)
+            self._keys.setdefault(key[0], {})[key] = None
+
+    def _stored(self, resource: Any) -> list[tuple[tuple[Any, Any, Any], Any]]:
+        """(key, kmock object) of every live object of one resource."""
+        found = ((key, self._objects[key]) for key in self._keys.get(resource, ()))
+        return [(key, obj) for key, obj in found if not obj.deleted]
 
     def _review_access(self, review: dict[str, Any]) -> dict[str, Any]:
         spec = review.get("spec") or {}
@@ -327,10 +340,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         meta.setdefault("creationTimestamp", _now())
         meta["generation"] = 1
         self._bump(request.resource, obj)
-        if key in self._objects:
-            self._objects[key].history.append(copy.deepcopy(obj))
-        else:
-            self._objects[key] = copy.deepcopy(obj)
+        self._store(key, obj)
         await self._publish(request.resource, "ADDED", obj)
         return obj
 
@@ -429,10 +439,8 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
     def _matching(self, request: rendering.Request) -> list[dict[str, Any]]:
         return [
             obj.raw
-            for (resource, namespace, name), obj in self._objects.items()
-            if resource == request.resource
-            and not obj.deleted
-            and (request.namespace is None or namespace == request.namespace)
+            for (_, namespace, name), obj in self._stored(request.resource)
+            if (request.namespace is None or namespace == request.namespace)
             and (request.name is None or name == request.name)
         ]
 
@@ -444,8 +452,8 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
                 core = kmock.resource("v1/events")
                 items = [
                     _as_events_v1(copy.deepcopy(o.raw))
-                    for (r, ns, _), o in self._objects.items()
-                    if r == core and not o.deleted and (request.namespace is None or ns == request.namespace)
+                    for (_, ns, _), o in self._stored(core)
+                    if request.namespace is None or ns == request.namespace
                 ]
             else:
                 items = copy.deepcopy(self._matching(request))

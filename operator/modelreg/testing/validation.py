@@ -86,7 +86,9 @@ class CRDValidator:
         served = [v for v in crd["spec"]["versions"] if v.get("served")]
         self.version = next(v for v in served if version in (None, v["name"]))
         schema = self.version["schema"]["openAPIV3Schema"]
-        self._schema = jsonschema.Draft7Validator(strict_schema(schema))
+        strict = strict_schema(schema)
+        self._schema = jsonschema.Draft7Validator(strict)
+        self._parts = {k: jsonschema.Draft7Validator(v) for k, v in strict.get("properties", {}).items()}
         self._env = celpy.Environment()
         self._rules = [(rule, self._env.program(self._env.compile(rule.expression))) for rule in _rules(schema)]
 
@@ -95,14 +97,19 @@ class CRDValidator:
         return cls(yaml.safe_load(Path(path).read_text()))
 
     def errors(self, obj: dict[str, Any], old: dict[str, Any] | None = None) -> list[str]:
+        """On an update, what the update left unchanged is not judged again (the API server's
+        validation ratcheting, on by default since Kubernetes 1.30)."""
         found = []
-        for error in sorted(self._schema.iter_errors(obj), key=lambda e: list(e.absolute_path)):
+        for error in sorted(self._schema_errors(obj, old), key=lambda e: list(e.absolute_path)):
             field = ".".join(str(p) for p in error.absolute_path) or "<root>"
             found.append(f"{field}: Invalid value: {json.dumps(error.instance)[:80]}: {error.message}")
         if found:
             return found  # like the API server: CEL runs only on schema-valid objects
         for rule, program in self._rules:
+            before = dict(_values(old, rule.path)) if old is not None else {}
             for field, value in _values(obj, rule.path):
+                if field in before and before[field] == value:
+                    continue  # unchanged: ratcheted
                 activation = {"self": celpy.json_to_cel(value)}
                 if rule.is_transition:
                     old_value = _lookup(old, field) if old is not None and "[" not in field else None
@@ -113,6 +120,16 @@ class CRDValidator:
                 if isinstance(result, celpy.CELEvalError) or not bool(result):
                     found.append(f'{field}: Invalid value: "object": {rule.message}')
         return found
+
+    def _schema_errors(self, obj: dict[str, Any], old: dict[str, Any] | None) -> Iterator[Any]:
+        changed = {k for k in {*obj, *(old or {})} if old is None or obj.get(k) != old.get(k)}
+        if old is None or not changed <= set(self._parts) or not changed <= set(obj):
+            yield from self._schema.iter_errors(obj)  # a create, or a top-level field added/removed
+            return
+        for key in sorted(changed):
+            for error in self._parts[key].iter_errors(obj[key]):
+                error.path.appendleft(key)  # paths as the whole-object validator reports them
+                yield error
 
     def message(self, obj: dict[str, Any], errors: list[str]) -> str:
         name = obj.get("metadata", {}).get("name") or obj.get("metadata", {}).get("generateName", "")
