@@ -65,3 +65,24 @@ def test_a_write_answered_after_the_deletion_does_not_bring_the_object_back():
     assert view.get(VERSIONS, "ml", "v1") is None
     assert view.observe(VERSIONS, "ADDED", body("v1", "9"))  # created again: a new object
     assert view.get(VERSIONS, "ml", "v1")["metadata"]["resourceVersion"] == "9"
+
+
+def test_versions_are_found_by_number_and_by_parent_as_their_lineage_changes():
+    view = View({VERSIONS: CountingTrust()})
+
+    def numbered(name, rv, number, parent=None, model="fraud"):
+        b = body(name, rv, model=model)
+        b["spec"] |= {"version": number, **({"lineage": {"parentVersion": parent}} if parent else {})}
+        return b
+
+    view.observe(VERSIONS, None, numbered("v1", "1", 1))
+    view.observe(VERSIONS, None, numbered("v1-again", "2", 1))
+    view.observe(VERSIONS, None, numbered("v2", "3", 2, parent=1))
+    view.observe(VERSIONS, None, numbered("other-v2", "4", 2, parent=1, model="other"))
+    names = lambda found: [b["metadata"]["name"] for b in found]  # noqa: E731
+    assert names(view.numbered("ml", "fraud", "version", [1])) == ["v1", "v1-again"]
+    assert names(view.numbered("ml", "fraud", "parent", [1])) == ["v2"]
+    view.observe(VERSIONS, None, numbered("v2", "5", 2, parent=None))  # lineage dropped: no longer a child of 1
+    assert view.numbered("ml", "fraud", "parent", [1]) == []
+    view.observe(VERSIONS, "DELETED", numbered("v1", "6", 1))
+    assert names(view.numbered("ml", "fraud", "version", [1, 2, None])) == ["v1-again", "v2"]

@@ -70,9 +70,11 @@ class Loops:
             self.version_queue.discard(key)
         else:
             self.version_queue.schedule(key)
-        if event_type == "DELETED" or not known:  # duplicates and missing parents are judged among siblings
-            for name in self.view.names(VERSIONS, key[0], model):
-                self.version_queue.schedule((key[0], name))
+        if event_type == "DELETED" or not known:  # its duplicates and children are judged again
+            number = body["spec"].get("version")
+            for field in ("version", "parent"):
+                for sibling in self.view.numbered(key[0], model, field, [number]):
+                    self.version_queue.schedule((key[0], sibling["metadata"]["name"]))
         self._wake_promotions(key[0], model)  # a version verified or gone: its promotions are judged again
 
     def observe_promotion(self, event_type: str | None, body: Mapping[str, Any]) -> None:
@@ -106,6 +108,7 @@ class Loops:
         namespace, name = key
         meta, spec = body["metadata"], body["spec"]
         model = spec.get("modelName")
+        parent = (spec.get("lineage") or {}).get("parentVersion")
         changes, transitions = await self.versions.reconcile(
             body=body,
             namespace=namespace,
@@ -115,9 +118,9 @@ class Loops:
             generation=meta.get("generation"),
             created=meta["creationTimestamp"],
             now=datetime.now(UTC),
-            siblings=[
+            siblings=[  # the versions its duplicate and missing-parent conditions depend on
                 domain.Sibling(v["metadata"]["name"], v["spec"].get("version"), v["metadata"]["creationTimestamp"])
-                for v in self.view.of_model(VERSIONS, namespace, model)
+                for v in self.view.numbered(namespace, model, "version", [spec.get("version"), parent])
             ],
         )
         if changes:

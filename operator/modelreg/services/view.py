@@ -9,7 +9,7 @@ what the trust views leave of each object is worked out once per resourceVersion
 from __future__ import annotations
 
 import collections
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from modelreg.storage.kube import Gone
@@ -36,6 +36,9 @@ class View:
         self._models: dict[str, dict[tuple[str, str], set[str]]] = collections.defaultdict(
             lambda: collections.defaultdict(set)
         )
+        # ModelVersions by version number and by parent version: a version's duplicates and
+        # children are found without walking the model's other versions.
+        self._numbered: dict[tuple[str, str, str, int], set[str]] = collections.defaultdict(set)
         self._trusted: dict[str, dict[Key, tuple[str | None, dict[str, Any]]]] = collections.defaultdict(dict)
         # The resourceVersion each deleted object was deleted at: a write's response that arrives
         # after the DELETED event must not bring the object back.
@@ -61,9 +64,25 @@ class View:
             if not newer(version, self._deleted[plural][key]):
                 return False  # older than its deletion
             del self._deleted[plural][key]  # created again
+        if known is not None:
+            self._index(plural, key, known, add=False)
         self._bodies[plural][key] = dict(body)
-        self._models[plural][(key[0], (body.get("spec") or {}).get("modelName"))].add(key[1])
+        self._index(plural, key, body, add=True)
         return True
+
+    def _index(self, plural: str, key: Key, body: Mapping[str, Any], add: bool) -> None:
+        spec = body.get("spec") or {}
+        entries = [self._models[plural][(key[0], spec.get("modelName"))]]
+        if plural == VERSIONS:
+            parent = (spec.get("lineage") or {}).get("parentVersion")
+            for field, number in (("version", spec.get("version")), ("parent", parent)):
+                if isinstance(number, int):
+                    entries.append(self._numbered[(field, key[0], spec.get("modelName"), number)])
+        for names in entries:
+            if add:
+                names.add(key[1])
+            else:
+                names.discard(key[1])
 
     async def write(self, plural: str, namespace: str, name: str, write: Awaitable[dict[str, Any]]) -> dict[str, Any]:
         """An own write, through the view: its response is remembered; a 404 forgets the object (deleted
@@ -87,7 +106,7 @@ class View:
         self._deleted[plural][key] = tombstone
         self._trusted[plural].pop(key, None)
         if body is not None:
-            self._models[plural][(key[0], (body.get("spec") or {}).get("modelName"))].discard(key[1])
+            self._index(plural, key, body, add=False)
 
     def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         return self._bodies[plural].get((namespace, name))
@@ -97,6 +116,12 @@ class View:
 
     def names(self, plural: str, namespace: str, model: str) -> list[str]:
         return sorted(self._models[plural][(namespace, model)])
+
+    def numbered(self, namespace: str, model: str, field: str, numbers: Iterable[int | None]) -> list[dict[str, Any]]:
+        """The model's ModelVersions whose `field` ("version", or lineage's "parent") is one of `numbers`."""
+        names = {n for number in numbers for n in self._numbered.get((field, namespace, model, number), ())}
+        found = (self._bodies[VERSIONS].get((namespace, n)) for n in sorted(names))
+        return [b for b in found if b is not None]
 
     def of_model(self, plural: str, namespace: str, model: str) -> list[dict[str, Any]]:
         """This model's objects as stored (status unfiltered)."""
