@@ -27,7 +27,7 @@ from modelreg.domain.approvals import (
 from modelreg.domain.identity import same_person
 from modelreg.domain.serving import MODEL_LABEL, STAGE_LABEL
 from modelreg.domain.trust import StatusSeals
-from modelreg.services.view import VERSIONS, View
+from modelreg.services.view import View
 from modelreg.storage.kube import KubeStore
 
 Obj = Mapping[str, Any]
@@ -70,7 +70,7 @@ class AdmissionReviewer:
         # yet (created a moment ago) is looked up in the API. A candidate's identity (uid, sha256)
         # never changes, so a view a moment old seals the same approval.
         if self.view is not None:
-            known = self.view.trusted(VERSIONS, namespace, spec.get("modelName"), fresh=False)
+            known = self.view.trusted_numbered(namespace, spec.get("modelName"), spec.get("version"))
             if found := domain.candidate_of(known, spec.get("version")):
                 return {**found, "status": dict(found.get("status") or {})}
         versions = [

@@ -39,6 +39,7 @@ class View:
         # ModelVersions by version number and by parent version: a version's duplicates and
         # children are found without walking the model's other versions.
         self._numbered: dict[tuple[str, str, str, int], set[str]] = collections.defaultdict(set)
+        self._groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}  # (plural, ns, model): trusted bodies
         self._trusted: dict[str, dict[Key, tuple[str | None, dict[str, Any]]]] = collections.defaultdict(dict)
         # The resourceVersion each deleted object was deleted at: a write's response that arrives
         # after the DELETED event must not bring the object back.
@@ -72,6 +73,7 @@ class View:
 
     def _index(self, plural: str, key: Key, body: Mapping[str, Any], add: bool) -> None:
         spec = body.get("spec") or {}
+        self._groups.pop((plural, key[0], spec.get("modelName")), None)
         entries = [self._models[plural][(key[0], spec.get("modelName"))]]
         if plural == VERSIONS:
             parent = (spec.get("lineage") or {}).get("parentVersion")
@@ -132,13 +134,22 @@ class View:
         """This model's objects through the trust views: status the operator cannot prove it wrote is
         absent. `fresh`: new top-level and status dicts, which callers may update without touching the
         view; else the view's own (read-only use: no copy per object per read)."""
-        result = []
-        for body in self.of_model(plural, namespace, model):
-            key = (namespace, body["metadata"]["name"])
-            version = body["metadata"].get("resourceVersion")
-            memo = self._trusted[plural].get(key)
-            if memo is None or memo[0] != version:
-                memo = (version, self._trust[plural](body))
-                self._trusted[plural][key] = memo
-            result.append({**memo[1], "status": dict(memo[1].get("status") or {})} if fresh else memo[1])
-        return result
+        group = (plural, namespace, model)
+        if group not in self._groups:  # kept until one of the model's objects changes
+            self._groups[group] = [self._trusted_body(plural, body) for body in self.of_model(plural, namespace, model)]
+        if fresh:
+            return [{**b, "status": dict(b.get("status") or {})} for b in self._groups[group]]
+        return list(self._groups[group])
+
+    def trusted_numbered(self, namespace: str, model: str, number: int | None) -> list[dict[str, Any]]:
+        """The model's ModelVersions numbered `number`, through the trust view (read-only)."""
+        return [self._trusted_body(VERSIONS, b) for b in self.numbered(namespace, model, "version", [number])]
+
+    def _trusted_body(self, plural: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        version = body["metadata"].get("resourceVersion")
+        memo = self._trusted[plural].get(key)
+        if memo is None or memo[0] != version:
+            memo = (version, self._trust[plural](body))
+            self._trusted[plural][key] = memo
+        return memo[1]
