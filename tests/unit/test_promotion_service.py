@@ -195,3 +195,26 @@ async def test_a_stale_view_cannot_execute_what_changed_meanwhile(world):
     await service.reconcile(NS, "p", "fraud")
     assert "stage" not in kube.objects[(VERSIONS, "fraud-v2")]["status"]
     assert "annotations" not in kube.deployments["serve"]["spec"]["template"]["metadata"]
+
+
+async def test_a_deployment_event_already_serving_its_stage_costs_no_read(world):
+    kube, _, service, add = world
+    add(VERSIONS, version("fraud-v1", 1, stage="Production"))
+    reads = []
+    listing = kube.list_deployments
+
+    async def counted(namespace, selector):
+        reads.append(selector)
+        return await listing(namespace, selector)
+
+    kube.list_deployments = counted
+    # a Deployment not serving v1: read fresh, then rolled
+    await service.converge_deployment(NS, "serve", "fraud", seen=deployment())
+    assert len(reads) == 1
+    served = kube.deployments["serve"]
+    assert served["spec"]["template"]["metadata"]["annotations"]["modelreg.io/version"] == "1"
+    # its controller's status updates that follow: nothing read, nothing patched
+    generation = served["metadata"]["generation"]
+    for _ in range(3):
+        await service.converge_deployment(NS, "serve", "fraud", seen=copy.deepcopy(served))
+    assert len(reads) == 1 and kube.deployments["serve"]["metadata"]["generation"] == generation

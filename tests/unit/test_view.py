@@ -80,9 +80,9 @@ def test_versions_are_found_by_number_and_by_parent_as_their_lineage_changes():
     view.observe(VERSIONS, None, numbered("v2", "3", 2, parent=1))
     view.observe(VERSIONS, None, numbered("other-v2", "4", 2, parent=1, model="other"))
     names = lambda found: [b["metadata"]["name"] for b in found]  # noqa: E731
-    assert names(view.numbered("ml", "fraud", "version", [1])) == ["v1", "v1-again"]
-    assert names(view.numbered("ml", "fraud", "parent", [1])) == ["v2"]
+    assert names(view.indexed("ml", "fraud", "version", [1])) == ["v1", "v1-again"]
+    assert names(view.indexed("ml", "fraud", "parent", [1])) == ["v2"]
     view.observe(VERSIONS, None, numbered("v2", "5", 2, parent=None))  # lineage dropped: no longer a child of 1
-    assert view.numbered("ml", "fraud", "parent", [1]) == []
+    assert view.indexed("ml", "fraud", "parent", [1]) == []
     view.observe(VERSIONS, "DELETED", numbered("v1", "6", 1))
-    assert names(view.numbered("ml", "fraud", "version", [1, 2, None])) == ["v1-again", "v2"]
+    assert names(view.indexed("ml", "fraud", "version", [1, 2, None])) == ["v1-again", "v2"]

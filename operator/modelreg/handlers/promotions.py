@@ -18,10 +18,16 @@ async def observe(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) 
 
 
 async def converge_deployment(
-    name: str, namespace: str, labels: Mapping[str, str], memo: kopf.Memo, type: str | None, **_: Any
+    name: str,
+    namespace: str,
+    labels: Mapping[str, str],
+    body: kopf.Body,
+    memo: kopf.Memo,
+    type: str | None,
+    **_: Any,
 ) -> None:
     if type != "DELETED":
-        await memo.services.loops.converge_deployment(namespace, name, labels[MODEL_LABEL])
+        await memo.services.loops.converge_deployment(namespace, name, labels[MODEL_LABEL], body)
 
 
 def register(registry: kopf.OperatorRegistry) -> None:

@@ -70,7 +70,7 @@ class AdmissionReviewer:
         # yet (created a moment ago) is looked up in the API. A candidate's identity (uid, sha256)
         # never changes, so a view a moment old seals the same approval.
         if self.view is not None:
-            known = self.view.trusted_numbered(namespace, spec.get("modelName"), spec.get("version"))
+            known = self.view.trusted_indexed(namespace, spec.get("modelName"), "version", spec.get("version"))
             if found := domain.candidate_of(known, spec.get("version")):
                 return {**found, "status": dict(found.get("status") or {})}
         versions = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from modelreg.domain import promotions as domain
@@ -16,8 +17,22 @@ from modelreg.domain.serving import (
 from modelreg.domain.transitions import Transition
 from modelreg.services.reporting import Outcome
 from modelreg.services.rollout import Prover
-from modelreg.services.view import VERSIONS, View
+from modelreg.services.view import View
 from modelreg.storage.kube import KubeStore
+
+
+def _holder(view: View, namespace: str, model: str, stage: str) -> dict[str, Any] | None:
+    return domain.holder_of(view.trusted_indexed(namespace, model, "stage", stage), stage)
+
+
+def settled(view: View, namespace: str, model: str, deployment: Mapping[str, Any]) -> bool:
+    """Does this state of the Deployment (a watch event's) already serve its stage's holder? Then
+    there is nothing to read or do: most Deployment events are its controller's status updates."""
+    holder = _holder(view, namespace, model, stage_of(deployment))
+    try:
+        return holder is None or rollout_patch(deployment, Served.of(holder)) is None
+    except MisconfiguredDeployment:
+        return False  # judged on a fresh read, which says why
 
 
 async def converge(kube: KubeStore, view: View, still_proven: Prover, namespace: str, name: str, model: str) -> Outcome:
@@ -29,7 +44,7 @@ async def converge(kube: KubeStore, view: View, still_proven: Prover, namespace:
     )
     if deployment is None:
         return outcome
-    holder = domain.holder_of(view.trusted(VERSIONS, namespace, model, fresh=False), stage_of(deployment))
+    holder = _holder(view, namespace, model, stage_of(deployment))
     if holder is None:
         return outcome  # nothing holds the stage: leave the Deployment as it is
     served, was = Served.of(holder), served_version(deployment)

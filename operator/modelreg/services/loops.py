@@ -73,7 +73,7 @@ class Loops:
         if event_type == "DELETED" or not known:  # its duplicates and children are judged again
             number = body["spec"].get("version")
             for field in ("version", "parent"):
-                for sibling in self.view.numbered(key[0], model, field, [number]):
+                for sibling in self.view.indexed(key[0], model, field, [number]):
                     self.version_queue.schedule((key[0], sibling["metadata"]["name"]))
         self._wake_promotions(key[0], model)  # a version verified or gone: its promotions are judged again
 
@@ -120,7 +120,7 @@ class Loops:
             now=datetime.now(UTC),
             siblings=[  # the versions its duplicate and missing-parent conditions depend on
                 domain.Sibling(v["metadata"]["name"], v["spec"].get("version"), v["metadata"]["creationTimestamp"])
-                for v in self.view.numbered(namespace, model, "version", [spec.get("version"), parent])
+                for v in self.view.indexed(namespace, model, "version", [spec.get("version"), parent])
             ],
         )
         if changes:
@@ -158,5 +158,5 @@ class Loops:
         # Pending and rolling-out promotions look again each tick (Deployments becoming available).
         return None if promotion is None or self._finished(promotion) else self.promotion_tick
 
-    async def converge_deployment(self, namespace: str, name: str, model: str) -> None:
-        self.reporter.report(await self.promotions.converge_deployment(namespace, name, model))
+    async def converge_deployment(self, namespace: str, name: str, model: str, seen: Mapping[str, Any]) -> None:
+        self.reporter.report(await self.promotions.converge_deployment(namespace, name, model, seen))

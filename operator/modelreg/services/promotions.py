@@ -85,7 +85,13 @@ class PromotionReconciler:
             await self.rollout.restore_stage(namespace, name, model, outcome)
             return outcome
 
-    async def converge_deployment(self, namespace: str, name: str, model: str) -> Outcome:
+    async def converge_deployment(
+        self, namespace: str, name: str, model: str, seen: Mapping[str, Any] | None = None
+    ) -> Outcome:
+        """`seen`: the Deployment as a watch event showed it; if that already serves its stage's
+        version, nothing is read."""
+        if seen is not None and convergence.settled(self.view, namespace, model, seen):
+            return Outcome()
         async with self._locks[(namespace, model)]:
             return await convergence.converge(self.kube, self.view, self.still_proven, namespace, name, model)
 

@@ -36,9 +36,9 @@ class View:
         self._models: dict[str, dict[tuple[str, str], set[str]]] = collections.defaultdict(
             lambda: collections.defaultdict(set)
         )
-        # ModelVersions by version number and by parent version: a version's duplicates and
-        # children are found without walking the model's other versions.
-        self._numbered: dict[tuple[str, str, str, int], set[str]] = collections.defaultdict(set)
+        # ModelVersions by version number, parent version and stage (as stored): a version's
+        # duplicates, children and a stage's holder are found without walking the model's versions.
+        self._indexed: dict[tuple[str, str, str, Any], set[str]] = collections.defaultdict(set)
         self._groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}  # (plural, ns, model): trusted bodies
         self._trusted: dict[str, dict[Key, tuple[str | None, dict[str, Any]]]] = collections.defaultdict(dict)
         # The resourceVersion each deleted object was deleted at: a write's response that arrives
@@ -76,10 +76,14 @@ class View:
         self._groups.pop((plural, key[0], spec.get("modelName")), None)
         entries = [self._models[plural][(key[0], spec.get("modelName"))]]
         if plural == VERSIONS:
-            parent = (spec.get("lineage") or {}).get("parentVersion")
-            for field, number in (("version", spec.get("version")), ("parent", parent)):
-                if isinstance(number, int):
-                    entries.append(self._numbered[(field, key[0], spec.get("modelName"), number)])
+            values = {
+                "version": spec.get("version"),
+                "parent": (spec.get("lineage") or {}).get("parentVersion"),
+                "stage": (body.get("status") or {}).get("stage"),
+            }
+            for field, value in values.items():
+                if isinstance(value, int | str):
+                    entries.append(self._indexed[(field, key[0], spec.get("modelName"), value)])
         for names in entries:
             if add:
                 names.add(key[1])
@@ -119,9 +123,10 @@ class View:
     def names(self, plural: str, namespace: str, model: str) -> list[str]:
         return sorted(self._models[plural][(namespace, model)])
 
-    def numbered(self, namespace: str, model: str, field: str, numbers: Iterable[int | None]) -> list[dict[str, Any]]:
-        """The model's ModelVersions whose `field` ("version", or lineage's "parent") is one of `numbers`."""
-        names = {n for number in numbers for n in self._numbered.get((field, namespace, model, number), ())}
+    def indexed(self, namespace: str, model: str, field: str, values: Iterable[Any]) -> list[dict[str, Any]]:
+        """The model's ModelVersions (as stored) whose `field` is one of `values`: "version", lineage's
+        "parent" version, or status "stage"."""
+        names = {n for value in values for n in self._indexed.get((field, namespace, model, value), ())}
         found = (self._bodies[VERSIONS].get((namespace, n)) for n in sorted(names))
         return [b for b in found if b is not None]
 
@@ -141,9 +146,10 @@ class View:
             return [{**b, "status": dict(b.get("status") or {})} for b in self._groups[group]]
         return list(self._groups[group])
 
-    def trusted_numbered(self, namespace: str, model: str, number: int | None) -> list[dict[str, Any]]:
-        """The model's ModelVersions numbered `number`, through the trust view (read-only)."""
-        return [self._trusted_body(VERSIONS, b) for b in self.numbered(namespace, model, "version", [number])]
+    def trusted_indexed(self, namespace: str, model: str, field: str, value: Any) -> list[dict[str, Any]]:
+        """`indexed`, through the trust view (read-only). The trust view only ever removes status, so
+        a stage it leaves was stored."""
+        return [self._trusted_body(VERSIONS, b) for b in self.indexed(namespace, model, field, [value])]
 
     def _trusted_body(self, plural: str, body: Mapping[str, Any]) -> dict[str, Any]:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
