@@ -123,6 +123,9 @@ class PromotionSettings(Section):
     # An execution still rolling out after this long ends RolloutFailed (what it moved undone),
     # so a rollout that never settles cannot hold its model's turn forever.
     execution_timeout_seconds: Annotated[float, Field(gt=0)] = 3600.0
+    # The view that promotions decide from is compared with a fresh listing this often: deletions
+    # a watch missed (it lost its place, 410 Gone) are noticed within this time.
+    resync_seconds: Annotated[float, Field(gt=0)] = 300.0
 
 
 class MetricsSettings(Section):

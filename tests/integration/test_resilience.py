@@ -9,6 +9,7 @@ import pytest
 
 from modelreg.testing.harness import S3Endpoint
 from tests.integration.conftest import condition, wait_for
+from tests.integration.promotion_helpers import register, version_body
 from tests.integration.test_model_version_verification import model_version, verified_reason
 
 
@@ -62,3 +63,19 @@ def test_operator_restart_does_not_reverify_unchanged_artifacts(start_operator, 
     )
     assert later["status"]["artifact"] == verified["status"]["artifact"]
     assert condition(later, "ArtifactVerified") == condition(verified, "ArtifactVerified")
+
+
+def test_a_deletion_the_watch_missed_is_noticed_by_the_next_resync(start_operator, settings, cluster, kube, s3, bucket):
+    resync = settings.promotions.model_copy(update={"resync_seconds": 0.5})
+    rare = settings.verification.model_copy(update={"recheck_seconds": 600})  # no write finds it gone first
+    start_operator(settings.model_copy(update={"promotions": resync, "verification": rare}))
+    first = register(kube, s3, bucket, 1)  # fraud-v1
+    # deleted while the operator's watch was away (410 Gone, then a re-list): no DELETED event reaches it
+    cluster.delete_unseen("modelreg.io/v1alpha1/modelversions", "ml", "fraud-v1")
+    uri, sha256 = first["spec"]["artifact"]["uri"], first["spec"]["artifact"]["sha256"]
+    kube.create("modelversions", version_body("fraud-v1-again", uri, sha256))
+    # Judged against a view still holding fraud-v1, it would stay a duplicate of a deleted version.
+    wait_for(
+        lambda: (c := condition(kube.get("modelversions", "fraud-v1-again"), "Ready")) and c["status"] == "True",
+        what="fraud-v1-again Ready (not a duplicate of the deleted fraud-v1)",
+    )

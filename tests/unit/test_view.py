@@ -86,3 +86,16 @@ def test_versions_are_found_by_number_and_by_parent_as_their_lineage_changes():
     assert view.indexed("ml", "fraud", "parent", [1]) == []
     view.observe(VERSIONS, "DELETED", numbered("v1", "6", 1))
     assert names(view.indexed("ml", "fraud", "version", [1, 2, None])) == ["v1-again", "v2"]
+
+
+def test_a_listing_tells_the_view_what_a_watch_gap_hid():
+    view = View({VERSIONS: CountingTrust()})
+    for name, rv in (("kept", "1"), ("deleted-in-gap", "2"), ("elsewhere", "3")):
+        view.observe(VERSIONS, "ADDED", body(name, rv, ns="other" if name == "elsewhere" else "ml"))
+    view.remember(VERSIONS, body("created-after-listing", "12"))  # an own write, newer than the listing
+    changed, gone = view.resync(VERSIONS, "ml", "10", [body("kept", "9", stage="Staging")])
+    assert [b["metadata"]["name"] for b in changed] == ["kept"]
+    assert [b["metadata"]["name"] for b in gone] == ["deleted-in-gap"]
+    assert view.get(VERSIONS, "ml", "deleted-in-gap") is None and view.get(VERSIONS, "ml", "kept")["status"]
+    assert view.get(VERSIONS, "other", "elsewhere") and view.get(VERSIONS, "ml", "created-after-listing")
+    assert not view.remember(VERSIONS, body("deleted-in-gap", "2"))  # a late echo does not bring it back

@@ -9,6 +9,7 @@ the operator's view (watch events plus its own writes), so nothing is read back 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,7 @@ from modelreg.services.view import PROMOTIONS, VERSIONS, View
 from modelreg.storage.kube import KubeStore
 
 Key = tuple[str, str]  # namespace, name
+logger = logging.getLogger(__name__)
 
 
 class Loops:
@@ -50,14 +52,38 @@ class Loops:
 
     async def prime(self, namespaces: Collection[str]) -> None:
         """Fill the view from one listing of each kind (every watched namespace) and queue it all."""
+        await self.resync(namespaces)
+
+    async def resync(self, namespaces: Collection[str]) -> None:
+        """Bring the view level with a fresh listing of each kind, and queue what it changed. At start,
+        that is everything; later, what the watches missed: kopf re-lists after a watch lost its
+        place (410 Gone) but reports no deletions, and acting on a deleted holder or candidate
+        would be wrong until its next write failed."""
         for plural in (VERSIONS, PROMOTIONS):
-            for body in await self.kube.list_everywhere(plural, namespaces):
-                self.view.remember(plural, body)
-                meta = body["metadata"]
-                if plural == VERSIONS:
-                    self.version_queue.schedule((meta["namespace"], meta["name"]))
-                elif not self._finished(body):
-                    self.promotion_queue.schedule((meta["namespace"], meta["name"]))
+            for listing in await self.kube.list_everywhere(plural, namespaces):
+                changed, gone = self.view.resync(plural, listing.namespace, listing.resource_version, listing.items)
+                for body in changed:
+                    meta = body["metadata"]
+                    if plural == VERSIONS:
+                        self.version_queue.schedule((meta["namespace"], meta["name"]))
+                    elif not self._finished(body):
+                        self.promotion_queue.schedule((meta["namespace"], meta["name"]))
+                for body in gone:
+                    meta, spec = body["metadata"], body.get("spec") or {}
+                    if plural == VERSIONS:
+                        self.version_queue.discard((meta["namespace"], meta["name"]))
+                        self._wake_relatives(meta["namespace"], spec.get("modelName"), spec.get("version"))
+                    else:
+                        self.promotion_queue.discard((meta["namespace"], meta["name"]))
+                    self._wake_promotions(meta["namespace"], spec.get("modelName"))
+
+    async def resync_every(self, namespaces: Collection[str], seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await self.resync(namespaces)
+            except Exception as exc:  # the API down: the watches' own retries cover it; try next period
+                logger.warning("resync failed; next in %ss: %s", seconds, exc)
 
     # -- watch events ---------------------------------------------------------------------------
     def observe_version(self, event_type: str | None, body: Mapping[str, Any]) -> None:
@@ -70,12 +96,15 @@ class Loops:
             self.version_queue.discard(key)
         else:
             self.version_queue.schedule(key)
-        if event_type == "DELETED" or not known:  # its duplicates and children are judged again
-            number = body["spec"].get("version")
-            for field in ("version", "parent"):
-                for sibling in self.view.indexed(key[0], model, field, [number]):
-                    self.version_queue.schedule((key[0], sibling["metadata"]["name"]))
+        if event_type == "DELETED" or not known:
+            self._wake_relatives(key[0], model, body["spec"].get("version"))
         self._wake_promotions(key[0], model)  # a version verified or gone: its promotions are judged again
+
+    def _wake_relatives(self, namespace: str, model: str, number: Any) -> None:
+        """A version came or went: its duplicates and children are judged again."""
+        for field in ("version", "parent"):
+            for relative in self.view.indexed(namespace, model, field, [number]):
+                self.version_queue.schedule((namespace, relative["metadata"]["name"]))
 
     def observe_promotion(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         meta = body["metadata"]

@@ -41,6 +41,7 @@ class Services:
     metrics_port: int
     metrics_addr: str
     namespaces: Collection[str]  # watched; none: every namespace
+    resync_seconds: float
     _tasks: list[asyncio.Task] = field(default_factory=list)
     _metrics_server: Any = None
 
@@ -49,7 +50,11 @@ class Services:
         # must never find its candidate "deleted" because that watch event has not arrived yet.
         await self.loops.prime(self.namespaces)
         await self.notifier.load()
-        self._tasks = [asyncio.create_task(self.notifier.run()), asyncio.create_task(self.loops.run())]
+        self._tasks = [
+            asyncio.create_task(self.notifier.run()),
+            asyncio.create_task(self.loops.run()),
+            asyncio.create_task(self.loops.resync_every(self.namespaces, self.resync_seconds)),
+        ]
         if self.metrics_port:
             self._metrics_server, _ = prometheus_client.start_http_server(self.metrics_port, self.metrics_addr)
 
@@ -178,4 +183,5 @@ async def build(
         metrics_port=settings.metrics.port,
         metrics_addr=settings.metrics.addr,
         namespaces=list(namespaces),
+        resync_seconds=settings.promotions.resync_seconds,
     )

@@ -10,6 +10,7 @@ import json
 import os
 from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,13 @@ import yaml
 
 from modelreg import GROUP, VERSION
 from modelreg.domain.policy import PolicyError
+
+
+@dataclass(frozen=True)
+class Listing:
+    namespace: str | None  # None: every watched namespace (one cluster-wide list)
+    resource_version: str | None  # the list's: what it shows is the state as of this version
+    items: list[dict[str, Any]]
 
 
 class Conflict(Exception):
@@ -126,17 +134,23 @@ class KubeStore:
         review = await self._call(api.create_subject_access_review, body)
         return bool(review.status and review.status.allowed)
 
-    async def list_everywhere(self, plural: str, namespaces: Collection[str]) -> list[dict[str, Any]]:
-        """Every object of a modelreg kind in these namespaces (none: the whole cluster)."""
+    async def list_everywhere(self, plural: str, namespaces: Collection[str]) -> list[Listing]:
+        """Every object of a modelreg kind in these namespaces (none: the whole cluster): one listing
+        per namespace, or one cluster-wide listing matched here when namespaces are patterns."""
         if not namespaces or any(ch in ns for ns in namespaces for ch in "*?["):  # patterns: match them here
             listing = await self._call(self.custom.list_cluster_custom_object, GROUP, VERSION, plural)
             wanted = list(namespaces)
-            return [
+            items = [
                 item
                 for item in listing["items"]
                 if not wanted or any(fnmatch.fnmatchcase(item["metadata"]["namespace"], ns) for ns in wanted)
             ]
-        return [item for namespace in namespaces for item in await self.list_custom(plural, namespace)]
+            return [Listing(None, (listing.get("metadata") or {}).get("resourceVersion"), items)]
+        found = []
+        for namespace in namespaces:
+            listing = await self._call(self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, plural)
+            found.append(Listing(namespace, (listing.get("metadata") or {}).get("resourceVersion"), listing["items"]))
+        return found
 
     async def list_custom(self, plural: str, namespace: str) -> list[dict[str, Any]]:
         listing = await self._call(self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, plural)

@@ -427,6 +427,16 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         await self._publish(request.resource, "DELETED", obj)
         return obj
 
+    async def delete_unseen(self, resource: Any, namespace: str, name: str) -> None:
+        """Delete an object without a watch event: what a watch that lost its place (410 Gone) and
+        re-listed never reports. Tests use it to play a watch gap."""
+        async with self._lock:
+            key = (resource, namespace, name)
+            obj = self._current(key)
+            self._bump(resource, obj)
+            self._objects[key].history.append(obj)
+            self._objects[key].delete()
+
     # -- reading ----------------------------------------------------------------------------
     async def _serve_version(self, request: rendering.Request) -> Any:
         listing = await super()._serve_version(request)

@@ -79,6 +79,14 @@ class EmulatedCluster:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout=30)
 
+    def delete_unseen(self, resource: str, namespace: str, name: str) -> None:
+        """Delete without a watch event (a watch gap), e.g. resource "modelreg.io/v1alpha1/modelversions"."""
+        assert self._loop is not None and self.api is not None
+        done = asyncio.run_coroutine_threadsafe(
+            self.api.delete_unseen(kmock.resource(resource), namespace, name), self._loop
+        )
+        done.result(timeout=10)
+
     def apply(self, documents: Iterable[dict[str, Any]], user: str = "admin") -> None:
         """Create objects as `user` (the emulator's administrator by default)."""
         import kubernetes
