@@ -9,6 +9,7 @@ what the trust views leave of each object is worked out once per resourceVersion
 from __future__ import annotations
 
 import collections
+import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -27,6 +28,18 @@ def newer(candidate: str | None, known: str | None) -> bool:
     if candidate.isdigit() and known.isdigit():
         return int(candidate) > int(known)
     return candidate != known
+
+
+def _compact(value: Any) -> Any:
+    """A copy sharing its keys and short strings with every other body (interned): a parsed body
+    brings its own copy of every key, about half of the memory 10,000 versions take."""
+    if isinstance(value, Mapping):
+        return {sys.intern(str(k)): _compact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_compact(v) for v in value]
+    if isinstance(value, str) and len(value) <= 64:
+        return sys.intern(value)
+    return value
 
 
 class View:
@@ -67,7 +80,7 @@ class View:
             del self._deleted[plural][key]  # created again
         if known is not None:
             self._index(plural, key, known, add=False)
-        self._bodies[plural][key] = dict(body)
+        self._bodies[plural][key] = body = _compact(body)
         self._index(plural, key, body, add=True)
         return True
 
