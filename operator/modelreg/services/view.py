@@ -34,10 +34,10 @@ def _compact(value: Any) -> Any:
     """A copy sharing its keys and short strings with every other body (interned): a parsed body
     brings its own copy of every key, about half of the memory 10,000 versions take."""
     if isinstance(value, Mapping):
-        return {sys.intern(str(k)): _compact(v) for k, v in value.items()}
+        return {_compact(k): _compact(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_compact(v) for v in value]
-    if isinstance(value, str) and len(value) <= 64:
+    if type(value) is str and len(value) <= 64:  # exactly str: a subclass (an enum) cannot be interned
         return sys.intern(value)
     return value
 
