@@ -279,3 +279,16 @@ def test_with_the_webhook_down_approvals_fail_closed(start_operator, kube, s3, b
         approve(kube, "p", "bob")
     assert denied.value.status == 500
     assert "approval.modelreg.io/bob" not in kube.get("modelpromotions", "p")["metadata"]["annotations"]
+
+
+def test_a_version_is_labelled_with_its_model_as_it_is_created(operator, kube, s3, bucket):
+    register(kube, s3, bucket, 1)  # the operator is up: its webhook configurations are installed
+    created = kube.as_user("alice").create(
+        "modelversions",
+        {
+            **version_body("fraud-v7", f"s3://{bucket}/fraud/7.onnx", "a" * 64, version=7),
+            "metadata": {"name": "fraud-v7", "labels": {"modelreg.io/model": "churn", "team": "risk"}},
+        },
+    )
+    # the create's own response: labelled before the operator has looked at it, a wrong label corrected
+    assert created["metadata"]["labels"] == {"modelreg.io/model": "fraud", "team": "risk"}

@@ -49,6 +49,6 @@ app.kubernetes.io/component: operator
     - apiGroups: [modelreg.io]
       apiVersions: [v1alpha1]
       resources: [{{ .resource }}]
-      operations: [CREATE, UPDATE]
+      operations: {{ .operations | default (list "CREATE" "UPDATE") | toJson }}
       scope: Namespaced
 {{- end -}}

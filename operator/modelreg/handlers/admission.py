@@ -26,6 +26,11 @@ async def stamp_promotion(
         patch.metadata.annotations[key] = value
 
 
+def label_version(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    for key, value in memo.services.admission.version_labels(dict(body)).items():
+        patch.metadata.labels[key] = value
+
+
 async def check_promotion(operation: str, userinfo: dict, old: Any, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     _deny(await memo.services.admission.validate_promotion(operation, userinfo, old, dict(body)))
 
@@ -47,6 +52,10 @@ def register(registry: kopf.OperatorRegistry) -> None:
     # The CRD's CEL rules enforce the same immutability and the operator rewrites its labels
     # on its next tick: this one need not fail closed.
     kopf.on.validate(*VERSIONS, id="check-versions", **{**guard, "ignore_failures": True})(check_version)
+    # A convenience (the operator labels what this misses): fail open, and on CREATE only, so the
+    # operator's own label writes pay no extra webhook call.
+    label_guard = {**guard, "operations": ["CREATE"], "ignore_failures": True}
+    kopf.on.mutate(*VERSIONS, id="label-versions", **label_guard)(label_version)
     for plural in ("modelversions", "modelpromotions"):
         kopf.on.validate(GROUP, VERSION, plural, subresource="status", id=f"status-{plural}", **guard)(
             check_status_writer

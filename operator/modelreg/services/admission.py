@@ -8,6 +8,7 @@ a webhook bypassed (or installed late) lets nothing through that it would have d
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,7 @@ from modelreg.domain.approvals import (
 from modelreg.domain.identity import same_person
 from modelreg.domain.serving import MODEL_LABEL, STAGE_LABEL
 from modelreg.domain.trust import StatusSeals
+from modelreg.models.resources import DNS1123_LABEL
 from modelreg.services.view import View
 from modelreg.storage.kube import KubeStore
 
@@ -199,6 +201,15 @@ class AdmissionReviewer:
         if user == self.operator_user:
             return None
         return f"the status of {plural} is written only by the modelreg operator ({self.operator_user}), not by {user}"
+
+    @staticmethod
+    def version_labels(new: Obj) -> dict[str, str]:
+        """Labels for a ModelVersion being created: its model, so the operator's verification needs
+        no write for it. A name that is no label value is left to the schema to refuse, in its words."""
+        model = (new.get("spec") or {}).get("modelName")
+        if isinstance(model, str) and len(model) <= 63 and re.fullmatch(DNS1123_LABEL, model):
+            return {MODEL_LABEL: model}
+        return {}
 
     def validate_version(self, userinfo: Obj, old: Obj | None, new: Obj) -> str | None:
         for field in ("modelName", "version", "artifact"):
