@@ -36,3 +36,8 @@ def test_changed_spec_and_transition_rules_are_still_enforced():
     ]
     dropped = {k: v for k, v in VALID.items() if k != "spec"}
     assert any("'spec' is a required property" in e for e in VERSIONS.errors(dropped, VALID))
+
+
+def test_a_type_change_is_a_change_even_where_python_calls_it_equal():
+    changed = copy.deepcopy(VALID) | {"status": {"observedGeneration": True}}
+    assert VERSIONS.errors(changed, copy.deepcopy(VALID) | {"status": {"observedGeneration": 1}})

@@ -99,3 +99,35 @@ def test_a_listing_tells_the_view_what_a_watch_gap_hid():
     assert view.get(VERSIONS, "ml", "deleted-in-gap") is None and view.get(VERSIONS, "ml", "kept")["status"]
     assert view.get(VERSIONS, "other", "elsewhere") and view.get(VERSIONS, "ml", "created-after-listing")
     assert not view.remember(VERSIONS, body("deleted-in-gap", "2"))  # a late echo does not bring it back
+
+
+def test_a_hostile_deeply_nested_status_is_kept_and_indexed_like_any_other():
+    view = View({VERSIONS: CountingTrust()})
+    deep: dict = {}
+    node = deep
+    for _ in range(5000):  # deeper than Python's recursion limit
+        node["x"] = {}
+        node = node["x"]
+    hostile = body("v1", "1", stage="Production")
+    hostile["spec"]["version"] = 1
+    hostile["status"]["modelreg"] = deep
+    assert view.observe(VERSIONS, "ADDED", hostile)
+    assert [b["metadata"]["name"] for b in view.indexed("ml", "fraud", "stage", ["Production"])] == ["v1"]
+    changed, gone = view.resync(
+        VERSIONS, "ml", "5", [hostile | {"metadata": {**hostile["metadata"], "resourceVersion": "4"}}]
+    )
+    assert [b["metadata"]["name"] for b in changed] == ["v1"] and gone == []
+
+
+def test_indexes_leave_nothing_behind_and_a_bool_is_no_version():
+    view = View({VERSIONS: CountingTrust()})
+    for i in range(50):
+        b = body(f"v{i}", str(i + 1))
+        b["spec"]["version"] = i
+        view.observe(VERSIONS, "ADDED", b)
+        view.observe(VERSIONS, "DELETED", b)
+    assert view._indexed == {} and not any(view._models[VERSIONS].values())
+    odd = body("odd", "99")
+    odd["spec"]["version"] = True
+    view.observe(VERSIONS, "ADDED", odd)
+    assert view.indexed("ml", "fraud", "version", [1]) == []

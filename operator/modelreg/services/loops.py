@@ -62,12 +62,14 @@ class Loops:
         for plural in (VERSIONS, PROMOTIONS):
             for listing in await self.kube.list_everywhere(plural, namespaces):
                 changed, gone = self.view.resync(plural, listing.namespace, listing.resource_version, listing.items)
-                for body in changed:
-                    meta = body["metadata"]
+                for body in changed:  # as if its watch event had come: that event is now an echo
+                    meta, spec = body["metadata"], body.get("spec") or {}
                     if plural == VERSIONS:
                         self.version_queue.schedule((meta["namespace"], meta["name"]))
+                        self._wake_relatives(meta["namespace"], spec.get("modelName"), spec.get("version"))
                     elif not self._finished(body):
                         self.promotion_queue.schedule((meta["namespace"], meta["name"]))
+                    self._wake_promotions(meta["namespace"], spec.get("modelName"))
                 for body in gone:
                     meta, spec = body["metadata"], body.get("spec") or {}
                     if plural == VERSIONS:

@@ -9,7 +9,6 @@ what the trust views leave of each object is worked out once per resourceVersion
 from __future__ import annotations
 
 import collections
-import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -30,15 +29,31 @@ def newer(candidate: str | None, known: str | None) -> bool:
     return candidate != known
 
 
-def _compact(value: Any) -> Any:
-    """A copy sharing its keys and short strings with every other body (interned): a parsed body
-    brings its own copy of every key, about half of the memory 10,000 versions take."""
+_SHARED: dict[str, str] = {}
+_SHARED_LIMIT = 65_536  # bounded: tenants write these strings
+_COMPACT_DEPTH = 16  # deeper parts (a hostile nesting) are kept as parsed: no recursion limit to hit
+
+
+def _share(text: str) -> str:
+    found = _SHARED.get(text)
+    if found is not None:
+        return found
+    if len(_SHARED) < _SHARED_LIMIT and len(text) <= 32:
+        _SHARED[text] = text
+    return text
+
+
+def _compact(value: Any, depth: int = 0) -> Any:
+    """A copy sharing its keys and short strings with every other body: a parsed body brings its
+    own copy of every key, about half of the memory 10,000 versions take."""
+    if depth > _COMPACT_DEPTH:
+        return value
     if isinstance(value, Mapping):
-        return {_compact(k): _compact(v) for k, v in value.items()}
+        return {_compact(k, depth): _compact(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [_compact(v) for v in value]
-    if type(value) is str and len(value) <= 64:  # exactly str: a subclass (an enum) cannot be interned
-        return sys.intern(value)
+        return [_compact(v, depth + 1) for v in value]
+    if type(value) is str:  # exactly str: a subclass (an enum) is left as it is
+        return _share(value)
     return value
 
 
@@ -78,16 +93,18 @@ class View:
             if not newer(version, self._deleted[plural][key]):
                 return False  # older than its deletion
             del self._deleted[plural][key]  # created again
+        body = _compact(body)
         if known is not None:
             self._index(plural, key, known, add=False)
-        self._bodies[plural][key] = body = _compact(body)
+        self._bodies[plural][key] = body
         self._index(plural, key, body, add=True)
         return True
 
     def _index(self, plural: str, key: Key, body: Mapping[str, Any], add: bool) -> None:
         spec = body.get("spec") or {}
-        self._groups.pop((plural, key[0], spec.get("modelName")), None)
-        entries = [self._models[plural][(key[0], spec.get("modelName"))]]
+        model = spec.get("modelName")
+        self._groups.pop((plural, key[0], model), None)
+        entries: list[tuple[dict[Any, set[str]], Any]] = [(self._models[plural], (key[0], model))]
         if plural == VERSIONS:
             values = {
                 "version": spec.get("version"),
@@ -95,13 +112,15 @@ class View:
                 "stage": (body.get("status") or {}).get("stage"),
             }
             for field, value in values.items():
-                if isinstance(value, int | str):
-                    entries.append(self._indexed[(field, key[0], spec.get("modelName"), value)])
-        for names in entries:
+                if type(value) in (int, str):  # what the schema allows (a bool is not a version)
+                    entries.append((self._indexed, (field, key[0], model, value)))
+        for index, entry in entries:
             if add:
-                names.add(key[1])
-            else:
-                names.discard(key[1])
+                index[entry].add(key[1])
+            elif entry in index:
+                index[entry].discard(key[1])
+                if not index[entry]:  # nothing left behind by versions come and gone
+                    del index[entry]
 
     async def write(self, plural: str, namespace: str, name: str, write: Awaitable[dict[str, Any]]) -> dict[str, Any]:
         """An own write, through the view: its response is remembered; a 404 forgets the object (deleted
@@ -126,12 +145,16 @@ class View:
             listed.add((body["metadata"]["namespace"], body["metadata"]["name"]))
             if self.remember(plural, body):
                 changed.append(self._bodies[plural][(body["metadata"]["namespace"], body["metadata"]["name"])])
+        scope = (
+            list(self._bodies[plural])
+            if namespace is None
+            else [(ns, n) for (ns, _), names in self._models[plural].items() if ns == namespace for n in names]
+        )
         gone = [
             key
-            for key, body in self._bodies[plural].items()
-            if (namespace is None or key[0] == namespace)
-            and key not in listed
-            and not newer(body["metadata"].get("resourceVersion"), resource_version)
+            for key in scope
+            if key not in listed
+            and not newer(self._bodies[plural][key]["metadata"].get("resourceVersion"), resource_version)
         ]
         forgotten = [self._bodies[plural][key] for key in gone]
         for key in gone:
@@ -158,7 +181,7 @@ class View:
         return (namespace, name) in self._bodies[plural]
 
     def names(self, plural: str, namespace: str, model: str) -> list[str]:
-        return sorted(self._models[plural][(namespace, model)])
+        return sorted(self._models[plural].get((namespace, model), ()))
 
     def indexed(self, namespace: str, model: str, field: str, values: Iterable[Any]) -> list[dict[str, Any]]:
         """The model's ModelVersions (as stored) whose `field` is one of `values`: "version", lineage's

@@ -67,6 +67,11 @@ def _values(value: Any, path: tuple[str, ...], at: str = "") -> Iterator[tuple[s
         yield from _values(value[head], rest, f"{at}.{head}" if at else head)
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON (Python's 1 == True would let a type change pass as unchanged)."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
 def _lookup(value: Any, field: str) -> Any:
     for part in field.split("."):
         if not isinstance(value, dict) or part not in value:
@@ -106,9 +111,10 @@ class CRDValidator:
         if found:
             return found  # like the API server: CEL runs only on schema-valid objects
         for rule, program in self._rules:
-            before = dict(_values(old, rule.path)) if old is not None else {}
+            # transition rules (oldSelf) are never ratcheted, as on the API server
+            before = dict(_values(old, rule.path)) if old is not None and not rule.is_transition else {}
             for field, value in _values(obj, rule.path):
-                if field in before and before[field] == value:
+                if field in before and _same(before[field], value):
                     continue  # unchanged: ratcheted
                 activation = {"self": celpy.json_to_cel(value)}
                 if rule.is_transition:
@@ -122,7 +128,7 @@ class CRDValidator:
         return found
 
     def _schema_errors(self, obj: dict[str, Any], old: dict[str, Any] | None) -> Iterator[Any]:
-        changed = {k for k in {*obj, *(old or {})} if old is None or obj.get(k) != old.get(k)}
+        changed = {k for k in {*obj, *(old or {})} if old is None or not _same(obj.get(k), old.get(k))}
         if old is None or not changed <= set(self._parts) or not changed <= set(obj):
             yield from self._schema.iter_errors(obj)  # a create, or a top-level field added/removed
             return

@@ -1,0 +1,34 @@
+"""A resync that finds what a watch has not delivered yet judges it as that event would have."""
+
+from types import SimpleNamespace
+
+from modelreg.services.loops import Loops
+from modelreg.services.view import VERSIONS, View
+from modelreg.storage.kube import Listing
+
+
+def version(name, rv, number, parent=None):
+    spec = {"modelName": "fraud", "version": number, **({"lineage": {"parentVersion": parent}} if parent else {})}
+    return {"metadata": {"namespace": "ml", "name": name, "resourceVersion": rv}, "spec": spec, "status": {}}
+
+
+class Kube:
+    def __init__(self, listings):
+        self.listings = listings
+
+    async def list_everywhere(self, plural, namespaces):
+        return self.listings.get(plural, [])
+
+
+async def test_a_parent_found_by_a_resync_wakes_its_children():
+    view = View({VERSIONS: lambda b: b})
+    child = version("fraud-v2", "5", 2, parent=1)
+    view.observe(VERSIONS, "ADDED", child)
+    parent = version("fraud-v1", "7", 1)
+    kube = Kube({VERSIONS: [Listing("ml", "8", [child, parent])]})
+    seals = SimpleNamespace(proven=lambda part, body: True)
+    loops = Loops(kube, view, SimpleNamespace(), SimpleNamespace(), seals, None, workers=1, promotion_tick=1)
+    await loops.resync(["ml"])
+    # its watch event, arriving now, is an echo: the child was woken by the resync itself
+    assert not view.observe(VERSIONS, "ADDED", parent)
+    assert loops.version_queue.depth() == 2  # the parent, and its child judged again
