@@ -50,9 +50,13 @@ def test_the_operator_changes_no_field_a_gitops_manifest_sets(operator, kube, s3
         kube.create("modelversions", copy.deepcopy(manifest))
     for manifest in manifests:
         name = manifest["metadata"]["name"]
-        live = wait_for(
-            lambda n=name: (o := kube.get("modelversions", n)).get("status", {}).get("conditions") and o,
-            what=f"{name} reconciled",
+        live = wait_for(  # status first, then the label (a status write cannot carry labels)
+            lambda n=name: (
+                (o := kube.get("modelversions", n)).get("status", {}).get("conditions")
+                and "modelreg.io/model" in (o["metadata"].get("labels") or {})
+                and o
+            ),
+            what=f"{name} reconciled and labelled",
         )
         assert live["metadata"]["labels"]["modelreg.io/model"] == "fraud"  # the operator's label: not in git
         assert subset({k: v for k, v in manifest.items() if k != "metadata"}, live)
