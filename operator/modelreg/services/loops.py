@@ -59,6 +59,7 @@ class Loops:
         that is everything; later, what the watches missed: kopf re-lists after a watch lost its
         place (410 Gone) but reports no deletions, and acting on a deleted holder or candidate
         would be wrong until its next write failed."""
+        models: set[tuple[str, str]] = set()  # their promotions are judged again, once per model
         for plural in (VERSIONS, PROMOTIONS):
             for listing in await self.kube.list_everywhere(plural, namespaces):
                 changed, gone = self.view.resync(plural, listing.namespace, listing.resource_version, listing.items)
@@ -69,7 +70,7 @@ class Loops:
                         self._wake_relatives(meta["namespace"], spec.get("modelName"), spec.get("version"))
                     elif not self._finished(body):
                         self.promotion_queue.schedule((meta["namespace"], meta["name"]))
-                    self._wake_promotions(meta["namespace"], spec.get("modelName"))
+                    models.add((meta["namespace"], spec.get("modelName")))
                 for body in gone:
                     meta, spec = body["metadata"], body.get("spec") or {}
                     if plural == VERSIONS:
@@ -77,7 +78,9 @@ class Loops:
                         self._wake_relatives(meta["namespace"], spec.get("modelName"), spec.get("version"))
                     else:
                         self.promotion_queue.discard((meta["namespace"], meta["name"]))
-                    self._wake_promotions(meta["namespace"], spec.get("modelName"))
+                    models.add((meta["namespace"], spec.get("modelName")))
+        for namespace, model in models:
+            self._wake_promotions(namespace, model)
 
     async def resync_every(self, namespaces: Collection[str], seconds: float) -> None:
         while True:
