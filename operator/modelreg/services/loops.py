@@ -120,8 +120,10 @@ class Loops:
         self._wake_promotions(meta["namespace"], body["spec"]["modelName"])  # the model's queue may move
 
     def _wake_promotions(self, namespace: str, model: str) -> None:
-        for promotion in self.view.of_model(PROMOTIONS, namespace, model):
-            if not self._finished(promotion):
+        # Through the trust view (seals checked once per resourceVersion, not on every wake): an
+        # unproven record has no conditions there, so it counts as open, as `_finished` says.
+        for promotion in self.view.trusted(PROMOTIONS, namespace, model, fresh=False):
+            if reason_of(promotion) not in TERMINAL:
                 self.promotion_queue.schedule((namespace, promotion["metadata"]["name"]))
 
     def _finished(self, promotion: Mapping[str, Any]) -> bool:
