@@ -32,3 +32,17 @@ async def test_a_parent_found_by_a_resync_wakes_its_children():
     # its watch event, arriving now, is an echo: the child was woken by the resync itself
     assert not view.observe(VERSIONS, "ADDED", parent)
     assert loops.version_queue.depth() == 2  # the parent, and its child judged again
+
+
+async def test_a_version_a_listing_no_longer_shows_is_forgotten_and_its_duplicate_judged_again():
+    view = View({VERSIONS: lambda b: b})
+    first, again = version("fraud-v1", "2", 1), version("fraud-v1-again", "3", 1)
+    for b in (first, again):
+        view.observe(VERSIONS, "ADDED", b)
+    kube = Kube({VERSIONS: [Listing("ml", "10", [again])]})
+    seals = SimpleNamespace(proven=lambda part, body: True)
+    loops = Loops(kube, view, SimpleNamespace(), SimpleNamespace(), seals, None, workers=1, promotion_tick=1)
+    await loops.resync(["ml"])
+    assert view.get(VERSIONS, "ml", "fraud-v1") is None
+    assert loops.version_queue.depth() == 1  # fraud-v1-again: no longer a duplicate of anything
+    assert not view.observe(VERSIONS, "MODIFIED", version("fraud-v1", "8", 1))  # late, from before the listing

@@ -55,32 +55,19 @@ class Loops:
         await self.resync(namespaces)
 
     async def resync(self, namespaces: Collection[str]) -> None:
-        """Bring the view level with a fresh listing of each kind, and queue what it changed. At start,
-        that is everything; later, what the watches missed: kopf re-lists after a watch lost its
+        """Bring the view level with a fresh listing of each kind, taken as a batch of watch events:
+        at start, everything; later, what the watches missed. kopf re-lists after a watch lost its
         place (410 Gone) but reports no deletions, and acting on a deleted holder or candidate
         would be wrong until its next write failed."""
-        models: set[tuple[str, str]] = set()  # their promotions are judged again, once per model
-        for plural in (VERSIONS, PROMOTIONS):
+        for plural, observe in ((VERSIONS, self.observe_version), (PROMOTIONS, self.observe_promotion)):
             for listing in await self.kube.list_everywhere(plural, namespaces):
-                changed, gone = self.view.resync(plural, listing.namespace, listing.resource_version, listing.items)
-                for body in changed:  # as if its watch event had come: that event is now an echo
-                    meta, spec = body["metadata"], body.get("spec") or {}
-                    if plural == VERSIONS:
-                        self.version_queue.schedule((meta["namespace"], meta["name"]))
-                        self._wake_relatives(meta["namespace"], spec.get("modelName"), spec.get("version"))
-                    elif not self._finished(body):
-                        self.promotion_queue.schedule((meta["namespace"], meta["name"]))
-                    models.add((meta["namespace"], spec.get("modelName")))
-                for body in gone:
-                    meta, spec = body["metadata"], body.get("spec") or {}
-                    if plural == VERSIONS:
-                        self.version_queue.discard((meta["namespace"], meta["name"]))
-                        self._wake_relatives(meta["namespace"], spec.get("modelName"), spec.get("version"))
-                    else:
-                        self.promotion_queue.discard((meta["namespace"], meta["name"]))
-                    models.add((meta["namespace"], spec.get("modelName")))
-        for namespace, model in models:
-            self._wake_promotions(namespace, model)
+                for body in listing.items:
+                    observe(None, body)
+                listed = {(b["metadata"]["namespace"], b["metadata"]["name"]) for b in listing.items}
+                for body in self.view.unlisted(plural, listing.namespace, listing.resource_version, listed):
+                    # gone as of the listing: a late event from before it cannot bring it back
+                    meta = {**body["metadata"], "resourceVersion": listing.resource_version}
+                    observe("DELETED", {**body, "metadata": meta})
 
     async def resync_every(self, namespaces: Collection[str], seconds: float) -> None:
         while True:

@@ -133,33 +133,23 @@ class View:
         self.remember(plural, written)
         return written
 
-    def resync(
-        self, plural: str, namespace: str | None, resource_version: str | None, items: Iterable[Mapping[str, Any]]
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Take a listing (of one namespace; None: of everything watched): what it shows newer is
-        remembered, what it no longer shows is forgotten unless the view knows it from after the
-        listing. A watch that lost its place (410 Gone) re-lists without reporting deletions: this
-        is how the view learns of them. Returns (changed, forgotten) bodies."""
-        listed, changed = set(), []
-        for body in items:
-            listed.add((body["metadata"]["namespace"], body["metadata"]["name"]))
-            if self.remember(plural, body):
-                changed.append(self._bodies[plural][(body["metadata"]["namespace"], body["metadata"]["name"])])
+    def unlisted(
+        self, plural: str, namespace: str | None, resource_version: str | None, listed: set[Key]
+    ) -> list[dict[str, Any]]:
+        """What a listing (of one namespace; None: of everything watched) no longer shows, though the
+        view knew it from before the listing was taken: deleted while a watch was away (after a
+        410 Gone, kopf re-lists without reporting deletions)."""
         scope = (
             list(self._bodies[plural])
             if namespace is None
             else [(ns, n) for (ns, _), names in self._models[plural].items() if ns == namespace for n in names]
         )
-        gone = [
-            key
+        return [
+            self._bodies[plural][key]
             for key in scope
             if key not in listed
             and not newer(self._bodies[plural][key]["metadata"].get("resourceVersion"), resource_version)
         ]
-        forgotten = [self._bodies[plural][key] for key in gone]
-        for key in gone:
-            self._forget(plural, key, resource_version)
-        return changed, forgotten
 
     def forget(self, plural: str, namespace: str, name: str, resource_version: str | None = None) -> None:
         """Gone (a DELETED event, or a write answered 404)."""
