@@ -65,6 +65,11 @@ def kopf_settings(namespaces: Collection[str], webhook: WebhookSettings | None =
     settings.persistence.finalizer = "modelreg.io/finalizer"
     settings.posting.level = logging.INFO  # INFO and up become Events; debug chatter does not
     settings.watching.server_timeout = 300
+    # kopf starts a worker per object with events and keeps it 5 s after the last one: a start-up
+    # over 10,000 versions held 10,000 at once (RSS 270 MiB; 215 with these, no slower). Our
+    # handlers only note the event and return, so few workers and a short linger suffice.
+    settings.queueing.worker_limit = 256
+    settings.queueing.idle_timeout = 0.5
     settings.networking.error_backoffs = [1, 2, 5, 10, 20, 30]
     # Exact namespace names need no namespace scanning, and so no cluster-wide
     # `list namespaces` permission; only glob patterns do.
