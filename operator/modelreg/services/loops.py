@@ -18,7 +18,7 @@ from modelreg import metrics
 from modelreg.domain import model_versions as domain
 from modelreg.domain.promotions import TERMINAL, reason_of
 from modelreg.domain.serving import MODEL_LABEL, STAGE_LABEL
-from modelreg.domain.trust import RECORD, STAGE, StatusSeals
+from modelreg.domain.trust import STAGE, StatusSeals
 from modelreg.services.model_versions import ModelVersionReconciler
 from modelreg.services.promotions import PromotionReconciler
 from modelreg.services.reporting import Outcome, Reporter
@@ -107,14 +107,14 @@ class Loops:
         self._wake_promotions(meta["namespace"], body["spec"]["modelName"])  # the model's queue may move
 
     def _wake_promotions(self, namespace: str, model: str) -> None:
-        # Through the trust view (seals checked once per resourceVersion, not on every wake): an
-        # unproven record has no conditions there, so it counts as open, as `_finished` says.
         for promotion in self.view.trusted(PROMOTIONS, namespace, model, fresh=False):
             if reason_of(promotion) not in TERMINAL:
                 self.promotion_queue.schedule((namespace, promotion["metadata"]["name"]))
 
     def _finished(self, promotion: Mapping[str, Any]) -> bool:
-        return reason_of(promotion) in TERMINAL and self.status_seals.proven(RECORD, promotion)
+        # Through the trust view (seals checked once per resourceVersion): an unproven record has
+        # no conditions there, so it counts as open.
+        return reason_of(self.view.trusted_body(PROMOTIONS, promotion)) in TERMINAL
 
     # -- workers --------------------------------------------------------------------------------
     async def run(self) -> None:

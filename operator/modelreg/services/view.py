@@ -191,7 +191,7 @@ class View:
         view; else the view's own (read-only use: no copy per object per read)."""
         group = (plural, namespace, model)
         if group not in self._groups:  # kept until one of the model's objects changes
-            self._groups[group] = [self._trusted_body(plural, body) for body in self.of_model(plural, namespace, model)]
+            self._groups[group] = [self.trusted_body(plural, body) for body in self.of_model(plural, namespace, model)]
         if fresh:
             return [{**b, "status": dict(b.get("status") or {})} for b in self._groups[group]]
         return list(self._groups[group])
@@ -199,9 +199,10 @@ class View:
     def trusted_indexed(self, namespace: str, model: str, field: str, value: Any) -> list[dict[str, Any]]:
         """`indexed`, through the trust view (read-only). The trust view only ever removes status, so
         a stage it leaves was stored."""
-        return [self._trusted_body(VERSIONS, b) for b in self.indexed(namespace, model, field, [value])]
+        return [self.trusted_body(VERSIONS, b) for b in self.indexed(namespace, model, field, [value])]
 
-    def _trusted_body(self, plural: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    def trusted_body(self, plural: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """One of the view's objects through its trust view (read-only; judged once per resourceVersion)."""
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         version = body["metadata"].get("resourceVersion")
         memo = self._trusted[plural].get(key)

@@ -153,8 +153,7 @@ class KubeStore:
         return found
 
     async def list_custom(self, plural: str, namespace: str) -> list[dict[str, Any]]:
-        listing = await self._call(self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, plural)
-        return listing["items"]
+        return (await self.list_everywhere(plural, [namespace]))[0].items
 
     async def patch_status(
         self, plural: str, namespace: str, name: str, status: dict[str, Any], resource_version: str | None = None

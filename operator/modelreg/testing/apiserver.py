@@ -421,21 +421,21 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
                 self._objects[key].history.append(obj)
                 await self._publish(request.resource, "MODIFIED", obj)
             return obj
-        self._bump(request.resource, obj)
-        self._objects[key].history.append(obj)
-        self._objects[key].delete()
+        self._remove(key, obj)
         await self._publish(request.resource, "DELETED", obj)
         return obj
+
+    def _remove(self, key: tuple[Any, Any, Any], obj: dict[str, Any]) -> None:
+        self._bump(key[0], obj)
+        self._objects[key].history.append(obj)
+        self._objects[key].delete()
 
     async def delete_unseen(self, resource: Any, namespace: str, name: str) -> None:
         """Delete an object without a watch event: what a watch that lost its place (410 Gone) and
         re-listed never reports. Tests use it to play a watch gap."""
         async with self._lock:
             key = (resource, namespace, name)
-            obj = self._current(key)
-            self._bump(resource, obj)
-            self._objects[key].history.append(obj)
-            self._objects[key].delete()
+            self._remove(key, self._current(key))
 
     # -- reading ----------------------------------------------------------------------------
     async def _serve_version(self, request: rendering.Request) -> Any:
