@@ -44,3 +44,8 @@ WEBHOOK_DELIVERIES = Counter(
 OUTBOX_DEPTH = Gauge("modelreg_webhook_outbox_depth", "Notifications not yet delivered, per endpoint", ["endpoint"])
 RECHECK_QUEUE_DEPTH = Gauge("modelreg_recheck_queue_depth", "ModelVersions whose storage check is due and not yet done")
 RECHECK_LAG = Gauge("modelreg_recheck_lag_seconds", "How long the most overdue storage check has waited")
+RECONCILE_FAILURES = Counter(
+    "modelreg_reconcile_failures_total",
+    "Reconciles that failed and were retried with backoff, by kind and reason (races not counted)",
+    ["kind", "reason"],
+)

@@ -87,6 +87,18 @@ def test_stale_resource_version_and_failed_json_patch_test_are_refused(cluster, 
     assert failed_test.status_code == 422
 
 
+def test_a_staged_refusal_answers_only_its_method_and_resource_until_lifted(cluster, kube):
+    kube.create("modelversions", mv("refused"))
+    cluster.refuse("PATCH", "modelversions", 403, 'cannot patch resource "modelversions"')
+    refused = patch(cluster, f"{BASE}/refused", {"spec": {"description": "x"}})
+    assert refused.status_code == 403
+    assert refused.json()["reason"] == "Forbidden"
+    assert refused.json()["message"] == 'cannot patch resource "modelversions"'
+    assert requests.get(cluster.url + f"{BASE}/refused").status_code == 200  # other methods are served
+    cluster.allow("PATCH", "modelversions")
+    assert patch(cluster, f"{BASE}/refused", {"spec": {"description": "x"}}).status_code == 200
+
+
 def test_finalizers_hold_deletion_until_removed(cluster, kube):
     kube.create("modelversions", {**mv("fin"), "metadata": {"name": "fin", "finalizers": ["x/y"]}})
     kube.delete("modelversions", "fin")

@@ -7,9 +7,10 @@ import hashlib
 import boto3
 import pytest
 
+from modelreg import metrics
 from modelreg.testing.harness import S3Endpoint
-from tests.integration.conftest import condition, wait_for
-from tests.integration.promotion_helpers import register, version_body
+from tests.integration.conftest import NAMESPACE, condition, wait_for
+from tests.integration.promotion_helpers import deployment, promote, register, succeeded, version_body
 from tests.integration.test_model_version_verification import model_version, verified_reason
 
 
@@ -79,3 +80,48 @@ def test_a_deletion_the_watch_missed_is_noticed_by_the_next_resync(start_operato
         lambda: (c := condition(kube.get("modelversions", "fraud-v1-again"), "Ready")) and c["status"] == "True",
         what="fraud-v1-again Ready (not a duplicate of the deleted fraud-v1)",
     )
+
+
+def _failures(kind: str, reason: str) -> float:
+    return metrics.RECONCILE_FAILURES.labels(kind=kind, reason=reason)._value.get()
+
+
+FORBIDDEN = (
+    'deployments.apps "scorer" is forbidden: User "system:serviceaccount:modelreg:modelreg" '
+    'cannot patch resource "deployments" in API group "apps" in the namespace "ml"'
+)
+
+
+def test_an_api_refusal_is_told_on_the_promotion_once_and_it_heals_when_lifted(
+    operator, cluster, deployment_controller, apps, kube, s3, bucket
+):
+    apps.create_namespaced_deployment(NAMESPACE, deployment("scorer", stage="Staging", container="server"))
+    register(kube, s3, bucket, 1)
+    before = _failures("ModelPromotion", "APIForbidden")
+    cluster.refuse("PATCH", "deployments", 403, FORBIDDEN)  # e.g. the chart's RBAC not granted in this namespace
+    promote(kube, "p", 1, target="Staging")
+
+    told = kube.event("p", "APIForbidden")
+    assert told.type == "Warning"
+    assert FORBIDDEN in told.message and "retried with backoff" in told.message
+    wait_for(lambda: _failures("ModelPromotion", "APIForbidden") >= before + 3, what="two more failed attempts")
+    assert [e.reason for e in kube.events_for("p")].count("APIForbidden") == 1  # once per streak, not per retry
+
+    cluster.allow("PATCH", "deployments")  # nobody touches the promotion: the next retry completes it
+    succeeded(kube, "p", "Promoted")
+    dep = apps.read_namespaced_deployment("scorer", NAMESPACE)
+    assert dep.spec.template.metadata.annotations["modelreg.io/version"] == "1"
+
+
+def test_an_api_outage_on_status_writes_is_told_on_the_version_and_it_heals(operator, cluster, kube, s3, bucket):
+    data = b"weights while the API server struggles"
+    s3.put_object(Bucket=bucket, Key="outage/m.bin", Body=data)
+    cluster.refuse("PATCH", "modelversions", 503, "etcdserver: request timed out")
+    kube.create(
+        "modelversions", model_version("mv-api", f"s3://{bucket}/outage/m.bin", hashlib.sha256(data).hexdigest())
+    )
+    told = kube.event("mv-api", "APIUnavailable")
+    assert told.type == "Warning" and "etcdserver: request timed out" in told.message
+
+    cluster.allow("PATCH", "modelversions")
+    verified_reason(kube, "mv-api", "Verified")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +18,9 @@ from modelreg import metrics
 from modelreg.domain import model_versions as domain
 from modelreg.domain.promotions import TERMINAL, reason_of
 from modelreg.domain.serving import MODEL_LABEL, STAGE_LABEL
+from modelreg.domain.transitions import Transition
 from modelreg.domain.trust import STAGE, StatusSeals
+from modelreg.services.failures import Failure, FailureReports
 from modelreg.services.model_versions import ModelVersionReconciler
 from modelreg.services.promotions import PromotionReconciler
 from modelreg.services.reporting import Outcome, Reporter
@@ -119,10 +121,24 @@ class Loops:
     # -- workers --------------------------------------------------------------------------------
     async def run(self) -> None:
         backoff = self.versions.policy.delay
+        version_reports = FailureReports("ModelVersion", self._tell(VERSIONS))
+        promotion_reports = FailureReports("ModelPromotion", self._tell(PROMOTIONS))
         await asyncio.gather(
-            drain(self.version_queue, self._version, self.workers, backoff, "ModelVersion"),
-            drain(self.promotion_queue, self._promotion, max(2, self.workers // 4), backoff, "ModelPromotion"),
+            drain(self.version_queue, self._version, self.workers, backoff, version_reports),
+            drain(self.promotion_queue, self._promotion, max(2, self.workers // 4), backoff, promotion_reports),
         )
+
+    def _tell(self, plural: str) -> Callable[[Key, Failure], None]:
+        """A failure that escaped a reconcile, as a Warning Event on the object (if it still exists)."""
+
+        def tell(key: Key, failure: Failure) -> None:
+            body = self.view.get(plural, *key)
+            if body is not None:
+                outcome = Outcome()
+                outcome.add(body, Transition("Warning", failure.reason, failure.message, None, None))
+                self.reporter.report(outcome)
+
+        return tell
 
     async def _version(self, key: Key) -> float | None:
         body = self.view.get(VERSIONS, *key)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Hashable
 
 from modelreg.domain.redaction import redact
+from modelreg.services.failures import FailureReports
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +88,11 @@ async def drain(
     process: Callable[[Hashable], Awaitable[float | None]],
     workers: int,
     backoff: Callable[[int], float],
-    what: str,
+    reports: FailureReports,
 ) -> None:
     """`workers` tasks taking due keys; `process` returns when the key is due again (None: only
-    when asked). A failure (the API down) brings the same key back after `backoff(failures)`."""
+    when asked). A failure (the API down) brings the same key back after `backoff(failures)`,
+    and is reported (once per streak) on the object."""
     failures: collections.Counter[Hashable] = collections.Counter()
 
     async def work() -> None:
@@ -100,14 +102,16 @@ async def drain(
             try:
                 next_delay = await process(key)
                 failures.pop(key, None)
+                reports.succeeded(key)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 failures[key] += 1
                 next_delay = backoff(failures[key])
                 logger.warning(
-                    "%s %s: %s; again in %.1f s", what, "/".join(map(str, key)), redact(str(exc)), next_delay
+                    "%s %s: %s; again in %.1f s", reports.kind, "/".join(map(str, key)), redact(str(exc)), next_delay
                 )
+                reports.failed(key, exc)
             finally:
                 queue.done(key, next_delay)
 

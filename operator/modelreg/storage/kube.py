@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kubernetes
+import urllib3
 import yaml
 
 from modelreg import GROUP, VERSION
@@ -34,6 +35,26 @@ class Conflict(Exception):
 
 class Gone(Exception):
     """404: the object is not there (deleted meanwhile)."""
+
+
+class ApiRefused(Exception):
+    """Any other answer that is not a success: the status and the API server's own message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status, self.message = status, message
+
+
+class ApiUnreachable(Exception):
+    """No answer at all: connection refused or reset, DNS, TLS, timeout."""
+
+
+def api_message(exc: kubernetes.client.ApiException) -> str:
+    """The API server's one-line message (its Status body), else the HTTP status line."""
+    try:
+        return str(json.loads(exc.body)["message"])
+    except (TypeError, ValueError, KeyError):
+        return f"{exc.status} {exc.reason}"
 
 
 class NoCluster(Exception):
@@ -106,7 +127,9 @@ class KubeStore:
                 raise Conflict(str(exc.reason)) from exc
             if exc.status == 404:
                 raise Gone(str(exc.reason)) from exc
-            raise
+            raise ApiRefused(exc.status or 0, api_message(exc)) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ApiUnreachable(f"{type(exc).__name__}: {exc}") from exc
 
     async def whoami(self) -> str:
         return await self._call(whoami, self.custom.api_client)

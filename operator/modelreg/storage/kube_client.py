@@ -3,24 +3,16 @@ request shapes with the operator's KubeStore (storage/kube.py)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import kubernetes
 
 from modelreg import GROUP, VERSION
-from modelreg.storage.kube import patch_metadata, whoami
+from modelreg.storage.kube import api_message, patch_metadata, whoami
 
 
 class KubeClientError(Exception):
     """A one-line, user-facing error (the API server's own message when it has one)."""
-
-
-def _message(exc: kubernetes.client.ApiException) -> str:
-    try:
-        return json.loads(exc.body)["message"]
-    except (TypeError, ValueError, KeyError):
-        return f"{exc.status} {exc.reason}"
 
 
 class KubeClient:
@@ -40,7 +32,7 @@ class KubeClient:
         try:
             return fn(*args, **kwargs)
         except kubernetes.client.ApiException as exc:
-            raise KubeClientError(_message(exc)) from exc
+            raise KubeClientError(api_message(exc)) from exc
         except Exception as exc:  # connection refused, DNS, TLS: one line, no traceback
             raise KubeClientError(f"cannot reach the Kubernetes API: {exc.__class__.__name__}: {exc}") from exc
 

@@ -42,6 +42,9 @@ def _spec_part(obj: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
 
 
+_REASONS = {401: "Unauthorized", 403: "Forbidden", 429: "TooManyRequests", 503: "ServiceUnavailable"}
+
+
 class ApiError(Exception):
     def __init__(self, status: int, reason: str, message: str) -> None:
         super().__init__(message)
@@ -63,6 +66,8 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         # Keys stored per resource: lists, watches and per-kind lookups need not scan the whole store.
         self._keys: dict[Any, dict[tuple[Any, Any, Any], None]] = {}
         self.requests_served = 0
+        # (HTTP method, plural) -> (status, message): a refusal a test stages (RBAC, an outage)
+        self.refusals: dict[tuple[str, str], tuple[int, str]] = {}
         self.admission = AdmissionChain(self._stored_kind)
         self.resources.load_bundled()
         # Leases (leader election of a second replica) are built in on every API server.
@@ -114,6 +119,9 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         del self._requests[:-_REQUEST_LOG_LIMIT]
         writes = (kmock.action.CREATE, kmock.action.UPDATE, kmock.action.DELETE)
         try:
+            plural = request.resource.plural if request.resource is not None else None
+            if (refusal := self.refusals.get((request.method.value, plural or ""))) is not None:
+                raise ApiError(refusal[0], _REASONS.get(refusal[0], "InternalError"), refusal[1])
             if request.url.path.startswith("/openapi/"):
                 return self._serve_openapi(request.url.path)
             if request.resource is not None and request.resource.plural == "selfsubjectreviews":

@@ -87,6 +87,15 @@ class EmulatedCluster:
         )
         done.result(timeout=10)
 
+    def refuse(self, method: str, plural: str, status: int, message: str) -> None:
+        """Answer every `method` request on `plural` (e.g. "PATCH", "deployments") with `status`."""
+        assert self.api is not None
+        self.api.refusals[(method.upper(), plural)] = (status, message)
+
+    def allow(self, method: str, plural: str) -> None:
+        assert self.api is not None
+        self.api.refusals.pop((method.upper(), plural), None)
+
     def apply(self, documents: Iterable[dict[str, Any]], user: str = "admin") -> None:
         """Create objects as `user` (the emulator's administrator by default)."""
         import kubernetes
