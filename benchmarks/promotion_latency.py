@@ -4,6 +4,9 @@ With --versions ModelVersions present (default 200) and --deployments serving De
 each round promotes the next version to Production (1 approval required) and times the
 approval -> all Deployments carrying the new version. The baseline, measured in the same run,
 is the emulator's own create -> watch-event round trip: the floor any operator could reach.
+The operator and moto run in processes of their own, as in production (sharing this process's
+GIL with the emulator would time the GIL); the emulator and the simulated Deployment controller
+(the "cluster") run here.
 
 Usage: python benchmarks/promotion_latency.py [--versions 200] [--rounds 20] [--deployments 3]
 """
@@ -16,7 +19,10 @@ import json
 import logging
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
+import textwrap
 import threading
 import time
 import uuid
@@ -30,13 +36,20 @@ import boto3
 import kubernetes
 import requests
 
-from modelreg.config import Settings
 from modelreg.testing.deployments import SimulatedDeploymentController
-from modelreg.testing.harness import EmulatedCluster, OperatorThread, S3Endpoint
+from modelreg.testing.harness import EmulatedCluster, S3Process
 
 CRD_FILES = sorted((Path(__file__).resolve().parent.parent / "crds").glob("*.yaml"))
 
 NS, GROUP, VERSION = "bench", "modelreg.io", "v1alpha1"
+OPERATOR = """
+import sys
+from modelreg.config import Settings
+from modelreg.main import run_operator
+from modelreg.testing.harness import with_test_trust
+settings = Settings(promotions={"tick_seconds": 1}, policy={"required_approvals": {"Production": 1}})
+run_operator(with_test_trust(settings), [sys.argv[1]])
+"""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -87,7 +100,7 @@ def main() -> None:
     cluster = EmulatedCluster(CRD_FILES).start()
     cluster.grant_demo_users()
     cluster.write_kubeconfig(KUBECONFIG, namespace=NS, user="modelreg-operator")
-    s3 = S3Endpoint().start()
+    s3 = S3Process().start()
     os.environ.update(s3.environment())
     config = kubernetes.client.Configuration()
     config.host = cluster.url
@@ -149,14 +162,16 @@ def main() -> None:
                     },
                 },
             )
-        settings = Settings(
-            promotions={"tick_seconds": 1},
-            policy={"required_approvals": {"Production": 1}},
-        )
-        operator = OperatorThread(settings, [NS]).start()
+        script = KUBECONFIG.parent / "modelreg_operator.py"  # not operator.py: that is a stdlib module
+        script.write_text(textwrap.dedent(OPERATOR))
+        log = KUBECONFIG.parent / "operator.log"
+        with log.open("w") as stderr:
+            operator = subprocess.Popen([sys.executable, str(script), NS], env=dict(os.environ), stderr=stderr)
         controller = SimulatedDeploymentController(cluster.url, [NS], period=0.05).start()
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
+            if operator.poll() is not None:
+                raise RuntimeError(f"the operator exited with {operator.returncode}; see {log}")
             items = custom.list_namespaced_custom_object(GROUP, VERSION, NS, "modelversions")["items"]
             verified = sum(
                 any(
@@ -165,7 +180,8 @@ def main() -> None:
                 )
                 for i in items
             )
-            if verified == args.versions:
+            webhooks = kubernetes.client.AdmissionregistrationV1Api(api).list_mutating_webhook_configuration()
+            if verified == args.versions and webhooks.items:  # approvals are sealed at admission
                 break
             time.sleep(0.5)
 
@@ -233,7 +249,8 @@ def main() -> None:
                     break
                 time.sleep(0.02)
         controller.stop()
-        operator.stop()
+        operator.terminate()
+        operator.wait(timeout=60)
 
         b50, b99 = statistics.median(baseline), percentile(baseline, 0.99)
         p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)

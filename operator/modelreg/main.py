@@ -179,13 +179,19 @@ def _alive_while_waiting(liveness: str | None) -> Iterator[None]:
 def _run_kopf(
     settings: Settings, namespaces: Collection[str], liveness: str | None, stop_flag: Any, ready_flag: Any
 ) -> None:
+    registry = register(
+        settings,
+        read_seal_key(settings.approvals.seal_key_file or ""),
+        [read_seal_key(path) for path in settings.approvals.previous_seal_key_files],
+        namespaces,
+    )
+    if isinstance(stop_flag, threading.Event):
+        # kopf waits for a threading.Event in a thread of asyncio's default executor, which is
+        # joined at exit: stopped by a signal, the flag must be raised too or the process hangs
+        # (and a replica never releases its Lease).
+        kopf.on.cleanup(registry=registry)(lambda **_: stop_flag.set())
     kopf.run(
-        registry=register(
-            settings,
-            read_seal_key(settings.approvals.seal_key_file or ""),
-            [read_seal_key(path) for path in settings.approvals.previous_seal_key_files],
-            namespaces,
-        ),
+        registry=registry,
         settings=kopf_settings(namespaces, settings.webhook),
         clusterwide=not namespaces,
         namespaces=namespaces,

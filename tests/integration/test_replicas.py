@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 
@@ -62,6 +66,38 @@ def test_the_standby_takes_over_when_the_active_replica_stops(operator, standby,
     assert [h["stage"] for h in after["status"]["stageHistory"]] == ["Production"]  # moved once
     assert after["status"]["lastCheck"]["time"] == v1["status"]["lastCheck"]["time"]  # not due: not re-checked
     register(kube, s3, bucket, 2)  # and new work is done
+
+
+REPLICA = """
+import sys
+from modelreg.config import Settings
+from modelreg.main import run_operator
+from modelreg.testing.harness import with_test_trust
+run_operator(with_test_trust(Settings(election={"lease_seconds": 3, "retry_seconds": 0.5})), [sys.argv[1]])
+"""
+
+
+def test_a_replica_stopped_by_sigterm_exits_at_once_and_releases_its_lease(cluster, aws_env, kube, tmp_path):
+    # As the kubelet stops a pod: SIGTERM to the main process (which holds the Lease).
+    script = tmp_path / "replica.py"
+    script.write_text(REPLICA)
+    replica = subprocess.Popen([sys.executable, str(script), NAMESPACE], env=dict(os.environ))
+    try:
+        wait_for(lambda: _holder(kube), timeout=30, what="the replica holding the Lease")
+        time.sleep(1)  # running: kopf's watches and the operator's tasks started
+        replica.send_signal(signal.SIGTERM)
+        assert replica.wait(timeout=15) == 0  # not stuck until the kubelet's SIGKILL
+        assert _holder(kube) is None  # a standby takes over at once, not after leaseDurationSeconds
+    finally:
+        if replica.poll() is None:
+            replica.kill()
+
+
+def _holder(kube) -> str | None:
+    try:
+        return lease(kube).spec.holder_identity
+    except kubernetes.client.ApiException:
+        return None
 
 
 def _approved(kube) -> bool:
