@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from modelreg import metrics
 from modelreg.domain import notifications
@@ -35,9 +35,22 @@ from modelreg.services.view import VERSIONS, View
 from modelreg.storage.kube import Conflict, KubeStore
 
 TAMPERED = "StatusTampered"
+T = TypeVar("T")
 # (namespace, ModelVersion) -> None while storage still holds the proven bytes, else why not
 Prover = Callable[[str, Mapping[str, Any]], Awaitable[Verdict | None]]
 Clock = Callable[[], datetime]
+
+
+def _unlabelled(version: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(name, stage) if the version's stage label does not name its stage."""
+    stage = (version.get("status") or {}).get("stage") or ""
+    if ((version["metadata"].get("labels") or {}).get(STAGE_LABEL) or "") == stage:
+        return None
+    return version["metadata"]["name"], stage
+
+
+async def _nothing() -> None:
+    return None
 
 
 class Rollout:
@@ -53,16 +66,20 @@ class Rollout:
         versions: list[dict[str, Any]],
         approved_by: list[str],
         outcome: Outcome,
-    ) -> None:
+        then: Callable[[], Awaitable[T]] | None = None,
+    ) -> T | None:
+        """Each move's stage and history in its version's status; then `then` (e.g. the rollout),
+        alongside the stage labels CI/CD selects by: a label follows its stage, never leads it,
+        and nothing waits for it. Returns what `then` returns."""
         by_name = {v["metadata"]["name"]: v for v in versions}
 
-        async def move_one(move: domain.Move) -> None:
+        async def move_one(move: domain.Move) -> tuple[str, str] | None:
             version = by_name.get(move.version_name)
             if version is None:
-                return  # deleted meanwhile: nothing left to move
+                return None  # deleted meanwhile: nothing left to move
             history = list((version.get("status") or {}).get("stageHistory") or [])
-            if domain.history_has(history, move, promotion):
-                return
+            if domain.history_has(history, move, promotion):  # made before (a retry): its label may not be
+                return _unlabelled(version)
             approvers = approved_by if move.to_stage == moves[-1].to_stage else []
             now = self.clock().strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # sub-second: keeps the timeline ordered
             history.append(domain.stage_history_entry(move, promotion, now, approvers))
@@ -80,27 +97,33 @@ class Rollout:
                     approvers=approvers,
                 )
             )
+            return _unlabelled(version)
 
         # Each move is another version's (and recorded in its own history): they go side by side.
-        await asyncio.gather(*(move_one(move) for move in moves))
+        unlabelled = [found for found in await asyncio.gather(*(move_one(move) for move in moves)) if found]
+        labels = (self.label_stage(namespace, name, stage) for name, stage in unlabelled)
+        first, *_ = await asyncio.gather(then() if then is not None else _nothing(), *labels)
+        return first
 
     async def write_stage(
         self, namespace: str, version: Mapping[str, Any], stage: str, history: list
     ) -> dict[str, Any]:
-        """Stage and history with their seal in one write, and the label CI/CD selects by; the version
-        as it now is (the one given, read from the view, is not changed)."""
+        """Stage and history with their seal in one write; the version as it now is (the one given,
+        read from the view, is not changed). Its label follows (label_stage): a reader between the
+        two sees the new stage and an old label (and sets the same label), never a label ahead of
+        the stage it names."""
         record = {"stage": stage or None, "stageHistory": history or None}
         seal = self.status_seals.seal(STAGE, version, record)
         name = version["metadata"]["name"]
         status = {**record, "seals": {STAGE: seal}}
-        # Status first, then the label: a reader between the two sees the new stage and an old label
-        # (and sets the same label), never a label ahead of the stage it names.
         await self.view.write(VERSIONS, namespace, name, self.kube.patch_status(VERSIONS, namespace, name, status))
-        labels = {STAGE_LABEL: stage or None}
-        await self.view.write(VERSIONS, namespace, name, self.kube.patch_labels(VERSIONS, namespace, name, labels))
         status = dict(version.get("status") or {})
         status.update(stage=stage, stageHistory=history, seals={**(status.get("seals") or {}), STAGE: seal})
         return {**version, "status": status}
+
+    async def label_stage(self, namespace: str, name: str, stage: str) -> None:
+        labels = {STAGE_LABEL: stage or None}
+        await self.view.write(VERSIONS, namespace, name, self.kube.patch_labels(VERSIONS, namespace, name, labels))
 
     async def restore_stage(self, namespace: str, name: str, model: str, outcome: Outcome) -> None:
         """A ModelVersion whose stage the operator cannot prove gets the one its promotions record."""
@@ -110,6 +133,7 @@ class Rollout:
         stage, history = domain.stage_record(name, self.view.trusted("modelpromotions", namespace, model))
         forged = (raw.get("status") or {}).get("stage") or ""
         await self.write_stage(namespace, raw, stage, history)
+        await self.label_stage(namespace, name, stage)
         why = f"status.stage {forged or '(none)'} was not written by the operator; restored from the promotions"
         outcome.add(raw, Transition("Warning", TAMPERED, f"{why}: {stage or 'no stage'}", forged, stage))
 
