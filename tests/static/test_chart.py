@@ -232,3 +232,31 @@ def test_the_webhook_certificate_comes_from_a_ca_so_renewals_stay_trusted():
         "cert-manager.io/inject-ca-from"
     ]
     assert injected == f"modelreg-system/{serving['metadata']['name']}"
+
+
+def test_the_operators_own_writes_skip_only_the_webhooks_that_always_allow_them():
+    import celpy
+
+    objects = render("--set", "serviceAccount.name=registry")
+    operator = "system:serviceaccount:modelreg-system:registry"
+    skipped = set()
+    env = celpy.Environment()
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        for webhook in by_kind(objects, kind)[0]["webhooks"]:
+            conditions = webhook.get("matchConditions") or []
+            programs = [env.program(env.compile(c["expression"])) for c in conditions]
+
+            def called(user: str, programs=programs) -> bool:  # the API server calls it if every condition holds
+                request = celpy.json_to_cel({"userInfo": {"username": user, "groups": ["system:authenticated"]}})
+                return all(bool(p.evaluate({"request": request})) for p in programs)
+
+            assert called("alice") and called("system:serviceaccount:modelreg-system:other")
+            if not called(operator):
+                skipped.add(webhook["name"])
+    # status-*: only the operator may write status; check-versions: the operator keeps the labels
+    # (the CRD's CEL rules hold spec immutability for everyone). Approvals are always checked.
+    assert skipped == {
+        "status-modelversions.modelreg.io",
+        "status-modelpromotions.modelreg.io",
+        "check-versions.modelreg.io",
+    }

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import aiohttp
+import celpy
 import jsonpatch
 
 Obj = Mapping[str, Any]
@@ -45,12 +46,20 @@ def matches(webhook: Obj, group: str, version: str, resource: str, operation: st
     return False
 
 
+_CEL = celpy.Environment()
+
+
+def _program(expression: str) -> Any:
+    return _CEL.program(_CEL.compile(expression))
+
+
 class AdmissionChain:
     def __init__(self, configurations: Callable[[str], list[Obj]]) -> None:
         # kind ("MutatingWebhookConfiguration" / "ValidatingWebhookConfiguration") -> stored objects
         self.configurations = configurations
         self.bypassed = False  # tests flip this to play an attacker who got past admission
         self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._programs: dict[str, Any] = {}  # matchConditions' CEL, compiled once per expression
 
     def _session(self, ca_bundle: str) -> aiohttp.ClientSession:
         """One keep-alive session per CA bundle, as an API server keeps its webhook connections."""
@@ -109,14 +118,45 @@ class AdmissionChain:
             before_validation(obj)
             return obj
         for webhook in self._webhooks("MutatingWebhookConfiguration", group, version, resource, operation):
+            if not self._wanted(webhook, request, obj):
+                continue
             answer = await self._call(webhook, {**request, "object": obj})
             if answer is not None and answer.get("patch"):
                 ops = jsonpatch.JsonPatch.from_string(base64.b64decode(answer["patch"]).decode())
                 obj = ops.apply(obj)
         before_validation(obj)
         for webhook in self._webhooks("ValidatingWebhookConfiguration", group, version, resource, operation):
-            await self._call(webhook, {**request, "object": obj})
+            if self._wanted(webhook, request, obj):
+                await self._call(webhook, {**request, "object": obj})
         return obj
+
+    def _wanted(self, webhook: Obj, request: dict[str, Any], obj: dict[str, Any]) -> bool:
+        """The webhook's matchConditions (CEL on `request`, `object`, `oldObject`): called only if
+        all hold. One that cannot be evaluated is the failure policy's to decide, as on a cluster."""
+        conditions = webhook.get("matchConditions") or []
+        if not conditions:
+            return True
+        activation = {
+            "request": celpy.json_to_cel({k: v for k, v in request.items() if k != "oldObject"}),
+            "object": celpy.json_to_cel(obj),
+            "oldObject": celpy.json_to_cel(request.get("oldObject")),
+        }
+        for condition in conditions:
+            expression = condition.get("expression", "")
+            if expression not in self._programs:
+                self._programs[expression] = _program(expression)
+            try:
+                result = self._programs[expression].evaluate(activation)
+            except celpy.CELEvalError as exc:
+                result = exc
+            if isinstance(result, celpy.CELEvalError):
+                if webhook.get("failurePolicy", "Fail") == "Ignore":
+                    return False
+                name = webhook.get("name", "")
+                raise Rejected(500, "InternalError", f'failed to evaluate matchCondition of "{name}": {result}')
+            if not bool(result):
+                return False
+        return True
 
     async def _call(self, webhook: Obj, request: dict[str, Any]) -> dict[str, Any] | None:
         name = webhook.get("name", "")
