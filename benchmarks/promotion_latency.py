@@ -282,6 +282,8 @@ def main() -> None:
         print(f"emulator create->watch round trip: p50 {b50 * 1000:7.1f} ms  p99 {b99 * 1000:7.1f} ms  (baseline)")
         print(f"approval -> all Deployments patched: p50 {p50 * 1000:7.1f} ms  p99 {p99 * 1000:7.1f} ms")
         print(f"ratio to baseline: p50 {p50 / b50:.1f}x  p99 {p99 / b99:.1f}x")
+        slowest = sorted(range(len(latencies)), key=latencies.__getitem__)[-3:][::-1]
+        print("  slowest rounds: " + ", ".join(f"#{i + 1} {latencies[i] * 1000:.1f} ms" for i in slowest))
         print(
             f"  of which: approval admitted (webhooks) p50 {statistics.median(admitted) * 1000:.1f} ms, "
             f"commit point written p50 {statistics.median(committed) * 1000:.1f} ms"

@@ -1,6 +1,9 @@
 """A resync that finds what a watch has not delivered yet judges it as that event would have."""
 
+import gc
 from types import SimpleNamespace
+
+import pytest
 
 from modelreg.services.loops import Loops
 from modelreg.services.view import VERSIONS, View
@@ -18,6 +21,26 @@ class Kube:
 
     async def list_everywhere(self, plural, namespaces):
         return self.listings.get(plural, [])
+
+
+@pytest.fixture(autouse=True)
+def unfrozen():
+    yield
+    gc.unfreeze()  # as the operator's stop does
+
+
+async def test_what_a_resync_leaves_is_out_of_the_full_collections_way():
+    view = View({VERSIONS: lambda b: b})
+    listing = [version(f"fraud-v{n}", str(n), n) for n in range(1, 50)]
+    seals = SimpleNamespace(proven=lambda part, body: True)
+    kube = Kube({VERSIONS: [Listing("ml", "60", listing)]})
+    loops = Loops(kube, view, SimpleNamespace(), SimpleNamespace(), seals, None, workers=1, promotion_tick=1)
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    await loops.resync(["ml"])
+    # the view's bodies (and everything else alive then) are no longer walked by full collections
+    assert gc.get_freeze_count() > 49 * 5
+    assert view.get(VERSIONS, "ml", "fraud-v7") is not None
 
 
 async def test_a_parent_found_by_a_resync_wakes_its_children():

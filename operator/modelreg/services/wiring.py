@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Collection
@@ -61,6 +62,7 @@ class Services:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
+        gc.unfreeze()  # what the resyncs froze is collectable again (an operator inside a longer-lived process)
         await self.notifier.close()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
