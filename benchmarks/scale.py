@@ -5,7 +5,7 @@ The operator under test runs in its own process (so its CPU and memory are its o
 emulator runs in this process, moto in another. Artifacts carry an S3 SHA-256 checksum, so each
 verification is one HEAD and one status patch.
 
-Usage: python benchmarks/scale.py [--versions 1000] [--namespaces 10] [--idle 15]
+Usage: python benchmarks/scale.py [--versions 1000] [--namespaces 10] [--idle 15] [--labelled]
 """
 
 from __future__ import annotations
@@ -131,6 +131,12 @@ def main() -> None:
     parser.add_argument("--versions", type=int, default=1000)
     parser.add_argument("--namespaces", type=int, default=10)
     parser.add_argument("--idle", type=float, default=15.0)
+    parser.add_argument(
+        "--labelled",
+        action="store_true",
+        help="versions carry modelreg.io/model, as the label-versions webhook sets it at creation on a cluster "
+        "(here they are created past admission, so by default the operator writes the label)",
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="modelreg-scale-"))
     kubeconfig, seal = workdir / "kubeconfig", workdir / "seal.key"
@@ -161,7 +167,7 @@ def main() -> None:
             body = {
                 "apiVersion": "modelreg.io/v1alpha1",
                 "kind": "ModelVersion",
-                "metadata": {"name": f"m-v{i}"},
+                "metadata": {"name": f"m-v{i}", **({"labels": {"modelreg.io/model": "m"}} if args.labelled else {})},
                 "spec": {
                     "modelName": "m",
                     "version": i + 1,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 
 import kubernetes
@@ -41,6 +42,9 @@ def test_generate_name_and_conflicts(kube):
     first = kube.create("modelversions", mv(generateName="mv-"))
     second = kube.create("modelversions", mv(generateName="mv-"))
     assert first["metadata"]["name"].startswith("mv-") and first["metadata"]["name"] != second["metadata"]["name"]
+    assert re.fullmatch(r"mv-[bcdfghjklmnpqrstvwxz2456789]{5}", first["metadata"]["name"])  # the API server's
+    for _ in range(200):  # a taken name is drawn again, as the API server retries (1.31+): no 409 for generateName
+        kube.create("modelversions", mv(generateName="mv-"))
     with pytest.raises(kubernetes.client.ApiException) as caught:
         kube.create("modelversions", mv(first["metadata"]["name"]))
     assert caught.value.status == 409

@@ -42,6 +42,7 @@ def _spec_part(obj: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
 
 
+_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _REASONS = {401: "Unauthorized", 403: "Forbidden", 429: "TooManyRequests", 503: "ServiceUnavailable"}
 
 
@@ -325,9 +326,15 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
     def _propose_create(self, request: rendering.Request) -> dict[str, Any]:
         obj = copy.deepcopy(request.data)
         meta = obj.setdefault("metadata", {})
-        if not meta.get("name") and meta.get("generateName"):
-            meta["name"] = meta["generateName"] + secrets.token_hex(3)[:5]
         meta["namespace"] = request.namespace or meta.get("namespace")
+        if not meta.get("name") and meta.get("generateName"):
+            # the API server's alphabet, and its retries on a taken name (RetryGenerateName, 1.31+)
+            for _ in range(8):
+                meta["name"] = meta["generateName"] + "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
+                if (key := (request.resource, meta["namespace"], meta["name"])) not in self._objects:
+                    break
+                if self._objects[key].deleted:
+                    break
         self._exists_not((request.resource, meta["namespace"], meta.get("name")))
         if request.resource in self._status_subresource:
             obj.pop("status", None)  # status is written through the /status subresource only
