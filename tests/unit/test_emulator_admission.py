@@ -34,3 +34,5 @@ def test_a_condition_that_cannot_be_evaluated_is_the_failure_policys_to_decide()
     with pytest.raises(Rejected, match="matchCondition"):
         chain._wanted(webhook(broken), request("alice"), {})
     assert not chain._wanted(webhook(broken, policy="Ignore"), request("alice"), {})  # skipped, write admitted
+    # a false condition decides before an erring one, wherever it stands
+    assert not chain._wanted(webhook(broken, 'request.userInfo.username == "bob"'), request("alice"), {})

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from modelreg import metrics
 from modelreg.domain.artifacts import Reason
-from modelreg.services.failures import MESSAGE_LIMIT, Failure, FailureReports, explain
+from modelreg.services.failures import MESSAGE_LIMIT, FailureReports, explain
 from modelreg.storage.kube import ApiRefused, ApiUnreachable, Conflict, Gone
 from modelreg.storage.s3 import StorageFailure
 
@@ -51,10 +52,10 @@ def test_a_failure_streak_is_told_once_and_again_only_when_its_reason_changes():
     reports = FailureReports("ModelPromotion", lambda key, failure: told.append((key, failure.reason)))
     key = ("ml", "p")
     for _ in range(3):
-        reports.failed(key, ApiRefused(503, "down"))
+        reports.failed(key, ApiRefused(422, "invalid"))
     reports.failed(key, Conflict("409"))  # a race in the middle of a streak neither tells nor ends it
-    reports.failed(key, ApiRefused(503, "down"))
-    assert told == [(key, "APIUnavailable")]
+    reports.failed(key, ApiRefused(422, "invalid"))
+    assert told == [(key, "APIRejected")]
 
     reports.failed(key, ApiRefused(403, "forbidden"))
     assert told[-1] == (key, "APIForbidden")
@@ -64,4 +65,16 @@ def test_a_failure_streak_is_told_once_and_again_only_when_its_reason_changes():
     reports.succeeded(key)
     reports.failed(key, ApiRefused(403, "forbidden"))  # a new streak is told again
     assert told[-1] == (key, "APIForbidden") and len(told) == 4
-    assert isinstance(explain(ApiRefused(403, "x")), Failure)
+    reports.forget(key)  # deleted: nothing kept for it
+    assert key not in reports._told
+
+
+def test_an_api_outage_is_counted_not_told_on_every_object():
+    told: list[object] = []
+    reports = FailureReports("ModelVersion", lambda key, failure: told.append(key))
+    before = metrics.RECONCILE_FAILURES.labels(kind="ModelVersion", reason="APIUnavailable")._value.get()
+    for n in range(50):
+        reports.failed(("ml", f"v{n}"), ApiRefused(429, "too many requests"))
+        reports.failed(("ml", f"w{n}"), ApiUnreachable("connection refused"))
+    assert told == []  # no Event per object on top of a throttling or absent API server
+    assert metrics.RECONCILE_FAILURES.labels(kind="ModelVersion", reason="APIUnavailable")._value.get() == before + 100

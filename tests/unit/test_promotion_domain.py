@@ -11,6 +11,7 @@ from modelreg.domain.promotions import (
     execution_moves,
     gates,
     history_has,
+    moved_version,
     rollback_moves,
     stage_record,
     superseded_by,
@@ -219,11 +220,24 @@ def test_turns_and_superseding():
 
 def test_moves_archive_the_previous_production_and_roll_back_in_reverse():
     moves = execution_moves("Production", mv("v2", 2, stage="Staging"), mv("v1", 1, stage="Production"))
-    assert moves == [Move("v1", 1, "Production", "Archived"), Move("v2", 2, "Staging", "Production")]
-    assert rollback_moves(moves) == [Move("v2", 2, "Production", "Staging"), Move("v1", 1, "Archived", "Production")]
+    v1_uid, v2_uid = "uid-v1-aaaa", "uid-v2-aaaa"  # the very objects judged
+    assert moves == [Move("v1", 1, "Production", "Archived", v1_uid), Move("v2", 2, "Staging", "Production", v2_uid)]
+    assert rollback_moves(moves) == [
+        Move("v2", 2, "Production", "Staging", v2_uid),
+        Move("v1", 1, "Archived", "Production", v1_uid),
+    ]
     assert history_has([{"stage": "Archived", "promotion": "p"}], moves[0], "p")
     assert not history_has([{"stage": "Archived", "promotion": "q"}], moves[0], "p")
     assert Move.from_status(moves[0].to_status()) == moves[0]
+
+
+def test_a_move_names_the_very_version_judged_not_one_registered_again_under_its_name():
+    judged = mv("v2", 2)
+    move = execution_moves("Production", judged, None)[0]
+    assert moved_version([judged], move) is judged
+    again = {**judged, "metadata": {**judged["metadata"], "uid": "someone-elses"}}
+    assert moved_version([again], move) is None
+    assert moved_version([again], Move("v2", 2, "", "Production")) is again  # a record from before uids were kept
 
 
 def test_an_approval_sealed_for_one_stage_move_does_not_count_once_the_candidate_holds_another_stage():

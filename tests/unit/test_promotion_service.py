@@ -218,3 +218,50 @@ async def test_a_deployment_event_already_serving_its_stage_costs_no_read(world)
     for _ in range(3):
         await service.converge_deployment(NS, "serve", "fraud", seen=copy.deepcopy(served))
     assert len(reads) == 1 and kube.deployments["serve"]["metadata"]["generation"] == generation
+
+
+async def test_a_rollout_that_fails_at_once_leaves_every_stage_label_naming_its_stage(world):
+    kube, _, service, add = world
+    v1, v2 = version("fraud-v1", 1, stage="Production"), version("fraud-v2", 2)
+    v1["metadata"]["labels"] = {"modelreg.io/stage": "Production"}
+    add(VERSIONS, v1)
+    add(VERSIONS, v2)
+    kube.deployments["serve"]["metadata"]["annotations"] = {"modelreg.io/container": "nope"}  # misconfigured
+    add(PROMOTIONS, promotion("p", 2, v2, ("bob", "carol")))
+
+    await service.reconcile(NS, "p", "fraud")  # moves made, the rollout refused, the moves undone
+
+    assert condition(kube.objects[(PROMOTIONS, "p")], "Succeeded")["reason"] == "RolloutFailed"
+    for name, stage in (("fraud-v1", "Production"), ("fraud-v2", None)):
+        stored = kube.objects[(VERSIONS, name)]
+        assert stored["status"].get("stage") == stage
+        assert (stored["metadata"].get("labels") or {}).get("modelreg.io/stage") == stage  # CI/CD selects by it
+
+
+async def test_a_candidate_replaced_during_its_rollout_is_never_served(world):
+    kube, view, service, add = world
+    v1, v2 = version("fraud-v1", 1, stage="Production"), version("fraud-v2", 2)
+    add(VERSIONS, v1)
+    add(VERSIONS, v2)
+    add(PROMOTIONS, promotion("p", 2, v2, ("bob", "carol")))
+    kube.deployments["serve"]["status"]["availableReplicas"] = 0
+    await service.reconcile(NS, "p", "fraud")  # committed, moved, rolling out
+    assert condition(kube.objects[(PROMOTIONS, "p")], "Succeeded")["reason"] == "RollingOut"
+
+    # An editor deletes the approved fraud-v2 and registers other bytes under its name and number
+    # (verified in their own right, but never judged or approved for this promotion).
+    view.observe(VERSIONS, "DELETED", kube.objects.pop((VERSIONS, "fraud-v2")))
+    evil = version("fraud-v2", 2)
+    evil["metadata"]["uid"] = "uid-evil"
+    evil["spec"]["artifact"]["uri"] = "s3://b/EVIL"
+    evil["status"]["seals"] = {VERIFICATION: SEALS.seal(VERIFICATION, evil, evil["status"])}
+    add(VERSIONS, evil)
+    kube.deployments["serve"]["spec"]["template"]["metadata"]["annotations"] = {}  # drifted: would be re-patched
+
+    await service.reconcile(NS, "p", "fraud")
+    ended = kube.objects[(PROMOTIONS, "p")]
+    assert condition(ended, "Succeeded")["reason"] == "VersionNotFound"
+    served = kube.deployments["serve"]["spec"]["template"]["spec"]["containers"][0].get("env") or []
+    assert "s3://b/EVIL" not in str(served)
+    assert kube.objects[(VERSIONS, "fraud-v1")]["status"]["stage"] == "Production"  # restored
+    assert (kube.objects[(VERSIONS, "fraud-v2")]["status"].get("stage") or None) is None

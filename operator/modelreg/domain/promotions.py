@@ -208,31 +208,50 @@ class Move:
     version: int
     from_stage: str
     to_stage: str
+    version_uid: str = ""  # the very object judged ("" in records from before it was kept)
 
     def to_status(self) -> dict[str, Any]:
-        return {
+        entry = {
             "versionName": self.version_name,
             "version": self.version,
             "fromStage": self.from_stage,
             "toStage": self.to_stage,
         }
+        return {**entry, "versionUid": self.version_uid} if self.version_uid else entry
 
     @classmethod
     def from_status(cls, entry: Mapping[str, Any]) -> Move:
-        return cls(entry["versionName"], entry["version"], entry["fromStage"], entry["toStage"])
+        return cls(
+            entry["versionName"], entry["version"], entry["fromStage"], entry["toStage"], entry.get("versionUid", "")
+        )
 
 
 def execution_moves(target: str, candidate: Obj, holder: Obj | None) -> list[Move]:
     moves = []
     if holder is not None and holder["metadata"]["name"] != candidate["metadata"]["name"]:
-        moves.append(Move(holder["metadata"]["name"], holder["spec"]["version"], target, DISPLACED_TO[target]))
+        displaced = DISPLACED_TO[target]
+        moves.append(Move(holder["metadata"]["name"], holder["spec"]["version"], target, displaced, _uid(holder)))
     current = (candidate.get("status") or {}).get("stage") or ""
-    moves.append(Move(candidate["metadata"]["name"], candidate["spec"]["version"], current, target))
+    moves.append(Move(candidate["metadata"]["name"], candidate["spec"]["version"], current, target, _uid(candidate)))
     return moves
 
 
+def _uid(obj: Obj) -> str:
+    return obj["metadata"].get("uid") or ""
+
+
+def moved_version(versions: Sequence[Obj], move: Move) -> Obj | None:
+    """The version `move` was made for: by name, and the very object where the move kept its uid.
+    One deleted and registered again (same name or number, other bytes) is not it: it was never
+    judged or approved."""
+    found = next((v for v in versions if v["metadata"]["name"] == move.version_name), None)
+    if found is None or (move.version_uid and _uid(found) != move.version_uid):
+        return None
+    return found
+
+
 def rollback_moves(moves: Sequence[Move]) -> list[Move]:
-    return [Move(m.version_name, m.version, m.to_stage, m.from_stage) for m in reversed(moves)]
+    return [Move(m.version_name, m.version, m.to_stage, m.from_stage, m.version_uid) for m in reversed(moves)]
 
 
 def stage_history_entry(move: Move, promotion: str, now: str, approved_by: Sequence[str]) -> dict[str, Any]:

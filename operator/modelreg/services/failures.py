@@ -64,9 +64,13 @@ class FailureReports:
         if failure is None:
             return
         metrics.RECONCILE_FAILURES.labels(kind=self.kind, reason=failure.reason).inc()
+        if failure.reason == "APIUnavailable":
+            return  # an overloaded or unreachable API gets no Event per object on top (log and metric only)
         if self._told.get(key) != failure.reason:
             self._told[key] = failure.reason
             self.tell(key, failure)
 
     def succeeded(self, key: Hashable) -> None:
         self._told.pop(key, None)
+
+    forget = succeeded  # the object is gone: its streak with it

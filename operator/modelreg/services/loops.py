@@ -49,6 +49,8 @@ class Loops:
         self.versions, self.promotions, self.status_seals = versions, promotions, status_seals
         self.workers, self.promotion_tick = workers, promotion_tick
         self.version_queue, self.promotion_queue = DueQueue(), DueQueue()
+        self.version_failures = FailureReports("ModelVersion", self._tell(VERSIONS))
+        self.promotion_failures = FailureReports("ModelPromotion", self._tell(PROMOTIONS))
         versions.wake = lambda namespace, name: self.version_queue.schedule((namespace, name))
         metrics.RECHECK_QUEUE_DEPTH.set_function(self.version_queue.depth)
         metrics.RECHECK_LAG.set_function(self.version_queue.lag)
@@ -73,7 +75,9 @@ class Loops:
                     observe("DELETED", {**body, "metadata": meta})
         # The view is most of the heap, and Python's full collections walk all of it, stalling
         # every reconcile and webhook (150 ms at 2,000 versions, several a minute). What survives a
-        # listing is moved out of their way; garbage cycles are collected first, so none is kept.
+        # listing is moved out of their way. Unfrozen and collected first: garbage cycles among what
+        # the last freeze kept (tasks, tracebacks) are reclaimed once a period, never kept for good.
+        gc.unfreeze()
         gc.collect()
         gc.freeze()
 
@@ -94,6 +98,7 @@ class Loops:
             return  # the echo of the operator's own write
         if event_type == "DELETED":
             self.version_queue.discard(key)
+            self.version_failures.forget(key)
         else:
             self.version_queue.schedule(key)
         if event_type == "DELETED" or not known:
@@ -112,6 +117,7 @@ class Loops:
             return
         if event_type == "DELETED":
             self.promotion_queue.discard((meta["namespace"], meta["name"]))
+            self.promotion_failures.forget((meta["namespace"], meta["name"]))
         self._wake_promotions(meta["namespace"], body["spec"]["modelName"])  # the model's queue may move
 
     def _wake_promotions(self, namespace: str, model: str) -> None:
@@ -127,11 +133,9 @@ class Loops:
     # -- workers --------------------------------------------------------------------------------
     async def run(self) -> None:
         backoff = self.versions.policy.delay
-        version_reports = FailureReports("ModelVersion", self._tell(VERSIONS))
-        promotion_reports = FailureReports("ModelPromotion", self._tell(PROMOTIONS))
         await asyncio.gather(
-            drain(self.version_queue, self._version, self.workers, backoff, version_reports),
-            drain(self.promotion_queue, self._promotion, max(2, self.workers // 4), backoff, promotion_reports),
+            drain(self.version_queue, self._version, self.workers, backoff, self.version_failures),
+            drain(self.promotion_queue, self._promotion, max(2, self.workers // 4), backoff, self.promotion_failures),
         )
 
     def _tell(self, plural: str) -> Callable[[Key, Failure], None]:

@@ -240,8 +240,9 @@ class PromotionReconciler:
         try:  # only if the promotion is still exactly what was judged (an approval withdrawn meanwhile)
             await self._write_status(namespace, promotion, status, outcome, promotion["metadata"]["resourceVersion"])
         except BaseException as exc:
-            if check is not None:
-                check.cancel()  # not executing now: its answer would be stale by the next try
+            if check is not None:  # not executing now: its answer would be stale by the next try
+                check.cancel()
+                check.add_done_callback(lambda done: done.cancelled() or done.exception())  # nothing left unread
             if isinstance(exc, Conflict):
                 return  # judged again on its next event or tick
             raise
@@ -260,7 +261,9 @@ class PromotionReconciler:
         status, spec = promotion["status"], promotion["spec"]
         name, target, model = promotion["metadata"]["name"], spec["targetStage"], spec["modelName"]
         moves = [domain.Move.from_status(m) for m in status.get("moves") or []]
-        serving = domain.candidate_of(versions, spec["version"])
+        judged = next((m for m in moves if m.to_stage == target and m.version == spec["version"]), None)
+        # the very version judged and approved at the commit point, not one re-created since
+        serving = domain.moved_version(versions, judged) if judged else domain.candidate_of(versions, spec["version"])
         now = self._now()
         # Right before stages move or any Deployment is patched: storage still holds what was proven.
         if check is None and serving is not None:
@@ -268,7 +271,7 @@ class PromotionReconciler:
         problem = await check if check is not None else None
         ending = None
         if serving is None:
-            ending = ("VersionNotFound", f"ModelVersion {model} v{spec['version']} was deleted")
+            ending = ("VersionNotFound", f"ModelVersion {model} v{spec['version']} was deleted (or replaced) meanwhile")
         elif problem is not None and problem.reason == Reason.ARTIFACT_CHANGED:
             ending = ("ArtifactChanged", problem.message)
         elif _seconds_between(status.get("startTime"), now) > self.execution_timeout:

@@ -41,14 +41,6 @@ Prover = Callable[[str, Mapping[str, Any]], Awaitable[Verdict | None]]
 Clock = Callable[[], datetime]
 
 
-def _unlabelled(version: Mapping[str, Any]) -> tuple[str, str] | None:
-    """(name, stage) if the version's stage label does not name its stage."""
-    stage = (version.get("status") or {}).get("stage") or ""
-    if ((version["metadata"].get("labels") or {}).get(STAGE_LABEL) or "") == stage:
-        return None
-    return version["metadata"]["name"], stage
-
-
 async def _nothing() -> None:
     return None
 
@@ -71,15 +63,14 @@ class Rollout:
         """Each move's stage and history in its version's status; then `then` (e.g. the rollout),
         alongside the stage labels CI/CD selects by: a label follows its stage, never leads it,
         and nothing waits for it. Returns what `then` returns."""
-        by_name = {v["metadata"]["name"]: v for v in versions}
 
         async def move_one(move: domain.Move) -> tuple[str, str] | None:
-            version = by_name.get(move.version_name)
+            version = domain.moved_version(versions, move)
             if version is None:
-                return None  # deleted meanwhile: nothing left to move
+                return None  # deleted (or replaced) meanwhile: nothing left to move
             history = list((version.get("status") or {}).get("stageHistory") or [])
             if domain.history_has(history, move, promotion):  # made before (a retry): its label may not be
-                return _unlabelled(version)
+                return self._unlabelled(namespace, version)
             approvers = approved_by if move.to_stage == moves[-1].to_stage else []
             now = self.clock().strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # sub-second: keeps the timeline ordered
             history.append(domain.stage_history_entry(move, promotion, now, approvers))
@@ -97,13 +88,26 @@ class Rollout:
                     approvers=approvers,
                 )
             )
-            return _unlabelled(version)
+            return self._unlabelled(namespace, version)
 
         # Each move is another version's (and recorded in its own history): they go side by side.
         unlabelled = [found for found in await asyncio.gather(*(move_one(move) for move in moves)) if found]
         labels = (self.label_stage(namespace, name, stage) for name, stage in unlabelled)
-        first, *_ = await asyncio.gather(then() if then is not None else _nothing(), *labels)
-        return first
+        # Both finish before a failure of either is raised: a rollout is never left running unowned.
+        results = await asyncio.gather(then() if then is not None else _nothing(), *labels, return_exceptions=True)
+        if failed := next((r for r in results if isinstance(r, BaseException)), None):
+            raise failed
+        return results[0]
+
+    def _unlabelled(self, namespace: str, version: Mapping[str, Any]) -> tuple[str, str] | None:
+        """(name, stage) if the version's stage label, as last written (the view: `version` may be
+        a copy from before this execution's own label writes), does not name its stage."""
+        name = version["metadata"]["name"]
+        stored = self.view.get(VERSIONS, namespace, name) or version
+        stage = (version.get("status") or {}).get("stage") or ""
+        if ((stored["metadata"].get("labels") or {}).get(STAGE_LABEL) or "") == stage:
+            return None
+        return name, stage
 
     async def write_stage(
         self, namespace: str, version: Mapping[str, Any], stage: str, history: list
@@ -184,17 +188,20 @@ class Rollout:
         """End the promotion with `reason`: undo the moves it made, serve the previous version again if
         storage still holds it as proven. Returns the ending status."""
         name, target = promotion["metadata"]["name"], promotion["spec"]["targetStage"]
-        by_name = {v["metadata"]["name"]: v for v in versions}
         made = [
             m
             for m in moves
-            if m.version_name in by_name
-            and domain.history_has((by_name[m.version_name].get("status") or {}).get("stageHistory") or [], m, name)
+            if (moved := domain.moved_version(versions, m)) is not None
+            and domain.history_has((moved.get("status") or {}).get("stageHistory") or [], m, name)
         ]
         await self.apply_moves(namespace, name, domain.rollback_moves(made), versions, [], outcome)
         self.record_holders(namespace, promotion["spec"]["modelName"], versions)
         previous = promotion["status"].get("previousVersion")
-        restored = domain.candidate_of(versions, previous) if previous else None
+        displaced = next((m for m in moves if m.from_stage == target and m.version == previous), None)
+        # the very version displaced (one registered again under its number since is not restored)
+        restored = domain.moved_version(versions, displaced) if displaced else None
+        if restored is None and previous and (displaced is None or not displaced.version_uid):
+            restored = domain.candidate_of(versions, previous)  # the candidate held it, or a record without uids
         problem = await self.still_proven(namespace, restored) if restored is not None else None
         if restored is not None and problem is None:
             await self.roll(namespace, promotion["spec"]["modelName"], target, Served.of(restored), outcome)

@@ -132,7 +132,8 @@ class AdmissionChain:
 
     def _wanted(self, webhook: Obj, request: dict[str, Any], obj: dict[str, Any]) -> bool:
         """The webhook's matchConditions (CEL on `request`, `object`, `oldObject`): called only if
-        all hold. One that cannot be evaluated is the failure policy's to decide, as on a cluster."""
+        all hold; skipped if any is false; else one that cannot be evaluated is the failure
+        policy's to decide, as on a cluster."""
         conditions = webhook.get("matchConditions") or []
         if not conditions:
             return True
@@ -141,6 +142,7 @@ class AdmissionChain:
             "object": celpy.json_to_cel(obj),
             "oldObject": celpy.json_to_cel(request.get("oldObject")),
         }
+        errors = []
         for condition in conditions:
             expression = condition.get("expression", "")
             if expression not in self._programs:
@@ -150,12 +152,14 @@ class AdmissionChain:
             except celpy.CELEvalError as exc:
                 result = exc
             if isinstance(result, celpy.CELEvalError):
-                if webhook.get("failurePolicy", "Fail") == "Ignore":
-                    return False
-                name = webhook.get("name", "")
-                raise Rejected(500, "InternalError", f'failed to evaluate matchCondition of "{name}": {result}')
-            if not bool(result):
+                errors.append(result)
+            elif not bool(result):
+                return False  # one false condition skips the webhook, even where another errs
+        if errors:
+            if webhook.get("failurePolicy", "Fail") == "Ignore":
                 return False
+            name = webhook.get("name", "")
+            raise Rejected(500, "InternalError", f'failed to evaluate matchCondition of "{name}": {errors[0]}')
         return True
 
     async def _call(self, webhook: Obj, request: dict[str, Any]) -> dict[str, Any] | None:
