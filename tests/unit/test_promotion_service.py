@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +33,7 @@ class FakeKube:
         self.writes: list[tuple[str, str]] = []
 
     def put(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
+        body = json.loads(json.dumps(body))  # as the API stores and answers: JSON (a Stage is a str)
         body["metadata"]["resourceVersion"] = str(next(self.versions))
         self.objects[(plural, body["metadata"]["name"])] = body
         return copy.deepcopy(body)
