@@ -55,6 +55,7 @@ class Services:
             asyncio.create_task(self.notifier.run()),
             asyncio.create_task(self.loops.run()),
             asyncio.create_task(self.loops.resync_every(self.namespaces, self.resync_seconds)),
+            asyncio.create_task(self.loops.freeze_every(10.0)),
         ]
         if self.metrics_port:
             self._metrics_server, _ = prometheus_client.start_http_server(self.metrics_port, self.metrics_addr)
