@@ -139,16 +139,22 @@ def world():
     return kube, view, service, add
 
 
+def promote_v2_over_v1(add, v1_labels: dict[str, str] | None = None) -> None:
+    """fraud-v1 in Production, fraud-v2 verified, promotion p of v2 approved by two."""
+    v1, v2 = version("fraud-v1", 1, stage="Production"), version("fraud-v2", 2)
+    v1["metadata"]["labels"] = v1_labels or {}
+    add(VERSIONS, v1)
+    add(VERSIONS, v2)
+    add(PROMOTIONS, promotion("p", 2, v2, ("bob", "carol")))
+
+
 def condition(obj, type_):
     return next(c for c in obj["status"]["conditions"] if c["type"] == type_)
 
 
 async def test_an_approved_promotion_moves_stages_rolls_and_ends_promoted(world):
     kube, _, service, add = world
-    v1, v2 = version("fraud-v1", 1, stage="Production"), version("fraud-v2", 2)
-    add(VERSIONS, v1)
-    add(VERSIONS, v2)
-    add(PROMOTIONS, promotion("p", 2, v2, ("bob", "carol")))
+    promote_v2_over_v1(add)
 
     outcome = await service.reconcile(NS, "p", "fraud")  # commit point, moves, Deployment patched
     assert condition(kube.objects[(PROMOTIONS, "p")], "Succeeded")["reason"] == "RollingOut"
@@ -224,12 +230,8 @@ async def test_a_deployment_event_already_serving_its_stage_costs_no_read(world)
 
 async def test_a_rollout_that_fails_at_once_leaves_every_stage_label_naming_its_stage(world):
     kube, _, service, add = world
-    v1, v2 = version("fraud-v1", 1, stage="Production"), version("fraud-v2", 2)
-    v1["metadata"]["labels"] = {"modelreg.io/stage": "Production"}
-    add(VERSIONS, v1)
-    add(VERSIONS, v2)
     kube.deployments["serve"]["metadata"]["annotations"] = {"modelreg.io/container": "nope"}  # misconfigured
-    add(PROMOTIONS, promotion("p", 2, v2, ("bob", "carol")))
+    promote_v2_over_v1(add, v1_labels={"modelreg.io/stage": "Production"})
 
     await service.reconcile(NS, "p", "fraud")  # moves made, the rollout refused, the moves undone
 
@@ -242,10 +244,7 @@ async def test_a_rollout_that_fails_at_once_leaves_every_stage_label_naming_its_
 
 async def test_a_candidate_replaced_during_its_rollout_is_never_served(world):
     kube, view, service, add = world
-    v1, v2 = version("fraud-v1", 1, stage="Production"), version("fraud-v2", 2)
-    add(VERSIONS, v1)
-    add(VERSIONS, v2)
-    add(PROMOTIONS, promotion("p", 2, v2, ("bob", "carol")))
+    promote_v2_over_v1(add)
     kube.deployments["serve"]["status"]["availableReplicas"] = 0
     await service.reconcile(NS, "p", "fraud")  # committed, moved, rolling out
     assert condition(kube.objects[(PROMOTIONS, "p")], "Succeeded")["reason"] == "RollingOut"
