@@ -4,9 +4,8 @@ mapped here, to one reason and message, and told once per failure streak as a Wa
 Failures a reconcile expects are decided where they happen and shown in conditions (a storage
 failure's reason is set by storage/s3 and becomes the ArtifactVerified reason; a broken policy
 ConfigMap is InvalidPolicy; a misconfigured Deployment is RolloutFailed). What escapes (the
-Kubernetes API refusing or not answering, a defect) is
-retried with backoff by the scheduler; without this, the owner would see nothing but a
-status that does not move.
+Kubernetes API refusing or not answering, a defect) is retried with backoff by the scheduler;
+without this, the owner would see nothing but a status that does not move.
 """
 
 from __future__ import annotations

@@ -235,8 +235,7 @@ class PromotionReconciler:
             status["previousVersion"] = gates.holder["spec"]["version"]
         # Storage is asked while the commit point is written, not after: nothing has moved yet
         # either way, and the rollout starts one storage round trip sooner.
-        serving = domain.candidate_of(versions, promotion["spec"]["version"])
-        check = asyncio.ensure_future(self.still_proven(namespace, serving)) if serving is not None else None
+        check = asyncio.ensure_future(self.still_proven(namespace, gates.candidate)) if gates.candidate else None
         try:  # only if the promotion is still exactly what was judged (an approval withdrawn meanwhile)
             await self._write_status(namespace, promotion, status, outcome, promotion["metadata"]["resourceVersion"])
         except BaseException as exc:
