@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import itertools
 import json
@@ -15,7 +16,7 @@ from modelreg.domain.merge import merge_patch
 from modelreg.domain.trust import STAGE, VERIFICATION
 from modelreg.services.promotions import PromotionReconciler
 from modelreg.services.view import PROMOTIONS, VERSIONS, View
-from modelreg.storage.kube import Conflict
+from modelreg.storage.kube import ApiRefused, Conflict
 from modelreg.testing.keys import approval_seals, sealed_annotations, status_seals
 
 NS = "ml"
@@ -266,3 +267,23 @@ async def test_a_candidate_replaced_during_its_rollout_is_never_served(world):
     assert "s3://b/EVIL" not in str(served)
     assert kube.objects[(VERSIONS, "fraud-v1")]["status"]["stage"] == "Production"  # restored
     assert (kube.objects[(VERSIONS, "fraud-v2")]["status"].get("stage") or None) is None
+
+
+async def test_a_failed_label_write_never_leaves_the_rollout_running_on_its_own(world):
+    kube, _, service, add = world
+    promote_v2_over_v1(add)
+    patch = kube.json_patch_deployment
+
+    async def slow_patch(namespace, name, ops):
+        await asyncio.sleep(0.05)
+        await patch(namespace, name, ops)
+
+    async def refused(plural, namespace, name, labels):
+        raise ApiRefused(403, "cannot patch resource modelversions")
+
+    kube.json_patch_deployment, kube.patch_labels = slow_patch, refused
+    with pytest.raises(ApiRefused):
+        await service.reconcile(NS, "p", "fraud")  # retried by the scheduler, under the model's lock again
+    # the rollout had finished when the failure was raised: nothing runs on outside the lock
+    served = kube.deployments["serve"]["spec"]["template"]["metadata"].get("annotations") or {}
+    assert served.get("modelreg.io/version") == "2"
