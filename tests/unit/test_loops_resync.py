@@ -1,6 +1,7 @@
 """A resync that finds what a watch has not delivered yet judges it as that event would have."""
 
 import gc
+import weakref
 from types import SimpleNamespace
 
 import pytest
@@ -41,6 +42,20 @@ async def test_what_a_resync_leaves_is_out_of_the_full_collections_way():
     # the view's bodies (and everything else alive then) are no longer walked by full collections
     assert gc.get_freeze_count() > 49 * 5
     assert view.get(VERSIONS, "ml", "fraud-v7") is not None
+
+
+async def test_a_garbage_cycle_frozen_between_resyncs_is_reclaimed_by_the_next():
+    class Node:
+        pass
+
+    loops = Loops(Kube({}), View({VERSIONS: lambda b: b}), SimpleNamespace(), SimpleNamespace(), None, None, 1, 1)
+    node = Node()
+    node.me = node  # a cycle: only the collector frees it
+    alive = weakref.ref(node)
+    gc.freeze()  # as freeze_every does while it was still in use
+    del node
+    await loops.resync(["ml"])
+    assert alive() is None
 
 
 async def test_a_parent_found_by_a_resync_wakes_its_children():
