@@ -51,11 +51,11 @@ def test_a_failure_streak_is_told_once_and_again_only_when_its_reason_changes():
     told: list[tuple[object, str]] = []
     reports = FailureReports("ModelPromotion", lambda key, failure: told.append((key, failure.reason)))
     key = ("ml", "p")
-    for _ in range(3):
-        reports.failed(key, ApiRefused(422, "invalid"))
-    reports.failed(key, Conflict("409"))  # a race in the middle of a streak neither tells nor ends it
-    reports.failed(key, ApiRefused(422, "invalid"))
+    lengths = [reports.failed(key, ApiRefused(422, "invalid")) for _ in range(3)]
+    lengths.append(reports.failed(key, Conflict("409")))  # a race in a streak neither tells nor ends it
+    lengths.append(reports.failed(key, ApiRefused(422, "invalid")))
     assert told == [(key, "APIRejected")]
+    assert lengths == [1, 2, 3, 4, 5]  # the backoff grows with the streak
 
     reports.failed(key, ApiRefused(403, "forbidden"))
     assert told[-1] == (key, "APIForbidden")
@@ -63,10 +63,10 @@ def test_a_failure_streak_is_told_once_and_again_only_when_its_reason_changes():
     assert told[-1] == (("ml", "other"), "APIForbidden")
 
     reports.succeeded(key)
-    reports.failed(key, ApiRefused(403, "forbidden"))  # a new streak is told again
+    assert reports.failed(key, ApiRefused(403, "forbidden")) == 1  # a new streak: told again, backoff anew
     assert told[-1] == (key, "APIForbidden") and len(told) == 4
     reports.forget(key)  # deleted: nothing kept for it
-    assert key not in reports._told
+    assert reports.failed(key, Conflict("409")) == 1
 
 
 def test_an_api_outage_is_counted_not_told_on_every_object():

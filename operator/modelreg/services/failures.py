@@ -52,24 +52,27 @@ def explain(exc: BaseException) -> Failure | None:
 
 
 class FailureReports:
-    """One report per failure streak of an object, again only when the reason changes."""
+    """Each object's failure streak: its length (for the backoff), told once, and again only when
+    the reason changes. Only objects in a streak are kept; a success or a deletion ends it."""
 
     def __init__(self, kind: str, tell: Callable[[Any, Failure], None]) -> None:
         self.kind, self.tell = kind, tell
-        self._told: dict[Hashable, str] = {}  # only objects in a failure streak
+        self._streaks: dict[Hashable, tuple[int, str | None]] = {}  # key -> (failures, reason told)
 
-    def failed(self, key: Hashable, exc: BaseException) -> None:
+    def failed(self, key: Hashable, exc: BaseException) -> int:
+        """The streak's length, this failure included."""
+        count, told = self._streaks.get(key, (0, None))
         failure = explain(exc)
-        if failure is None:
-            return
-        metrics.RECONCILE_FAILURES.labels(kind=self.kind, reason=failure.reason).inc()
-        if failure.reason == "APIUnavailable":
-            return  # an overloaded or unreachable API gets no Event per object on top (log and metric only)
-        if self._told.get(key) != failure.reason:
-            self._told[key] = failure.reason
-            self.tell(key, failure)
+        if failure is not None:
+            metrics.RECONCILE_FAILURES.labels(kind=self.kind, reason=failure.reason).inc()
+            # an overloaded or unreachable API gets no Event per object on top (log and metric only)
+            if failure.reason != "APIUnavailable" and told != failure.reason:
+                told = failure.reason
+                self.tell(key, failure)
+        self._streaks[key] = (count + 1, told)
+        return count + 1
 
     def succeeded(self, key: Hashable) -> None:
-        self._told.pop(key, None)
+        self._streaks.pop(key, None)
 
     forget = succeeded  # the object is gone: its streak with it

@@ -7,7 +7,6 @@ out twice (asked for again meanwhile, it comes back as soon as the work is done)
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import heapq
 import itertools
@@ -91,9 +90,8 @@ async def drain(
     reports: FailureReports,
 ) -> None:
     """`workers` tasks taking due keys; `process` returns when the key is due again (None: only
-    when asked). A failure (the API down) brings the same key back after `backoff(failures)`,
-    and is reported (once per streak) on the object."""
-    failures: collections.Counter[Hashable] = collections.Counter()
+    when asked). A failure (the API down) brings the same key back after `backoff(failures in a
+    row)`, and is reported (once per streak) on the object."""
 
     async def work() -> None:
         while True:
@@ -101,17 +99,14 @@ async def drain(
             next_delay = None
             try:
                 next_delay = await process(key)
-                failures.pop(key, None)
                 reports.succeeded(key)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                failures[key] += 1
-                next_delay = backoff(failures[key])
+                next_delay = backoff(reports.failed(key, exc))
                 logger.warning(
                     "%s %s: %s; again in %.1f s", reports.kind, "/".join(map(str, key)), redact(str(exc)), next_delay
                 )
-                reports.failed(key, exc)
             finally:
                 queue.done(key, next_delay)
 
