@@ -41,10 +41,6 @@ Prover = Callable[[str, Mapping[str, Any]], Awaitable[Verdict | None]]
 Clock = Callable[[], datetime]
 
 
-async def _nothing() -> None:
-    return None
-
-
 class Rollout:
     def __init__(self, kube: KubeStore, view: View, status_seals: StatusSeals, still_proven: Prover, clock: Clock):
         self.kube, self.view, self.status_seals = kube, view, status_seals
@@ -94,10 +90,11 @@ class Rollout:
         unlabelled = [found for found in await asyncio.gather(*(move_one(move) for move in moves)) if found]
         labels = (self.label_stage(namespace, name, stage) for name, stage in unlabelled)
         # Both finish before a failure of either is raised: a rollout is never left running unowned.
-        results = await asyncio.gather(then() if then is not None else _nothing(), *labels, return_exceptions=True)
+        first = [then()] if then is not None else []
+        results = await asyncio.gather(*first, *labels, return_exceptions=True)
         if failed := next((r for r in results if isinstance(r, BaseException)), None):
             raise failed
-        return results[0]
+        return results[0] if first else None
 
     def _unlabelled(self, namespace: str, version: Mapping[str, Any]) -> tuple[str, str] | None:
         """(name, stage) if the version's stage label, as last written (the view: `version` may be

@@ -331,9 +331,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             # the API server's alphabet, and its retries on a taken name (RetryGenerateName, 1.31+)
             for _ in range(8):
                 meta["name"] = meta["generateName"] + "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
-                if (key := (request.resource, meta["namespace"], meta["name"])) not in self._objects:
-                    break
-                if self._objects[key].deleted:
+                if not self._taken((request.resource, meta["namespace"], meta["name"])):
                     break
         self._exists_not((request.resource, meta["namespace"], meta.get("name")))
         if request.resource in self._status_subresource:
@@ -342,8 +340,11 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             meta.pop(field, None)
         return obj
 
+    def _taken(self, key: tuple[Any, Any, Any]) -> bool:
+        return key in self._objects and not self._objects[key].deleted
+
     def _exists_not(self, key: tuple[Any, Any, Any]) -> None:
-        if key in self._objects and not self._objects[key].deleted:
+        if self._taken(key):
             raise ApiError(409, "AlreadyExists", f'{key[0].plural} "{key[2]}" already exists')
 
     async def _create(self, request: rendering.Request, obj: dict[str, Any]) -> dict[str, Any]:
