@@ -108,6 +108,13 @@ class StoredObject:
     version_id: str | None = None
     sha256: str | None = None  # a full-object SHA-256 that storage itself vouches for
     last_modified: str | None = None
+    # the checksum algorithms a listing names for it (no values); None when the listing names none
+    checksum_algorithms: tuple[str, ...] | None = None
+
+    @property
+    def may_carry_sha256(self) -> bool:
+        """Whether asking storage (a HEAD) could yield a SHA-256 for it: not if its listing said otherwise."""
+        return self.checksum_algorithms is None or "SHA256" in self.checksum_algorithms
 
 
 @dataclass(frozen=True)

@@ -165,6 +165,7 @@ class ObjectStore:
                     size=item["Size"],
                     etag=item["ETag"].strip('"'),
                     last_modified=_timestamp(item.get("LastModified")),
+                    checksum_algorithms=tuple(item["ChecksumAlgorithm"]) if "ChecksumAlgorithm" in item else None,
                 )
             )
         if not members:
@@ -214,8 +215,9 @@ class ObjectStore:
     def _member_digest(
         self, location: Location, obj: StoredObject, headed: bool, deadline: float = math.inf
     ) -> tuple[str, str, int]:
-        # Listings carry no checksum values: a directory member needs its own HEAD.
-        checksum = obj.sha256 if headed else self.head(location).sha256
+        # Listings carry no checksum values, only (on S3 and most stores) their algorithms: a
+        # directory member needs a HEAD of its own unless its listing rules out a SHA-256.
+        checksum = obj.sha256 if headed or not obj.may_carry_sha256 else self.head(location).sha256
         if checksum:
             return checksum, "S3Checksum", 0
         if headed:  # a single object: ranged reads side by side
