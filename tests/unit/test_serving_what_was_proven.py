@@ -1,5 +1,8 @@
 """Pure parts of 'serve exactly what was proven': escaping, pinning, prefixes, bounds, redaction, policy."""
 
+import threading
+import time
+
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
@@ -7,7 +10,7 @@ from modelreg.domain.artifacts import InvalidURIError, Location, Reason, Snapsho
 from modelreg.domain.policy import PolicyError, effective_policy
 from modelreg.domain.redaction import redact
 from modelreg.domain.serving import Served
-from modelreg.storage.s3 import _failure
+from modelreg.storage.s3 import ObjectStore, Stop, StorageFailure, _failure
 
 
 def mv(uri, version_id=None):
@@ -94,9 +97,6 @@ def test_a_broken_namespace_policy_is_an_error_that_says_what(override):
 
 def test_verification_stops_at_its_deadline():
     import io
-    import time
-
-    from modelreg.storage.s3 import ObjectStore, StorageFailure
 
     class Client:
         def get_object(self, **_):
@@ -104,6 +104,139 @@ def test_verification_stops_at_its_deadline():
 
     store = ObjectStore(Client(), chunk_size=64 << 10)
     with pytest.raises(StorageFailure) as stopped:
-        store.stream_sha256(Location("b", "k"), deadline=time.monotonic() - 1)
+        store.stream_sha256(Location("b", "k"), stop=Stop(time.monotonic() - 1))
     assert stopped.value.reason is Reason.TIMEOUT and "verification.timeoutSeconds" in stopped.value.message
     assert store.stream_sha256(Location("b", "k"))[1] == 4 << 20  # no deadline: read to the end
+
+
+class EndlessBody:
+    """An artifact that arrives a chunk at a time for as long as anyone reads (a huge, slow one)."""
+
+    def __init__(self) -> None:
+        self.chunks_read, self.closed = 0, False
+
+    def read(self, size: int = -1) -> bytes:
+        if self.closed:  # as a closed HTTP response reads
+            return b""
+        time.sleep(0.001)
+        self.chunks_read += 1
+        return b"x" * size
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class EndlessClient:
+    def __init__(self) -> None:
+        self.body = EndlessBody()
+
+    def get_object(self, **_):
+        return {"Body": self.body}
+
+    def head_object(self, **_):
+        return {"ContentLength": 1 << 50, "ETag": '"e"'}
+
+
+def digest_in_a_thread(store, **kwargs):
+    location = Location("b", "huge")
+    snapshot = store.snapshot(location)
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(store.digest(location, snapshot, **kwargs))
+        except StorageFailure as failure:
+            outcome.append(failure)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def wait_until_reading(body: EndlessBody) -> None:
+    deadline = time.monotonic() + 10
+    while body.chunks_read < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert body.chunks_read >= 5
+
+
+def test_a_closed_store_stops_hashing_in_its_threads_at_the_next_chunk():
+    # at shutdown: a worker thread left reading a huge artifact would hold the process's exit
+    client = EndlessClient()
+    store = ObjectStore(client, chunk_size=1024)
+    thread, outcome = digest_in_a_thread(store)
+    wait_until_reading(client.body)
+
+    store.close()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert isinstance(outcome[0], StorageFailure)
+    assert outcome[0].reason is Reason.STORAGE_UNAVAILABLE and "stopped" in outcome[0].message
+
+
+def test_a_caller_that_gave_up_stops_the_hashing_too():
+    client = EndlessClient()
+    store = ObjectStore(client, chunk_size=1024)
+    gave_up = threading.Event()
+    thread, outcome = digest_in_a_thread(store, cancelled=gave_up)
+    wait_until_reading(client.body)
+
+    gave_up.set()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert isinstance(outcome[0], StorageFailure) and outcome[0].reason is Reason.STORAGE_UNAVAILABLE
+    read = client.body.chunks_read
+    time.sleep(0.1)
+    assert client.body.chunks_read - read <= store.queue_depth + 1  # the reader stops as well
+
+
+def test_a_retired_store_lets_its_threads_finish():
+    import io
+
+    class Client:
+        def get_object(self, **_):
+            return {"Body": io.BytesIO(b"x" * (1 << 20))}
+
+        def head_object(self, **_):
+            return {"ContentLength": 1 << 20, "ETag": '"e"'}
+
+    store = ObjectStore(Client(), chunk_size=1024)
+    location = Location("b", "k")
+    snapshot = store.snapshot(location)
+    store.retire()  # credentials replaced: what runs with the old ones is not wasted
+    assert store.digest(location, snapshot)[2] == 1 << 20
+
+
+def test_a_cancelled_recheck_stops_its_thread_reading():
+    # A promotion's commit-point write that loses a race cancels its storage re-check: the
+    # re-hash of an artifact whose identity changed must not read on to the end for no one.
+    import asyncio
+
+    from modelreg.domain.model_versions import RetryPolicy
+    from modelreg.domain.seals import Sealer
+    from modelreg.domain.trust import StatusSeals
+    from modelreg.services.model_versions import ModelVersionReconciler
+
+    client = EndlessClient()
+    store = ObjectStore(client, chunk_size=1024)
+
+    async def store_for(namespace: str) -> ObjectStore:
+        return store
+
+    reconciler = ModelVersionReconciler(store_for, RetryPolicy(), 1, StatusSeals(Sealer(b"k" * 32)))
+    version = mv("s3://models/huge")
+    version["metadata"] = {"name": "m-1"}
+    version["status"] = {"artifact": {"etag": "before", "sizeBytes": 1 << 50}}  # storage now says "e"
+
+    async def scenario() -> None:
+        recheck = asyncio.ensure_future(reconciler.still_proven("team", version))
+        await asyncio.to_thread(wait_until_reading, client.body)
+        recheck.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await recheck
+
+    asyncio.run(scenario())
+    read = client.body.chunks_read
+    time.sleep(0.2)
+    assert client.body.chunks_read - read <= store.queue_depth + 1
+    store.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
@@ -14,6 +15,7 @@ from modelreg import metrics
 from modelreg.domain import model_versions as domain
 from modelreg.domain.artifacts import (
     InvalidURIError,
+    Location,
     Reason,
     Snapshot,
     Verdict,
@@ -80,6 +82,17 @@ class ModelVersionReconciler:
     async def _run(self, store: ObjectStore, purpose: str, fn: Callable[..., T], *args: Any) -> T:
         pool = store.pool(purpose, self.workers if purpose == "verify" else 2)
         return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(fn, *args))
+
+    async def _digest(
+        self, store: ObjectStore, purpose: str, location: Location, snapshot: Snapshot
+    ) -> tuple[str, str, int]:
+        # Cancelling a task does not stop its thread: told so, the thread stops at its next chunk
+        # instead of reading on to the end for an answer no one will read.
+        gave_up = threading.Event()
+        try:
+            return await self._run(store, purpose, store.digest, location, snapshot, self.timeout_seconds, gave_up)
+        finally:
+            gave_up.set()
 
     def prefixes_for(self, namespace: str) -> list[str] | None:
         """The prefixes `namespace` may use, or None in single-team mode (no list configured)."""
@@ -167,9 +180,7 @@ class ModelVersionReconciler:
             ):
                 return verdict, snapshot
             async with self._downloads[namespace]:
-                found, method, read = await self._run(
-                    store, "verify", store.digest, location, snapshot, self.timeout_seconds
-                )
+                found, method, read = await self._digest(store, "verify", location, snapshot)
                 metrics.VERIFICATION_BYTES.inc(read)
         except StorageFailure as failure:
             return Verdict(failure.reason, failure.message), None
@@ -205,7 +216,7 @@ class ModelVersionReconciler:
             if proven.get("versionId") and snapshot.version_id != proven["versionId"]:
                 found = None  # another object version: never what MODEL_VERSION_ID pins
             else:
-                found, _, _ = await self._run(store, "recheck", store.digest, location, snapshot, self.timeout_seconds)
+                found, _, _ = await self._digest(store, "recheck", location, snapshot)
         except StorageFailure as failure:
             if failure.reason in (Reason.NOT_FOUND, Reason.TOO_LARGE):
                 return Verdict(

@@ -43,6 +43,7 @@ class Services:
     metrics_addr: str
     namespaces: Collection[str]  # watched; none: every namespace
     resync_seconds: float
+    stores: ObjectStores
     _tasks: list[asyncio.Task] = field(default_factory=list)
     _metrics_server: Any = None
 
@@ -65,24 +66,38 @@ class Services:
             task.cancel()
         gc.unfreeze()  # what the resyncs froze is collectable again (an operator inside a longer-lived process)
         await self.notifier.close()
+        self.stores.close()  # downloads in flight stop at their next chunk: their threads would hold the exit
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
 
 
-def object_stores(settings: Settings, store: kube.KubeStore) -> StoreFor:
+class ObjectStores:
+    """Every ObjectStore the operator made (see `object_stores`), to close them all at shutdown."""
+
+    def __init__(self) -> None:
+        self.made: list[s3.ObjectStore] = []
+
+    def close(self) -> None:
+        for made in self.made:
+            made.close()
+
+
+def object_stores(settings: Settings, store: kube.KubeStore, stores: ObjectStores) -> StoreFor:
     """The operator's own ObjectStore, or one with a namespace's credentials from the Secret that
     operator config names for it (re-read every 5 minutes, so rotated keys are picked up)."""
     verification, storage = settings.verification, settings.storage
 
     def make(**credentials: str) -> s3.ObjectStore:
         client = s3.make_client(**credentials)
-        return s3.ObjectStore(
+        made = s3.ObjectStore(
             client,
             verification.chunk_size_bytes,
             verification.queue_depth,
             verification.max_directory_objects,
             verification.range_streams,
         )
+        stores.made.append(made)
+        return made
 
     default = make()
     cache: dict[str, tuple[float, dict[str, str], s3.ObjectStore]] = {}
@@ -118,7 +133,7 @@ def object_stores(settings: Settings, store: kube.KubeStore) -> StoreFor:
             store_ = hit[2]  # the same store (and its threads) while the credentials stay the same
         else:
             if hit is not None:
-                hit[2].close()
+                hit[2].retire()  # downloads in flight with the old keys finish (and stop at shutdown)
             try:
                 store_ = make(**keys)
             except Exception as exc:  # e.g. an AWS_ENDPOINT_URL that is not a URL
@@ -144,8 +159,9 @@ async def build(
             "storage.allowedPrefixes is empty: single-team mode, every namespace may use every bucket "
             "the operator's storage credentials reach"
         )
+    stores = ObjectStores()
     model_versions = ModelVersionReconciler(
-        object_stores(settings, store),
+        object_stores(settings, store, stores),
         verification.retry_policy(),
         verification.max_concurrent,
         status_seals,
@@ -187,4 +203,5 @@ async def build(
         metrics_addr=settings.metrics.addr,
         namespaces=list(namespaces),
         resync_seconds=settings.promotions.resync_seconds,
+        stores=stores,
     )

@@ -46,6 +46,21 @@ class StorageFailure(Exception):
         self.message = message
 
 
+class Stop:
+    """When hashing in a worker thread ends early, checked before each chunk and member: at its
+    deadline (Timeout), or once any of `events` is set (its caller gave up, or its store closed:
+    a worker thread cannot be killed, and one left reading would hold the process's exit)."""
+
+    def __init__(self, deadline: float = math.inf, *events: threading.Event) -> None:
+        self.deadline, self.events = deadline, events
+
+    def check(self, location: Location) -> None:
+        if any(event.is_set() for event in self.events):
+            raise StorageFailure(Reason.STORAGE_UNAVAILABLE, f"verifying {location} was stopped before it finished")
+        if time.monotonic() > self.deadline:
+            raise StorageFailure(Reason.TIMEOUT, f"verifying {location} took longer than verification.timeoutSeconds")
+
+
 def make_client(**overrides: Any) -> Any:
     # botocore retries connection errors and throttling itself (standard mode); what is
     # left after that surfaces as StorageUnavailable and is retried by the reconciler.
@@ -110,6 +125,7 @@ class ObjectStore:
         self.queue_depth = queue_depth
         self.max_objects = max_objects
         self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._closed = threading.Event()
 
     def pool(self, purpose: str, size: int) -> ThreadPoolExecutor:
         """Threads of this store's own for `purpose`: a slow store holds only its own threads."""
@@ -117,9 +133,15 @@ class ObjectStore:
             self._pools[purpose] = ThreadPoolExecutor(size, thread_name_prefix=f"storage-{purpose}")
         return self._pools[purpose]
 
-    def close(self) -> None:
+    def retire(self) -> None:
+        """Takes no more work; what its threads are doing, they finish (replaced credentials)."""
         for pool in self._pools.values():
             pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        """Takes no more work, and its threads stop hashing at their next chunk (shutdown)."""
+        self._closed.set()
+        self.retire()
 
     def _call(self, location: Location | str, action: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
         try:
@@ -182,23 +204,30 @@ class ObjectStore:
         except (ClientError, BotoCoreError) as exc:
             raise _failure(exc, location, "ListObjectsV2") from exc
 
-    def digest(self, location: Location, snapshot: Snapshot, timeout: float = math.inf) -> tuple[str, str, int]:
+    def digest(
+        self,
+        location: Location,
+        snapshot: Snapshot,
+        timeout: float = math.inf,
+        cancelled: threading.Event | None = None,
+    ) -> tuple[str, str, int]:
         """(sha256 hex, method, body bytes read) of an artifact whose snapshot was just taken.
 
         Storage's own full-object checksum is used when present (no body byte read);
         a directory's digest is "S3Checksum" only if every member had one. After `timeout`
-        seconds (counted from when this thread starts on it) it stops with Timeout.
+        seconds (counted from when this thread starts on it) it stops with Timeout; once
+        `cancelled` is set, or the store closes, it stops too.
         """
-        deadline = time.monotonic() + timeout
+        stop = Stop(time.monotonic() + timeout, self._closed, *([cancelled] if cancelled else []))
         if not location.is_directory:
-            return self._member_digest(location, snapshot.members[0], headed=True, deadline=deadline)
+            return self._member_digest(location, snapshot.members[0], headed=True, stop=stop)
 
         # Members are checked side by side (queue_depth at once), each streamed in one request:
         # a checkpoint of many files uses the endpoint's bandwidth, memory stays depth^2 chunks.
         def member_digest(member: StoredObject) -> tuple[str, str, str, int]:
-            _check_deadline(deadline, location)
+            stop.check(location)
             member_location = Location(location.bucket, location.key + member.key)
-            digest, method, read = self._member_digest(member_location, member, headed=False, deadline=deadline)
+            digest, method, read = self._member_digest(member_location, member, headed=False, stop=stop)
             return member.key, digest, method, read
 
         with ThreadPoolExecutor(self.queue_depth, thread_name_prefix="s3-member") as members:
@@ -212,28 +241,27 @@ class ObjectStore:
         method = "S3Checksum" if methods == {"S3Checksum"} else "Stream"
         return directory_digest(entries), method, read
 
-    def _member_digest(
-        self, location: Location, obj: StoredObject, headed: bool, deadline: float = math.inf
-    ) -> tuple[str, str, int]:
+    def _member_digest(self, location: Location, obj: StoredObject, headed: bool, stop: Stop) -> tuple[str, str, int]:
         # Listings carry no checksum values, only (on S3 and most stores) their algorithms: a
         # directory member needs a HEAD of its own unless its listing rules out a SHA-256.
         checksum = obj.sha256 if headed or not obj.may_carry_sha256 else self.head(location).sha256
         if checksum:
             return checksum, "S3Checksum", 0
         if headed:  # a single object: ranged reads side by side
-            digest, read = self.ranged_sha256(location, obj.size, obj.etag, deadline)
+            digest, read = self.ranged_sha256(location, obj.size, obj.etag, stop)
         else:  # a directory member: its siblings already run side by side
-            digest, read = self.stream_sha256(location, obj.etag, deadline)
+            digest, read = self.stream_sha256(location, obj.etag, stop)
         return digest, "Stream", read
 
     def ranged_sha256(
-        self, location: Location, size: int, etag: str | None = None, deadline: float = math.inf
+        self, location: Location, size: int, etag: str | None = None, stop: Stop | None = None
     ) -> tuple[str, int]:
         """Hash an object with `range_streams` ranged GETs of `chunk_size` in flight, fed to the hash
         in order: one artifact can use more than one stream's bandwidth; memory stays about
         range_streams * chunk_size. IfMatch pins every range to the object the HEAD saw."""
+        stop = stop or Stop(math.inf, self._closed)
         if size <= self.chunk_size or self.range_streams <= 1:
-            return self.stream_sha256(location, etag, deadline)
+            return self.stream_sha256(location, etag, stop)
         starts = iter(range(0, size, self.chunk_size))
 
         def fetch(start: int) -> bytes:
@@ -262,20 +290,21 @@ class ObjectStore:
                         pending.append(fetchers.submit(fetch, start))
                     digest.update(part)
                     total += len(part)
-                    _check_deadline(deadline, location)
+                    stop.check(location)
             finally:
                 fetchers.shutdown(cancel_futures=True)
         if total != size:
             raise StorageFailure(Reason.STORAGE_UNAVAILABLE, f"{location}: read {total} of {size} bytes")
         return digest.hexdigest(), total
 
-    def stream_sha256(self, location: Location, etag: str | None = None, deadline: float = math.inf) -> tuple[str, int]:
+    def stream_sha256(self, location: Location, etag: str | None = None, stop: Stop | None = None) -> tuple[str, int]:
         """Hash the object's bytes in bounded memory, downloading and hashing in parallel.
 
         A reader thread fills a small queue while this thread hashes (hashlib and socket
         reads both release the GIL), so memory is about queue_depth * chunk_size.
         IfMatch pins the exact object the HEAD saw: an overwrite mid-stream fails the read.
         """
+        stop = stop or Stop(math.inf, self._closed)
         kwargs: dict[str, Any] = {"Bucket": location.bucket, "Key": location.key}
         if etag:
             kwargs["IfMatch"] = f'"{etag}"'
@@ -300,18 +329,13 @@ class ObjectStore:
                     raise _failure(item, location, "GetObject") from item
                 digest.update(item)
                 total += len(item)
-                _check_deadline(deadline, location)
+                stop.check(location)
         finally:
             body.close()
             while reader.is_alive():  # unblock a reader stuck on a full queue
                 with contextlib.suppress(queue.Empty):
                     chunks.get(timeout=0.1)
         return digest.hexdigest(), total
-
-
-def _check_deadline(deadline: float, location: Location) -> None:
-    if time.monotonic() > deadline:
-        raise StorageFailure(Reason.TIMEOUT, f"verifying {location} took longer than verification.timeoutSeconds")
 
 
 def upload(client: Any, path: str, location: Location, progress: Callable[[int], None] | None = None) -> None:
