@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from modelreg.domain.artifacts import Location, directory_digest
-from modelreg.storage.s3 import ObjectStore, make_client
+from modelreg.storage.s3 import ObjectStore, StorageFailure, make_client
 
 FILES = {"config.json": b'{"layers": 2}', "weights/part-0.bin": b"\x01" * 5000, "tokenizer.txt": b"a b c"}
 
@@ -80,3 +80,21 @@ def test_a_mixed_directory_is_proven_member_by_member_method_stream(s3, bucket, 
     assert (digest, method) == (expected, "Stream")
     assert read == sum(len(v) for k, v in FILES.items() if k != "config.json")
     assert len(heads) == 1
+
+
+def test_a_member_replaced_between_listing_and_head_is_not_vouched_for(s3, bucket, store):
+    # The listing's identity (ETag, time) and the HEAD's checksum must describe one object: else
+    # bad bytes listed, then good bytes HEADed, would be recorded as proven under the bad identity.
+    upload(s3, bucket, ChecksumAlgorithm="SHA256")
+    s3.put_object(Bucket=bucket, Key="dir/config.json", Body=b"tampered", ChecksumAlgorithm="SHA256")
+    location = Location(bucket, "dir/")
+    snapshot = store.snapshot(location)  # lists the tampered member
+
+    def restore_before_the_head(params: dict[str, Any], **_: Any) -> None:
+        if params["url_path"].endswith("config.json"):
+            s3.put_object(Bucket=bucket, Key="dir/config.json", Body=FILES["config.json"], ChecksumAlgorithm="SHA256")
+
+    store.client.meta.events.register("before-call.s3.HeadObject", restore_before_the_head)
+    with pytest.raises(StorageFailure) as failed:
+        store.digest(location, snapshot)
+    assert "HeadObject" in failed.value.message and "config.json" in failed.value.message

@@ -17,7 +17,7 @@ from typing import Any
 from modelreg import metrics
 from modelreg.domain.redaction import redact
 from modelreg.storage.kube import ApiRefused, ApiUnreachable, Conflict, Gone
-from modelreg.storage.s3 import StorageFailure
+from modelreg.storage.s3 import Stopped, StorageFailure
 
 MESSAGE_LIMIT = 512  # the API server's messages can quote whole objects
 
@@ -29,9 +29,9 @@ class Failure:
 
 
 def explain(exc: BaseException) -> Failure | None:
-    """None for the races of normal operation (someone wrote first; the object was deleted):
-    the next attempt sees the new state and there is nothing to tell."""
-    if isinstance(exc, Conflict | Gone):
+    """None for the races of normal operation (someone wrote first; the object was deleted; the
+    operator is stopping): the next attempt sees the new state and there is nothing to tell."""
+    if isinstance(exc, Conflict | Gone | Stopped):
         return None
     if isinstance(exc, StorageFailure):
         failure = Failure(exc.reason.value, exc.message)

@@ -88,11 +88,11 @@ class ModelVersionReconciler:
     ) -> tuple[str, str, int]:
         # Cancelling a task does not stop its thread: told so, the thread stops at its next chunk
         # instead of reading on to the end for an answer no one will read.
-        gave_up = threading.Event()
+        cancelled = threading.Event()
         try:
-            return await self._run(store, purpose, store.digest, location, snapshot, self.timeout_seconds, gave_up)
+            return await self._run(store, purpose, store.digest, location, snapshot, self.timeout_seconds, cancelled)
         finally:
-            gave_up.set()
+            cancelled.set()
 
     def prefixes_for(self, namespace: str) -> list[str] | None:
         """The prefixes `namespace` may use, or None in single-team mode (no list configured)."""

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import time
+import weakref
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,13 +73,15 @@ class Services:
 
 
 class ObjectStores:
-    """Every ObjectStore the operator made (see `object_stores`), to close them all at shutdown."""
+    """The ObjectStores the operator made that are still in use (see `object_stores`), to close
+    them at shutdown. Weakly held: one replaced by rotated credentials goes (threads and all) once
+    the work it still does is done."""
 
     def __init__(self) -> None:
-        self.made: list[s3.ObjectStore] = []
+        self.made: weakref.WeakSet[s3.ObjectStore] = weakref.WeakSet()
 
     def close(self) -> None:
-        for made in self.made:
+        for made in list(self.made):
             made.close()
 
 
@@ -96,7 +99,7 @@ def object_stores(settings: Settings, store: kube.KubeStore, stores: ObjectStore
             verification.max_directory_objects,
             verification.range_streams,
         )
-        stores.made.append(made)
+        stores.made.add(made)
         return made
 
     default = make()
@@ -132,8 +135,6 @@ def object_stores(settings: Settings, store: kube.KubeStore, stores: ObjectStore
         if hit is not None and hit[1] == keys:
             store_ = hit[2]  # the same store (and its threads) while the credentials stay the same
         else:
-            if hit is not None:
-                hit[2].retire()  # downloads in flight with the old keys finish (and stop at shutdown)
             try:
                 store_ = make(**keys)
             except Exception as exc:  # e.g. an AWS_ENDPOINT_URL that is not a URL

@@ -16,8 +16,9 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -33,6 +34,7 @@ from modelreg.domain.artifacts import (
 )
 from modelreg.domain.redaction import redact
 
+T = TypeVar("T")
 _NOT_FOUND = {"404", "NoSuchKey", "NoSuchBucket", "NotFound"}
 _DENIED = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"}
 
@@ -46,17 +48,26 @@ class StorageFailure(Exception):
         self.message = message
 
 
+class Stopped(Exception):
+    """Hashing stopped because no one wants its answer any more (its caller gave up, its store
+    closed): never a verdict on the artifact."""
+
+
 class Stop:
-    """When hashing in a worker thread ends early, checked before each chunk and member: at its
-    deadline (Timeout), or once any of `events` is set (its caller gave up, or its store closed:
-    a worker thread cannot be killed, and one left reading would hold the process's exit)."""
+    """When hashing in a worker thread ends early, checked before each chunk and member (and while
+    a read stalls): at its deadline (Timeout), or once any of `events` is set (its caller gave up,
+    or its store closed: a worker thread cannot be killed, and one left reading would hold the
+    process's exit)."""
 
     def __init__(self, deadline: float = math.inf, *events: threading.Event) -> None:
         self.deadline, self.events = deadline, events
 
+    def including(self, event: threading.Event) -> Stop:
+        return self if event in self.events else Stop(self.deadline, *self.events, event)
+
     def check(self, location: Location) -> None:
         if any(event.is_set() for event in self.events):
-            raise StorageFailure(Reason.STORAGE_UNAVAILABLE, f"verifying {location} was stopped before it finished")
+            raise Stopped(f"verifying {location} was stopped before it finished")
         if time.monotonic() > self.deadline:
             raise StorageFailure(Reason.TIMEOUT, f"verifying {location} took longer than verification.timeoutSeconds")
 
@@ -133,15 +144,11 @@ class ObjectStore:
             self._pools[purpose] = ThreadPoolExecutor(size, thread_name_prefix=f"storage-{purpose}")
         return self._pools[purpose]
 
-    def retire(self) -> None:
-        """Takes no more work; what its threads are doing, they finish (replaced credentials)."""
-        for pool in self._pools.values():
-            pool.shutdown(wait=False, cancel_futures=True)
-
     def close(self) -> None:
         """Takes no more work, and its threads stop hashing at their next chunk (shutdown)."""
         self._closed.set()
-        self.retire()
+        for pool in self._pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _call(self, location: Location | str, action: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
         try:
@@ -149,7 +156,9 @@ class ObjectStore:
         except (ClientError, BotoCoreError) as exc:
             raise _failure(exc, location, action) from exc
 
-    def head(self, location: Location) -> StoredObject:
+    def head(self, location: Location, etag: str | None = None) -> StoredObject:
+        """`etag`: only the object a listing saw (412 if it was replaced since)."""
+        pinned = {"IfMatch": f'"{etag}"'} if etag else {}
         head = self._call(
             location,
             "HeadObject",
@@ -157,6 +166,7 @@ class ObjectStore:
             Bucket=location.bucket,
             Key=location.key,
             ChecksumMode="ENABLED",
+            **pinned,
         )
         return StoredObject(
             key=location.key,
@@ -218,7 +228,7 @@ class ObjectStore:
         seconds (counted from when this thread starts on it) it stops with Timeout; once
         `cancelled` is set, or the store closes, it stops too.
         """
-        stop = Stop(time.monotonic() + timeout, self._closed, *([cancelled] if cancelled else []))
+        stop = Stop(time.monotonic() + timeout, *([cancelled] if cancelled else [])).including(self._closed)
         if not location.is_directory:
             return self._member_digest(location, snapshot.members[0], headed=True, stop=stop)
 
@@ -244,7 +254,8 @@ class ObjectStore:
     def _member_digest(self, location: Location, obj: StoredObject, headed: bool, stop: Stop) -> tuple[str, str, int]:
         # Listings carry no checksum values, only (on S3 and most stores) their algorithms: a
         # directory member needs a HEAD of its own unless its listing rules out a SHA-256.
-        checksum = obj.sha256 if headed or not obj.may_carry_sha256 else self.head(location).sha256
+        # The HEAD is pinned to the member the listing saw: its checksum proves that object or none.
+        checksum = obj.sha256 if headed or not obj.may_carry_sha256 else self.head(location, obj.etag).sha256
         if checksum:
             return checksum, "S3Checksum", 0
         if headed:  # a single object: ranged reads side by side
@@ -259,7 +270,8 @@ class ObjectStore:
         """Hash an object with `range_streams` ranged GETs of `chunk_size` in flight, fed to the hash
         in order: one artifact can use more than one stream's bandwidth; memory stays about
         range_streams * chunk_size. IfMatch pins every range to the object the HEAD saw."""
-        stop = stop or Stop(math.inf, self._closed)
+        stop = (stop or Stop()).including(self._closed)
+        stop.check(location)
         if size <= self.chunk_size or self.range_streams <= 1:
             return self.stream_sha256(location, etag, stop)
         starts = iter(range(0, size, self.chunk_size))
@@ -279,20 +291,20 @@ class ObjectStore:
                 raise _failure(exc, location, "GetObject") from exc
 
         digest, total = hashlib.sha256(), 0
-        with ThreadPoolExecutor(self.range_streams, thread_name_prefix="s3-range") as fetchers:
-            try:
-                pending = collections.deque(
-                    fetchers.submit(fetch, start) for start in itertools.islice(starts, self.range_streams)
-                )
-                while pending:
-                    part = pending.popleft().result()
-                    if (start := next(starts, None)) is not None:
-                        pending.append(fetchers.submit(fetch, start))
-                    digest.update(part)
-                    total += len(part)
-                    stop.check(location)
-            finally:
-                fetchers.shutdown(cancel_futures=True)
+        fetchers = ThreadPoolExecutor(self.range_streams, thread_name_prefix="s3-range")
+        try:
+            pending = collections.deque(
+                fetchers.submit(fetch, start) for start in itertools.islice(starts, self.range_streams)
+            )
+            while pending:
+                part = _when_done(pending.popleft(), stop, location)
+                if (start := next(starts, None)) is not None:
+                    pending.append(fetchers.submit(fetch, start))
+                digest.update(part)
+                total += len(part)
+                stop.check(location)
+        finally:  # not waiting for ranges in flight: each ends with its read (bounded by the read timeout)
+            fetchers.shutdown(wait=False, cancel_futures=True)
         if total != size:
             raise StorageFailure(Reason.STORAGE_UNAVAILABLE, f"{location}: read {total} of {size} bytes")
         return digest.hexdigest(), total
@@ -304,38 +316,62 @@ class ObjectStore:
         reads both release the GIL), so memory is about queue_depth * chunk_size.
         IfMatch pins the exact object the HEAD saw: an overwrite mid-stream fails the read.
         """
-        stop = stop or Stop(math.inf, self._closed)
+        stop = (stop or Stop()).including(self._closed)
+        stop.check(location)
         kwargs: dict[str, Any] = {"Bucket": location.bucket, "Key": location.key}
         if etag:
             kwargs["IfMatch"] = f'"{etag}"'
         response = self._call(location, "GetObject", self.client.get_object, **kwargs)
         body = response["Body"]
         chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=self.queue_depth)
+        hashing_ended = threading.Event()
+
+        def hand_over(item: bytes | BaseException | None) -> bool:
+            while not hashing_ended.is_set():  # else no one will take it: the reader ends
+                with contextlib.suppress(queue.Full):
+                    chunks.put(item, timeout=0.1)
+                    return True
+            return False
 
         def read() -> None:
             try:
                 while chunk := body.read(self.chunk_size):
-                    chunks.put(chunk)
-                chunks.put(None)
+                    if not hand_over(chunk):
+                        return
+                hand_over(None)
             except BaseException as exc:  # handed to the hashing thread, re-raised there
-                chunks.put(exc)
+                hand_over(exc)
 
-        reader = threading.Thread(target=read, name="s3-read", daemon=True)
-        reader.start()
+        # A daemon: one stuck in a stalled read never holds the process's exit.
+        threading.Thread(target=read, name="s3-read", daemon=True).start()
         digest, total = hashlib.sha256(), 0
         try:
-            while (item := chunks.get()) is not None:
+            while True:
+                try:
+                    item = chunks.get(timeout=0.1)
+                except queue.Empty:  # a stalled read: still stoppable
+                    stop.check(location)
+                    continue
+                if item is None:
+                    break
                 if isinstance(item, BaseException):
                     raise _failure(item, location, "GetObject") from item
                 digest.update(item)
                 total += len(item)
                 stop.check(location)
         finally:
+            hashing_ended.set()
             body.close()
-            while reader.is_alive():  # unblock a reader stuck on a full queue
-                with contextlib.suppress(queue.Empty):
-                    chunks.get(timeout=0.1)
         return digest.hexdigest(), total
+
+
+def _when_done(future: Future[T], stop: Stop, location: Location) -> T:
+    """The future's result, still stoppable while it is not there (a stalled ranged read)."""
+    while True:
+        try:
+            return future.result(timeout=0.1)
+        except FutureTimeout:
+            stop.check(location)
 
 
 def upload(client: Any, path: str, location: Location, progress: Callable[[int], None] | None = None) -> None:
