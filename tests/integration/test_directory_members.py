@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from modelreg.domain.artifacts import Location, directory_digest
+from modelreg.domain.artifacts import Location, Reason, directory_digest
 from modelreg.storage.s3 import ObjectStore, StorageFailure, make_client
 
 FILES = {"config.json": b'{"layers": 2}', "weights/part-0.bin": b"\x01" * 5000, "tokenizer.txt": b"a b c"}
@@ -97,4 +97,8 @@ def test_a_member_replaced_between_listing_and_head_is_not_vouched_for(s3, bucke
     store.client.meta.events.register("before-call.s3.HeadObject", restore_before_the_head)
     with pytest.raises(StorageFailure) as failed:
         store.digest(location, snapshot)
-    assert "HeadObject" in failed.value.message and "config.json" in failed.value.message
+    assert failed.value.reason is Reason.STORAGE_UNAVAILABLE  # retried with a fresh listing, never a pass
+    assert (
+        failed.value.message
+        == f"s3://{bucket}/dir/config.json changed while it was being verified (HeadObject); checked again"
+    )

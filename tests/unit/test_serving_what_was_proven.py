@@ -193,12 +193,17 @@ def test_a_caller_that_gave_up_stops_the_hashing_too():
 
 def test_a_stalled_read_does_not_hold_a_stop():
     # A read that never returns (a stalled connection): the stop is still heard within a poll.
-    released = threading.Event()
+    released, reading = threading.Event(), threading.Lock()
 
     class StalledBody(EndlessBody):
         def read(self, size: int = -1) -> bytes:
-            released.wait()
-            return b""
+            with reading:
+                released.wait()
+                return b""
+
+        def close(self) -> None:
+            with reading:  # as a real response's close waits for a read in progress
+                super().close()
 
     client = EndlessClient()
     client.body = StalledBody()

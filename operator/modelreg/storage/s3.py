@@ -96,6 +96,10 @@ def _classify(exc: Exception, location: Location | str, action: str) -> StorageF
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
         status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+        if code in ("412", "PreconditionFailed") or status == "412":  # an IfMatch pin no longer holds
+            return StorageFailure(
+                Reason.STORAGE_UNAVAILABLE, f"{location} changed while it was being verified ({action}); checked again"
+            )
         if code in _NOT_FOUND or status == "404":
             return StorageFailure(Reason.NOT_FOUND, f"{location} does not exist ({action}: {code or status})")
         if code in _DENIED or status == "403":
@@ -269,7 +273,9 @@ class ObjectStore:
     ) -> tuple[str, int]:
         """Hash an object with `range_streams` ranged GETs of `chunk_size` in flight, fed to the hash
         in order: one artifact can use more than one stream's bandwidth; memory stays about
-        range_streams * chunk_size. IfMatch pins every range to the object the HEAD saw."""
+        range_streams * chunk_size. IfMatch pins every range to the object the HEAD saw. Once
+        stopped, ranges in flight are not waited for, but a stalled one still holds the process's
+        exit for up to the read timeout (pool threads are joined at exit; off by default)."""
         stop = (stop or Stop()).including(self._closed)
         stop.check(location)
         if size <= self.chunk_size or self.range_streams <= 1:
@@ -341,6 +347,8 @@ class ObjectStore:
                 hand_over(None)
             except BaseException as exc:  # handed to the hashing thread, re-raised there
                 hand_over(exc)
+            finally:  # here, not by the hashing thread: closing waits for a read in progress
+                body.close()
 
         # A daemon: one stuck in a stalled read never holds the process's exit.
         threading.Thread(target=read, name="s3-read", daemon=True).start()
@@ -361,7 +369,6 @@ class ObjectStore:
                 stop.check(location)
         finally:
             hashing_ended.set()
-            body.close()
         return digest.hexdigest(), total
 
 
