@@ -26,6 +26,7 @@ import textwrap
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 # The official client reads $KUBECONFIG at import: point it at this run's emulator first.
@@ -48,7 +49,7 @@ from modelreg.config import Settings
 from modelreg.main import run_operator
 from modelreg.testing.harness import with_test_trust
 settings = Settings(promotions={"tick_seconds": 1}, policy={"required_approvals": {"Production": 1}})
-run_operator(with_test_trust(settings), [sys.argv[1]])
+run_operator(with_test_trust(settings), sys.argv[1].split(","))
 """
 
 
@@ -100,6 +101,223 @@ def as_the_chart_configures(admission: kubernetes.client.AdmissionregistrationV1
         admission.patch_validating_webhook_configuration(config.metadata.name, {"webhooks": webhooks})
 
 
+@dataclass
+class Latency:
+    """Seconds, per round: the emulator's create -> watch round trip (baseline), approval ->
+    every Deployment patched, the approval admitted, the commit point written."""
+
+    baseline: list[float]
+    patched: list[float]
+    admitted: list[float]
+    committed: list[float]
+
+    def report(self, heading: str) -> None:
+        b50, b99 = statistics.median(self.baseline), percentile(self.baseline, 0.99)
+        p50, p99 = statistics.median(self.patched), percentile(self.patched, 0.99)
+        print(heading)
+        print(f"emulator create->watch round trip: p50 {b50 * 1000:7.1f} ms  p99 {b99 * 1000:7.1f} ms  (baseline)")
+        print(f"approval -> all Deployments patched: p50 {p50 * 1000:7.1f} ms  p99 {p99 * 1000:7.1f} ms")
+        print(f"ratio to baseline: p50 {p50 / b50:.1f}x  p99 {p99 / b99:.1f}x")
+        slowest = sorted(range(len(self.patched)), key=self.patched.__getitem__)[-3:][::-1]
+        print("  slowest rounds: " + ", ".join(f"#{i + 1} {self.patched[i] * 1000:.1f} ms" for i in slowest))
+        print(
+            f"  of which: approval admitted (webhooks) p50 {statistics.median(self.admitted) * 1000:.1f} ms, "
+            f"commit point written p50 {statistics.median(self.committed) * 1000:.1f} ms"
+        )
+        # the contract's admission (mutating and validating webhook, a SubjectAccessReview) is a floor
+        print(
+            f"  admission alone is {statistics.median(self.admitted) / b50:.1f}x the round trip at p50, "
+            f"{percentile(self.admitted, 0.99) / b99:.1f}x at p99 (the whole path's target: 5x / 3x)"
+        )
+
+
+def measure(
+    cluster: EmulatedCluster,
+    s3_env: dict[str, str],
+    kubeconfig: Path,
+    namespaces: list[str],
+    ns: str,
+    versions: int,
+    rounds: int,
+    deployments: int = 3,
+    webhooks: str = "chart",
+) -> Latency:
+    """In namespace `ns` (one of `namespaces`, all of which an operator of its own watches, in a
+    process of its own, with the webhook): `versions` versions of model "bench", `deployments`
+    serving Deployments, then `rounds` promotions, each approved by bob and timed."""
+    config = kubernetes.client.Configuration()
+    config.host = cluster.url
+    api = kubernetes.client.ApiClient(config)
+    as_user = {}
+    for user in ("alice", "bob"):  # the promotion's requester and its approver, through the webhook
+        user_config = kubernetes.client.Configuration()
+        user_config.host = cluster.url
+        user_config.api_key = {"authorization": f"Bearer emulator-token-{user}"}
+        as_user[user] = kubernetes.client.CustomObjectsApi(kubernetes.client.ApiClient(user_config))
+    custom, apps, core = (
+        kubernetes.client.CustomObjectsApi(api),
+        kubernetes.client.AppsV1Api(api),
+        kubernetes.client.CoreV1Api(api),
+    )
+    # Baseline: the emulator's create -> watch-event round trip.
+    cm_watch = Watch(f"{cluster.url}/api/v1/namespaces/{ns}/configmaps")
+    baseline = []
+    for i in range(rounds):
+        name = f"probe-{i}"
+        start = time.perf_counter()
+        core.create_namespaced_config_map(ns, {"metadata": {"name": name}})
+        baseline.append(cm_watch.wait(lambda e, n=name: e["object"]["metadata"]["name"] == n) - start)
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_env["AWS_ENDPOINT_URL_S3"],
+        region_name=s3_env["AWS_REGION"],
+        aws_access_key_id=s3_env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=s3_env["AWS_SECRET_ACCESS_KEY"],
+    )
+    client.create_bucket(Bucket="bench")
+    for v in range(1, versions + 1):
+        body = f"v{v}".encode()
+        client.put_object(Bucket="bench", Key=f"m/{v}", Body=body, ChecksumAlgorithm="SHA256")
+        custom.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            ns,
+            "modelversions",
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "ModelVersion",
+                "metadata": {"name": f"bench-{v}"},
+                "spec": {
+                    "modelName": "bench",
+                    "version": v,
+                    "artifact": {"uri": f"s3://bench/m/{v}", "sha256": hashlib.sha256(body).hexdigest()},
+                },
+            },
+        )
+    for d in range(deployments):
+        apps.create_namespaced_deployment(
+            ns,
+            {
+                "metadata": {"name": f"serve-{d}", "labels": {"modelreg.io/model": "bench"}},
+                "spec": {
+                    "replicas": 1,
+                    "selector": {"matchLabels": {"app": f"serve-{d}"}},
+                    "template": {
+                        "metadata": {"labels": {"app": f"serve-{d}"}},
+                        "spec": {"containers": [{"name": "s", "image": "s:1"}]},
+                    },
+                },
+            },
+        )
+    script = kubeconfig.parent / "modelreg_operator.py"  # not operator.py: that is a stdlib module
+    script.write_text(textwrap.dedent(OPERATOR))
+    log = kubeconfig.parent / "operator.log"
+    env = {**os.environ, **s3_env, "KUBECONFIG": str(kubeconfig)}
+    with log.open("w") as stderr:
+        operator = subprocess.Popen([sys.executable, str(script), ",".join(namespaces)], env=env, stderr=stderr)
+    controller = SimulatedDeploymentController(cluster.url, [ns], period=0.05).start()
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            if operator.poll() is not None:
+                raise RuntimeError(f"the operator exited with {operator.returncode}; see {log}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the versions were not verified, or the webhook not configured; see {log}")
+            items = custom.list_namespaced_custom_object(
+                GROUP, VERSION, ns, "modelversions", label_selector="modelreg.io/model=bench"
+            )["items"]
+            verified = sum(
+                any(
+                    c["type"] == "ArtifactVerified" and c["status"] == "True"
+                    for c in (i.get("status") or {}).get("conditions", [])
+                )
+                for i in items
+            )
+            admission = kubernetes.client.AdmissionregistrationV1Api(api)
+            validating = admission.list_validating_webhook_configuration().items
+            if verified == versions and validating:  # approvals are sealed and checked at admission
+                if webhooks == "chart":
+                    as_the_chart_configures(admission, validating, "modelreg-operator")
+                break
+            time.sleep(0.5)
+
+        dep_watch = Watch(f"{cluster.url}/apis/apps/v1/namespaces/{ns}/deployments")
+        promo_watch = Watch(f"{cluster.url}/apis/{GROUP}/{VERSION}/namespaces/{ns}/modelpromotions")
+        latencies, admitted, committed = [], [], []
+        for r in range(rounds):
+            version = r + 1
+            name = f"promo-{r}-{uuid.uuid4().hex[:4]}"
+            as_user["alice"].create_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                ns,
+                "modelpromotions",
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": "ModelPromotion",
+                    "metadata": {"name": name},
+                    "spec": {"modelName": "bench", "version": version, "targetStage": "Production"},
+                },
+            )
+            while True:  # the promotion is seen and waiting for its approval
+                status = custom.get_namespaced_custom_object(GROUP, VERSION, ns, "modelpromotions", name).get("status")
+                if status and status.get("approvalSummary") == "0/1":
+                    break
+                time.sleep(0.02)
+            start = time.perf_counter()  # bob's approval: admitted and sealed by the webhook
+            as_user["bob"].patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                ns,
+                "modelpromotions",
+                name,
+                {"metadata": {"annotations": {"approval.modelreg.io/bob": "bob"}}},
+            )
+            admitted.append(time.perf_counter() - start)
+            committed.append(
+                promo_watch.wait(
+                    lambda e, n=name: (
+                        e["object"]["metadata"]["name"] == n
+                        and any(
+                            c["type"] == "Succeeded" and c.get("reason") == "RollingOut"
+                            for c in (e["object"].get("status") or {}).get("conditions", [])
+                        )
+                    )
+                )
+                - start
+            )
+            patched: dict[str, float] = {}
+            for d in range(deployments):
+                dep = f"serve-{d}"
+                patched[dep] = dep_watch.wait(
+                    lambda e, n=dep, v=str(version): (
+                        e["object"]["metadata"]["name"] == n
+                        and (e["object"]["spec"]["template"]["metadata"].get("annotations") or {}).get(
+                            "modelreg.io/version"
+                        )
+                        == v
+                    )
+                )
+            latencies.append(max(patched.values()) - start)
+            while True:  # let the rollout finish before the next round
+                status = custom.get_namespaced_custom_object(GROUP, VERSION, ns, "modelpromotions", name)["status"]
+                if any(c["type"] == "Succeeded" and c["reason"] == "Promoted" for c in status["conditions"]):
+                    break
+                time.sleep(0.02)
+        return Latency(baseline, latencies, admitted, committed)
+    finally:
+        controller.stop()
+        operator.terminate()
+        operator.wait(timeout=60)
+        # its webhook is gone with it: left registered, every later write would be refused
+        admission = kubernetes.client.AdmissionregistrationV1Api(api)
+        for config in admission.list_validating_webhook_configuration().items:
+            admission.delete_validating_webhook_configuration(config.metadata.name)
+        for config in admission.list_mutating_webhook_configuration().items:
+            admission.delete_mutating_webhook_configuration(config.metadata.name)
+
+
 def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -119,183 +337,17 @@ def main() -> None:
     cluster.grant_demo_users()
     cluster.write_kubeconfig(KUBECONFIG, namespace=NS, user="modelreg-operator")
     s3 = S3Process().start()
-    os.environ.update(s3.environment())
-    config = kubernetes.client.Configuration()
-    config.host = cluster.url
-    api = kubernetes.client.ApiClient(config)
-    as_user = {}
-    for user in ("alice", "bob"):  # the promotion's requester and its approver, through the webhook
-        user_config = kubernetes.client.Configuration()
-        user_config.host = cluster.url
-        user_config.api_key = {"authorization": f"Bearer emulator-token-{user}"}
-        as_user[user] = kubernetes.client.CustomObjectsApi(kubernetes.client.ApiClient(user_config))
-    custom, apps, core = (
-        kubernetes.client.CustomObjectsApi(api),
-        kubernetes.client.AppsV1Api(api),
-        kubernetes.client.CoreV1Api(api),
-    )
     try:
-        # Baseline: the emulator's create -> watch-event round trip.
-        cm_watch = Watch(f"{cluster.url}/api/v1/namespaces/{NS}/configmaps")
-        baseline = []
-        for i in range(args.rounds):
-            name = f"probe-{i}"
-            start = time.perf_counter()
-            core.create_namespaced_config_map(NS, {"metadata": {"name": name}})
-            baseline.append(cm_watch.wait(lambda e, n=name: e["object"]["metadata"]["name"] == n) - start)
-
-        client = boto3.client("s3")
-        client.create_bucket(Bucket="bench")
-        for v in range(1, args.versions + 1):
-            body = f"v{v}".encode()
-            client.put_object(Bucket="bench", Key=f"m/{v}", Body=body, ChecksumAlgorithm="SHA256")
-            custom.create_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                NS,
-                "modelversions",
-                {
-                    "apiVersion": f"{GROUP}/{VERSION}",
-                    "kind": "ModelVersion",
-                    "metadata": {"name": f"m-{v}"},
-                    "spec": {
-                        "modelName": "bench",
-                        "version": v,
-                        "artifact": {"uri": f"s3://bench/m/{v}", "sha256": hashlib.sha256(body).hexdigest()},
-                    },
-                },
-            )
-        for d in range(args.deployments):
-            apps.create_namespaced_deployment(
-                NS,
-                {
-                    "metadata": {"name": f"serve-{d}", "labels": {"modelreg.io/model": "bench"}},
-                    "spec": {
-                        "replicas": 1,
-                        "selector": {"matchLabels": {"app": f"serve-{d}"}},
-                        "template": {
-                            "metadata": {"labels": {"app": f"serve-{d}"}},
-                            "spec": {"containers": [{"name": "s", "image": "s:1"}]},
-                        },
-                    },
-                },
-            )
-        script = KUBECONFIG.parent / "modelreg_operator.py"  # not operator.py: that is a stdlib module
-        script.write_text(textwrap.dedent(OPERATOR))
-        log = KUBECONFIG.parent / "operator.log"
-        with log.open("w") as stderr:
-            operator = subprocess.Popen([sys.executable, str(script), NS], env=dict(os.environ), stderr=stderr)
-        controller = SimulatedDeploymentController(cluster.url, [NS], period=0.05).start()
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if operator.poll() is not None:
-                raise RuntimeError(f"the operator exited with {operator.returncode}; see {log}")
-            items = custom.list_namespaced_custom_object(GROUP, VERSION, NS, "modelversions")["items"]
-            verified = sum(
-                any(
-                    c["type"] == "ArtifactVerified" and c["status"] == "True"
-                    for c in (i.get("status") or {}).get("conditions", [])
-                )
-                for i in items
-            )
-            admission = kubernetes.client.AdmissionregistrationV1Api(api)
-            validating = admission.list_validating_webhook_configuration().items
-            if verified == args.versions and validating:  # approvals are sealed and checked at admission
-                if args.webhooks == "chart":
-                    as_the_chart_configures(admission, validating, "modelreg-operator")
-                break
-            time.sleep(0.5)
-
-        dep_watch = Watch(f"{cluster.url}/apis/apps/v1/namespaces/{NS}/deployments")
-        promo_watch = Watch(f"{cluster.url}/apis/{GROUP}/{VERSION}/namespaces/{NS}/modelpromotions")
-        latencies, admitted, committed = [], [], []
-        for r in range(args.rounds):
-            version = r + 1
-            name = f"promo-{r}-{uuid.uuid4().hex[:4]}"
-            as_user["alice"].create_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                NS,
-                "modelpromotions",
-                {
-                    "apiVersion": f"{GROUP}/{VERSION}",
-                    "kind": "ModelPromotion",
-                    "metadata": {"name": name},
-                    "spec": {"modelName": "bench", "version": version, "targetStage": "Production"},
-                },
-            )
-            while True:  # the promotion is seen and waiting for its approval
-                status = custom.get_namespaced_custom_object(GROUP, VERSION, NS, "modelpromotions", name).get("status")
-                if status and status.get("approvalSummary") == "0/1":
-                    break
-                time.sleep(0.02)
-            start = time.perf_counter()  # bob's approval: admitted and sealed by the webhook
-            as_user["bob"].patch_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                NS,
-                "modelpromotions",
-                name,
-                {"metadata": {"annotations": {"approval.modelreg.io/bob": "bob"}}},
-            )
-            admitted.append(time.perf_counter() - start)
-            committed.append(
-                promo_watch.wait(
-                    lambda e, n=name: (
-                        e["object"]["metadata"]["name"] == n
-                        and any(
-                            c["type"] == "Succeeded" and c.get("reason") == "RollingOut"
-                            for c in (e["object"].get("status") or {}).get("conditions", [])
-                        )
-                    )
-                )
-                - start
-            )
-            patched: dict[str, float] = {}
-            for d in range(args.deployments):
-                dep = f"serve-{d}"
-                patched[dep] = dep_watch.wait(
-                    lambda e, n=dep, v=str(version): (
-                        e["object"]["metadata"]["name"] == n
-                        and (e["object"]["spec"]["template"]["metadata"].get("annotations") or {}).get(
-                            "modelreg.io/version"
-                        )
-                        == v
-                    )
-                )
-            latencies.append(max(patched.values()) - start)
-            while True:  # let the rollout finish before the next round
-                status = custom.get_namespaced_custom_object(GROUP, VERSION, NS, "modelpromotions", name)["status"]
-                if any(c["type"] == "Succeeded" and c["reason"] == "Promoted" for c in status["conditions"]):
-                    break
-                time.sleep(0.02)
-        controller.stop()
-        operator.terminate()
-        operator.wait(timeout=60)
-
-        b50, b99 = statistics.median(baseline), percentile(baseline, 0.99)
-        p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
-        print(
-            f"{args.versions} ModelVersions, {args.deployments} Deployments, {args.rounds} rounds, "
-            f"webhooks as {'the chart' if args.webhooks == 'chart' else 'kopf'} configures them"
-        )
-        print(f"emulator create->watch round trip: p50 {b50 * 1000:7.1f} ms  p99 {b99 * 1000:7.1f} ms  (baseline)")
-        print(f"approval -> all Deployments patched: p50 {p50 * 1000:7.1f} ms  p99 {p99 * 1000:7.1f} ms")
-        print(f"ratio to baseline: p50 {p50 / b50:.1f}x  p99 {p99 / b99:.1f}x")
-        slowest = sorted(range(len(latencies)), key=latencies.__getitem__)[-3:][::-1]
-        print("  slowest rounds: " + ", ".join(f"#{i + 1} {latencies[i] * 1000:.1f} ms" for i in slowest))
-        print(
-            f"  of which: approval admitted (webhooks) p50 {statistics.median(admitted) * 1000:.1f} ms, "
-            f"commit point written p50 {statistics.median(committed) * 1000:.1f} ms"
-        )
-        # the contract's admission (mutating and validating webhook, a SubjectAccessReview) is a floor
-        print(
-            f"  admission alone is {statistics.median(admitted) / b50:.1f}x the round trip at p50, "
-            f"{percentile(admitted, 0.99) / b99:.1f}x at p99 (the whole path's target: 5x / 3x)"
+        latency = measure(
+            cluster, s3.environment(), KUBECONFIG, [NS], NS, args.versions, args.rounds, args.deployments, args.webhooks
         )
     finally:
         s3.stop()
         cluster.stop()
+    latency.report(
+        f"{args.versions} ModelVersions, {args.deployments} Deployments, {args.rounds} rounds, "
+        f"webhooks as {'the chart' if args.webhooks == 'chart' else 'kopf'} configures them"
+    )
 
 
 if __name__ == "__main__":

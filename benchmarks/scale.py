@@ -1,5 +1,8 @@
-"""Scale: N ModelVersions over K namespaces; the operator's time to verify all, idle CPU and RSS,
-each next to a no-op kopf operator (one event handler) on the same emulator in the same run.
+"""Scale: N ModelVersions over K namespaces plus P promotions; the operator's time to verify all,
+idle CPU and RSS, each next to a no-op kopf operator (one event handler) on the same emulator in
+the same run; then approval -> all Deployments patched for P promotions in the first namespace, by
+an operator (with its webhook) that watches all K, next to the emulator's write -> watch round trip
+(benchmarks/promotion_latency.py's rounds).
 
 The operator under test runs in its own process (so its CPU and memory are its own); the API
 emulator runs in this process, moto in another. Artifacts carry an S3 SHA-256 checksum, so each
@@ -9,7 +12,7 @@ Last, the floor: the contract's I/O for each version (one HEAD, one status patch
 made by a bare client in a process of its own (raw HTTP on kept-alive connections, no decisions,
 no watches of its own), so "how close can any operator get here" is measured, not guessed.
 
-Usage: python benchmarks/scale.py [--versions 1000] [--namespaces 10] [--idle 15] [--labelled]
+Usage: python benchmarks/scale.py [--versions 1000] [--namespaces 10] [--promotions 20] [--idle 15] [--labelled]
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import boto3
 import kubernetes
 import requests
 
+import promotion_latency
 from modelreg.testing.harness import EmulatedCluster, S3Process
 from modelreg.testing.keys import TEST_SEAL_KEY
 
@@ -184,6 +188,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--versions", type=int, default=1000)
     parser.add_argument("--namespaces", type=int, default=10)
+    parser.add_argument("--promotions", type=int, default=20, help="rounds of approval -> Deployments patched")
     parser.add_argument("--idle", type=float, default=15.0)
     parser.add_argument(
         "--labelled",
@@ -261,17 +266,20 @@ def main() -> None:
             args.idle,
             cluster,
         )
+        # Before the floor, whose writes carry no seal: an operator would re-verify them all.
+        latency = promotion_latency.measure(
+            cluster, s3.environment(), kubeconfig, namespaces, namespaces[0], args.promotions, args.promotions
+        )
         floor_file = workdir / "floor.py"
         floor_file.write_text(textwrap.dedent(FLOOR))
-        floor, heads, writes = map(
-            float,
-            subprocess.run(
-                [sys.executable, str(floor_file), cluster.url, s3.url, str(args.versions), ",".join(namespaces), "16"],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout.split(),
+        run = subprocess.run(
+            [sys.executable, str(floor_file), cluster.url, s3.url, str(args.versions), ",".join(namespaces), "16"],
+            capture_output=True,
+            text=True,
         )
+        if run.returncode:
+            raise RuntimeError(f"the floor's client failed:\n{run.stderr[-2000:]}")
+        floor, heads, writes = map(float, run.stdout.split())
     finally:
         s3.stop()
         cluster.stop()
@@ -295,6 +303,10 @@ def main() -> None:
         f"modelreg takes {ours['seconds'] / floor:.2f}x the floor"
     )
     print(f"  of which alone: the HEADs (moto) {heads:.2f} s, the status patches and Events (emulator) {writes:.2f} s")
+    latency.report(
+        f"{args.promotions} promotions in {namespaces[0]} ({n // len(namespaces) + args.promotions} versions there), "
+        f"by an operator watching all {len(namespaces)} namespaces, webhooks as the chart configures them"
+    )
 
 
 if __name__ == "__main__":
