@@ -101,18 +101,17 @@ def as_the_chart_configures(admission: kubernetes.client.AdmissionregistrationV1
         admission.patch_validating_webhook_configuration(config.metadata.name, {"webhooks": webhooks})
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def settle(pid: int, deadline: float) -> None:
     """Until the process uses under a tenth of a core for a second (or the deadline passes)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-
-    def cpu() -> float:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / ticks
-
     while time.monotonic() < deadline:
-        before = cpu()
+        before = cpu_seconds(pid)
         time.sleep(1.0)
-        if cpu() - before < 0.1:
+        if cpu_seconds(pid) - before < 0.1:
             return
 
 

@@ -40,7 +40,6 @@ from modelreg.testing.keys import TEST_SEAL_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 CRD_FILES = sorted((ROOT / "crds").glob("*.yaml"))
-TICKS = os.sysconf("SC_CLK_TCK")
 
 NOOP = """
 import sys, kopf
@@ -118,11 +117,6 @@ for each in (both, head, write):  # the floor, then what each side of it costs a
 """
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -160,12 +154,12 @@ def measure(name: str, argv: list[str], env: dict, done, idle: float, cluster: E
                 raise RuntimeError(f"{name} exited with {process.returncode}; the end of {log}:\n{tail}")
             time.sleep(0.05)
         elapsed = time.monotonic() - started
-        busy_cpu = cpu_seconds(process.pid) / elapsed
+        busy_cpu = promotion_latency.cpu_seconds(process.pid) / elapsed
         requests = cluster.api.requests_served - requests0
         time.sleep(2)  # settle: trailing writes and their echoes
-        before, t0 = cpu_seconds(process.pid), time.monotonic()
+        before, t0 = promotion_latency.cpu_seconds(process.pid), time.monotonic()
         time.sleep(idle)
-        idle_cpu = (cpu_seconds(process.pid) - before) / (time.monotonic() - t0)
+        idle_cpu = (promotion_latency.cpu_seconds(process.pid) - before) / (time.monotonic() - t0)
         idle_requests = cluster.api.requests_served - requests0 - requests
         return {
             "requests": requests,

@@ -113,6 +113,11 @@ def _classify(exc: Exception, location: Location | str, action: str) -> StorageF
     )
 
 
+def _pinned(etag: str | None) -> dict[str, str]:
+    """Request arguments that hold a read to the object with this ETag (412 once it is replaced)."""
+    return {"IfMatch": f'"{etag}"'} if etag else {}
+
+
 def _timestamp(value: Any) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
 
@@ -162,7 +167,6 @@ class ObjectStore:
 
     def head(self, location: Location, etag: str | None = None) -> StoredObject:
         """`etag`: only the object a listing saw (412 if it was replaced since)."""
-        pinned = {"IfMatch": f'"{etag}"'} if etag else {}
         head = self._call(
             location,
             "HeadObject",
@@ -170,7 +174,7 @@ class ObjectStore:
             Bucket=location.bucket,
             Key=location.key,
             ChecksumMode="ENABLED",
-            **pinned,
+            **_pinned(etag),
         )
         return StoredObject(
             key=location.key,
@@ -232,7 +236,7 @@ class ObjectStore:
         seconds (counted from when this thread starts on it) it stops with Timeout; once
         `cancelled` is set, or the store closes, it stops too.
         """
-        stop = Stop(time.monotonic() + timeout, *([cancelled] if cancelled else [])).including(self._closed)
+        stop = Stop(time.monotonic() + timeout, self._closed, *([cancelled] if cancelled else []))
         if not location.is_directory:
             return self._member_digest(location, snapshot.members[0], headed=True, stop=stop)
 
@@ -283,14 +287,15 @@ class ObjectStore:
         starts = iter(range(0, size, self.chunk_size))
 
         def fetch(start: int) -> bytes:
-            kwargs: dict[str, Any] = {
-                "Bucket": location.bucket,
-                "Key": location.key,
-                "Range": f"bytes={start}-{min(size, start + self.chunk_size) - 1}",
-            }
-            if etag:
-                kwargs["IfMatch"] = f'"{etag}"'
-            response = self._call(location, "GetObject", self.client.get_object, **kwargs)
+            response = self._call(
+                location,
+                "GetObject",
+                self.client.get_object,
+                Bucket=location.bucket,
+                Key=location.key,
+                Range=f"bytes={start}-{min(size, start + self.chunk_size) - 1}",
+                **_pinned(etag),
+            )
             try:
                 return response["Body"].read()
             except (ClientError, BotoCoreError, OSError) as exc:
@@ -324,10 +329,9 @@ class ObjectStore:
         """
         stop = (stop or Stop()).including(self._closed)
         stop.check(location)
-        kwargs: dict[str, Any] = {"Bucket": location.bucket, "Key": location.key}
-        if etag:
-            kwargs["IfMatch"] = f'"{etag}"'
-        response = self._call(location, "GetObject", self.client.get_object, **kwargs)
+        response = self._call(
+            location, "GetObject", self.client.get_object, Bucket=location.bucket, Key=location.key, **_pinned(etag)
+        )
         body = response["Body"]
         chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=self.queue_depth)
         hashing_ended = threading.Event()
