@@ -144,7 +144,7 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
     return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == type_), None)
 
 
-def wait_for(probe: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+def wait_for(probe: Callable[[], Any], timeout: float = 20.0, what: str = "condition", step: float = 0.1) -> Any:
     """Poll until probe() returns something truthy; fail with the last value seen."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -152,7 +152,7 @@ def wait_for(probe: Callable[[], Any], timeout: float = 20.0, what: str = "condi
         last = probe()
         if last:
             return last
-        time.sleep(0.1)
+        time.sleep(step)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
 
 

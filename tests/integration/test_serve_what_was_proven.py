@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 
 import pytest
 
@@ -238,3 +239,69 @@ def test_a_rollout_that_never_settles_ends_after_the_execution_timeout(start_ope
     ended = succeeded(kube, "s1", "RolloutFailed", timeout=15)
     assert "promotions.executionTimeoutSeconds" in condition(ended, "Succeeded")["message"]
     assert stage(kube, "fraud-v1") in (None, "")
+
+
+# A public 128-byte MD5 collision pair (Wang et al.): one MD5, so one ETag; two SHA-256 digests.
+COLLIDING_A = bytes.fromhex(
+    "d131dd02c5e6eec4693d9a0698aff95c2fcab58712467eab4004583eb8fb7f8955ad340609f4b30283e488832571415a"
+    "085125e8f7cdc99fd91dbdf280373c5bd8823e3156348f5bae6dacd436c919c6dd53e2b487da03fd02396306d248cda0"
+    "e99f33420f577ee8ce54b67080a80d1ec69821bcb6a8839396f9652b6ff72a70"
+)
+COLLIDING_B = bytes.fromhex(
+    "d131dd02c5e6eec4693d9a0698aff95c2fcab50712467eab4004583eb8fb7f8955ad340609f4b30283e4888325f1415a"
+    "085125e8f7cdc99fd91dbd7280373c5bd8823e3156348f5bae6dacd436c919c6dd53e23487da03fd02396306d248cda0"
+    "e99f33420f577ee8ce54b67080280d1ec69821bcb6a8839396f965ab6ff72a70"
+)
+
+
+def overwrite_within_the_second_of_verification(kube, s3, bucket, replacement: bytes) -> int:
+    """Put A (with its SHA-256), register it, and once it is verified overwrite it with
+    `replacement` within the same second: ETag, size and LastModified all stay as proven.
+    Tried again under a new version number when the second ran out first."""
+    for version in range(1, 8):
+        key = f"fraud/{version}.bin"
+        time.sleep(1 - time.time() % 1 + 0.02)  # the start of a second: most of it left
+        first = s3.put_object(Bucket=bucket, Key=key, Body=COLLIDING_A, ChecksumAlgorithm="SHA256")
+        kube.create(
+            "modelversions",
+            version_body(
+                f"fraud-v{version}", f"s3://{bucket}/{key}", hashlib.sha256(COLLIDING_A).hexdigest(), version=version
+            ),
+        )
+        wait_for(
+            lambda v=version: verification(kube, f"fraud-v{v}").get("status") == "True", what="verified", step=0.02
+        )
+        s3.put_object(Bucket=bucket, Key=key, Body=replacement)  # no checksum: storage vouches for nothing
+        head = s3.head_object(Bucket=bucket, Key=key)
+        proven = kube.get("modelversions", f"fraud-v{version}")["status"]["artifact"]
+        same = {"etag": head["ETag"].strip('"'), "lastModified": head["LastModified"].strftime("%Y-%m-%dT%H:%M:%SZ")}
+        if all(proven.get(k) == v for k, v in same.items()) and head["ContentLength"] == proven["sizeBytes"]:
+            assert head["ETag"] == first["ETag"]
+            return version
+    raise AssertionError("no overwrite landed within the second of its verification in 7 tries")
+
+
+def test_an_md5_colliding_overwrite_within_the_same_second_never_serves(operator, apps, kube, s3, bucket):
+    # Storage shows the ETag (MD5), size and second that were proven: only the SHA-256 tells.
+    apps.create_namespaced_deployment(NAMESPACE, deployment("scorer", stage="Staging"))
+    version = overwrite_within_the_second_of_verification(kube, s3, bucket, COLLIDING_B)
+    promote(kube, "s", version, target="Staging")
+    ended = succeeded(kube, "s", "ArtifactChanged")
+    assert "no longer holds the bytes proven" in condition(ended, "Succeeded")["message"]
+    assert served_env(apps).get("MODEL_SHA256") != hashlib.sha256(COLLIDING_A).hexdigest()
+    assert stage(kube, f"fraud-v{version}") is None
+    wait_for(
+        lambda: verification(kube, f"fraud-v{version}").get("reason") == "ArtifactChanged",
+        timeout=5,
+        what="the version itself turns ArtifactChanged",
+    )
+
+
+def test_the_same_bytes_overwritten_without_a_checksum_still_serve(operator, apps, kube, s3, bucket):
+    # no checksum to vouch for them: they are read and hashed again, and they are the proven bytes
+    apps.create_namespaced_deployment(NAMESPACE, deployment("scorer", stage="Staging"))
+    version = overwrite_within_the_second_of_verification(kube, s3, bucket, COLLIDING_A)
+    promote(kube, "s", version, target="Staging")
+    env = wait_for(lambda: (e := served_env(apps)).get("MODEL_VERSION") == str(version) and e, what="rolled")
+    assert env["MODEL_SHA256"] == hashlib.sha256(COLLIDING_A).hexdigest()
+    assert stage(kube, f"fraud-v{version}") == "Staging"

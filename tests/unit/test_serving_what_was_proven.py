@@ -237,7 +237,9 @@ def test_a_cancelled_recheck_stops_its_thread_reading():
     async def store_for(namespace: str) -> ObjectStore:
         return store
 
-    reconciler = ModelVersionReconciler(store_for, RetryPolicy(), 1, StatusSeals(Sealer(b"k" * 32)))
+    reconciler = ModelVersionReconciler(
+        store_for, RetryPolicy(), 1, StatusSeals(Sealer(b"k" * 32)), max_artifact_bytes=1 << 60
+    )
     version = mv("s3://models/huge")
     version["metadata"] = {"name": "m-1"}
     version["status"] = {"artifact": {"etag": "before", "sizeBytes": 1 << 50}}  # storage now says "e"
@@ -254,3 +256,65 @@ def test_a_cancelled_recheck_stops_its_thread_reading():
     time.sleep(0.2)
     assert client.body.chunks_read - read <= store.queue_depth + 1
     store.close()
+
+
+# What identifies proven bytes: their SHA-256, never an MD5 ETag, a size or a whole-second time.
+PROVEN = {"sha256": "a" * 64, "etag": "md5", "sizeBytes": 128, "lastModified": "2026-12-06T03:30:00Z"}
+
+
+def snapshot_of(**changes) -> Snapshot:
+    fields = {"size": 128, "etag": "md5", "version_id": None, "last_modified": "2026-12-06T03:30:00Z", **changes}
+    return Snapshot(**fields)
+
+
+def test_an_unchanged_etag_size_and_second_vouch_for_nothing():
+    # an MD5-colliding overwrite within the same second keeps all three: only the bytes can tell
+    from modelreg.domain.artifacts import vouches_for
+
+    assert vouches_for(snapshot_of(), PROVEN) is None
+
+
+def test_storage_vouches_by_full_object_sha256_or_the_pinned_version():
+    from modelreg.domain.artifacts import vouches_for
+
+    assert vouches_for(snapshot_of(sha256="a" * 64), PROVEN) is True
+    assert vouches_for(snapshot_of(sha256="b" * 64), PROVEN) is False
+    versioned = {**PROVEN, "versionId": "v1"}
+    assert vouches_for(snapshot_of(version_id="v1"), versioned) is True
+    assert vouches_for(snapshot_of(version_id="v2", sha256="a" * 64), versioned) is False  # serving pins v1
+    # "null" is the one object of an unversioned (or suspended) bucket that any overwrite replaces
+    assert vouches_for(snapshot_of(version_id="null"), {**PROVEN, "versionId": "null"}) is None
+
+
+def test_a_verified_verdict_is_not_kept_on_an_unchanged_etag_alone():
+    from modelreg.domain.model_versions import unchanged_since_last_check
+
+    status = {
+        "observedGeneration": 1,
+        "conditions": [{"type": "ArtifactVerified", "status": "True", "reason": "Verified"}],
+        "artifact": PROVEN,
+        "lastCheck": {"etag": "md5", "sizeBytes": 128, "lastModified": "2026-12-06T03:30:00Z"},
+    }
+    assert not unchanged_since_last_check(status, 1, snapshot_of())  # read and hashed again
+    assert unchanged_since_last_check(status, 1, snapshot_of(sha256="a" * 64))
+    mismatch = {**status, "conditions": [{"type": "ArtifactVerified", "status": "False", "reason": "ChecksumMismatch"}]}
+    assert unchanged_since_last_check(mismatch, 1, snapshot_of())  # a failure may rest on metadata
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        {
+            "ETag": '"9b14ec2115f8c3619d2b630c7b036fc9-3"',
+            "ChecksumSHA256": "orvVqTQxFjz8g6hOZZ/ma9jmKIbWE594h/bwp5KUrHA=",
+        },
+        {"ETag": '"e"', "ChecksumSHA256": "orvVqTQxFjz8g6hOZZ/ma9jmKIbWE594h/bwp5KUrHA=-3"},
+        {"ETag": '"e"', "ChecksumSHA256": "orvVqTQxFjz8g6hOZZ/ma9jmKIbWE594h/bwp5KUrHA=", "ChecksumType": "COMPOSITE"},
+    ],
+)
+def test_a_multipart_uploads_checksum_is_never_taken_for_the_objects_digest(head):
+    # moto reports a multipart upload's composite SHA-256 with neither `-N` nor a ChecksumType
+    from modelreg.storage.s3 import _full_object_sha256
+
+    assert _full_object_sha256(head) is None
+    assert _full_object_sha256({"ETag": '"e"', "ChecksumSHA256": head["ChecksumSHA256"].removesuffix("-3")})

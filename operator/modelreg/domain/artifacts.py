@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 _S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>.+)$")
 
@@ -127,6 +128,7 @@ class Snapshot:
     members: tuple[StoredObject, ...] = ()  # directory members, sorted by relative key
     # An ETag is an MD5 for simple uploads (collisions are cheap): a rewrite also moves this.
     last_modified: str | None = None
+    sha256: str | None = None  # a single object's full-object SHA-256, as storage vouches for it
 
     def identity(self) -> dict[str, object]:
         return {
@@ -135,6 +137,29 @@ class Snapshot:
             "sizeBytes": self.size,
             "lastModified": self.last_modified,
         }
+
+
+def pinned_version(version_id: str | None) -> str | None:
+    """An S3 VersionId that names immutable bytes: not "null" (what a bucket without versioning, or
+    with it suspended, calls the one object an overwrite replaces)."""
+    return version_id if version_id and version_id != "null" else None
+
+
+def vouches_for(snapshot: Snapshot, proven: Mapping[str, Any]) -> bool | None:
+    """Does storage itself say these are the proven bytes, without a byte read? By SHA-256 only,
+    never by ETag (an MD5: collisions are cheap), size or LastModified (whole seconds): True for
+    the very object version proven (immutable, and what serving reads pinned) or a full-object
+    SHA-256 equal to the proven one; False when either says otherwise; None when only reading
+    and hashing the bytes again can tell (no checksum, a composite one, or a directory)."""
+    proven_version = pinned_version(proven.get("versionId"))
+    if proven_version is not None:
+        if snapshot.version_id != proven_version:
+            return False
+        if snapshot.size == proven.get("sizeBytes"):
+            return True
+    if snapshot.sha256 is not None:
+        return snapshot.sha256 == proven.get("sha256")
+    return None
 
 
 def directory_snapshot(objects: Iterable[StoredObject]) -> Snapshot:

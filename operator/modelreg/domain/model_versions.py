@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from modelreg.domain import conditions, notifications
-from modelreg.domain.artifacts import TRANSIENT, Reason, Snapshot, Verdict
+from modelreg.domain.artifacts import TRANSIENT, Reason, Snapshot, Verdict, vouches_for
 from modelreg.domain.transitions import Transition
 
 ARTIFACT_VERIFIED = "ArtifactVerified"
@@ -59,11 +59,17 @@ def verification_reason(status: Mapping[str, Any]) -> str | None:
 
 
 def unchanged_since_last_check(status: Mapping[str, Any], generation: int | None, snapshot: Snapshot) -> bool:
-    """A settled verdict stands while storage shows the same object: no body byte is re-read."""
+    """A settled verdict stands, no body byte re-read, while storage shows the same object. For a
+    verified one "the same" means storage vouches for the proven SHA-256 (or object version): an
+    equal ETag, size and second can hide an MD5-colliding overwrite. A failed verdict may rest on
+    the object's metadata: a collision can only turn it into another failure or a true proof."""
+    reason = verification_reason(status)
+    if reason in (*TRANSIENT, None) or status.get("observedGeneration") != generation:
+        return False
+    if reason == Reason.VERIFIED:
+        return vouches_for(snapshot, status.get("artifact") or {}) is True
     last = status.get("lastCheck") or {}
-    settled = verification_reason(status) not in (*TRANSIENT, None)
-    same_object = all(last.get(k) == v for k, v in snapshot.identity().items())
-    return settled and same_object and status.get("observedGeneration") == generation
+    return all(last.get(k) == v for k, v in snapshot.identity().items())
 
 
 @dataclass(frozen=True)

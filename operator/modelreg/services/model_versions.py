@@ -24,6 +24,7 @@ from modelreg.domain.artifacts import (
     judge_digest,
     judge_size,
     parse_uri,
+    vouches_for,
     within,
 )
 from modelreg.domain.merge import merge_patch
@@ -189,9 +190,11 @@ class ModelVersionReconciler:
     async def still_proven(self, namespace: str, model_version: Mapping[str, Any]) -> Verdict | None:
         """Right before a version moves or serves: does storage still hold what was proven?
 
-        None if so. Unchanged identity (ETag, VersionId, size, LastModified): one HEAD or listing,
-        no byte read. Changed identity: the bytes are hashed again, and the same bytes pass (the
-        version's own status catches up on its next tick). Else the reason: `ArtifactChanged` when
+        None if so. Storage vouches by SHA-256 (a full-object checksum, or the very object version
+        proven): one HEAD, no byte read. Else the bytes are hashed again (within
+        maxArtifactBytes), and the same bytes pass (the version's own status catches up on its
+        next tick). An equal ETag, size and LastModified prove nothing: MD5 collides, and an
+        overwrite within the same second keeps all three. Else the reason: `ArtifactChanged` when
         the proven object is gone or different, a transient reason when storage cannot answer.
         """
         name = model_version["metadata"]["name"]
@@ -204,27 +207,29 @@ class ModelVersionReconciler:
         prefixes = self.prefixes_for(namespace)
         if prefixes is not None and not within(location, prefixes):
             return Verdict(Reason.ARTIFACT_CHANGED, forbidden(location, namespace, prefixes).message)
-        expected = {k: proven.get(k) for k in ("etag", "versionId", "sizeBytes", "lastModified")}
         try:
             store = await self.store_for(namespace)
             snapshot = await self._run(store, "recheck", store.snapshot, location)
-            if snapshot.identity() == expected:
+            vouched = vouches_for(snapshot, {**proven, "sha256": spec["sha256"]})
+            if vouched is True:
                 return None
             self._due_now.add((namespace, name))
             self.wake(namespace, name)
-            changed = ", ".join(f"{k} {expected[k]} -> {v}" for k, v in snapshot.identity().items() if expected[k] != v)
-            if proven.get("versionId") and snapshot.version_id != proven["versionId"]:
-                found = None  # another object version: never what MODEL_VERSION_ID pins
-            else:
+            if vouched is None and not judge_bounds(snapshot, self.max_artifact_bytes, location):
                 found, _, _ = await self._digest(store, "recheck", location, snapshot)
+                if found == spec["sha256"]:
+                    return None  # rewritten with the same bytes
         except StorageFailure as failure:
             if failure.reason in (Reason.NOT_FOUND, Reason.TOO_LARGE):
                 return Verdict(
                     Reason.ARTIFACT_CHANGED, f"ModelVersion {name}: the proven {location} is gone: {failure.message}"
                 )
             return Verdict(failure.reason, f"ModelVersion {name} could not be re-checked: {failure.message}")
-        if found == spec["sha256"]:
-            return None  # rewritten with the same bytes
+        expected = {k: proven.get(k) for k in ("etag", "versionId", "sizeBytes", "lastModified")}
+        changed = ", ".join(f"{k} {expected[k]} -> {v}" for k, v in snapshot.identity().items() if expected[k] != v)
         return Verdict(
-            Reason.ARTIFACT_CHANGED, f"ModelVersion {name}: {location} changed after it was verified ({changed})"
+            Reason.ARTIFACT_CHANGED,
+            f"ModelVersion {name}: {location} changed after it was verified, it no longer holds the bytes "
+            f"proven (sha256 {spec['sha256']})"
+            + (f": {changed}" if changed else ": same ETag, size and time, other bytes"),
         )

@@ -123,9 +123,12 @@ def _timestamp(value: Any) -> str | None:
 
 
 def _full_object_sha256(head: dict[str, Any]) -> str | None:
-    """A SHA-256 checksum proves the whole object only if it is a full-object one (not composite)."""
+    """A SHA-256 checksum proves the whole object only if it is a full-object one. S3 computes SHA-256
+    for a multipart upload (ETag `<md5>-<parts>`) only as a checksum of its parts' checksums, and
+    some stores (moto) report that composite without its `-N` or a ChecksumType: never the digest."""
     value = head.get("ChecksumSHA256")
-    if not value or head.get("ChecksumType", "FULL_OBJECT") != "FULL_OBJECT" or "-" in value:
+    multipart = "-" in str(head.get("ETag", ""))
+    if not value or multipart or head.get("ChecksumType", "FULL_OBJECT") != "FULL_OBJECT" or "-" in value:
         return None
     return base64.b64decode(value).hex()
 
@@ -190,7 +193,12 @@ class ObjectStore:
         if not location.is_directory:
             obj = self.head(location)
             return Snapshot(
-                size=obj.size, etag=obj.etag, version_id=obj.version_id, members=(obj,), last_modified=obj.last_modified
+                size=obj.size,
+                etag=obj.etag,
+                version_id=obj.version_id,
+                members=(obj,),
+                last_modified=obj.last_modified,
+                sha256=obj.sha256,
             )
         members = []
         for item in self._list(location):
