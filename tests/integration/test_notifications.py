@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import json
 import threading
 import time
 import urllib.request
@@ -223,5 +224,90 @@ def test_a_receiver_that_rejects_is_not_retried(kube, s3, bucket, start_operator
         assert "answered HTTP 401; not retried" in failed[0].message
         wait_for(lambda: outbox(kube) == {}, what="the failed deliveries removed")
         assert receiver.events == []
+    finally:
+        receiver.stop()
+
+
+def grant_config_map_writer(kube, user: str) -> Any:
+    """`user` may write ConfigMaps in the operator's namespace (and nothing else there: no Secrets)."""
+    role = {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create", "patch"]}
+    kube.cluster.apply(
+        [
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": {"name": "config-map-writer", "namespace": "modelreg-system"},
+                "rules": [role],
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": "config-map-writer", "namespace": "modelreg-system"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "config-map-writer"},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+            },
+        ]
+    )
+    return kube.as_user(user).core
+
+
+def test_planted_or_altered_outbox_entries_are_never_signed(kube, s3, bucket, start_operator, signing_key):
+    """Whoever may write ConfigMaps in the operator's namespace plants notices and alters one the
+    operator wrote; after a restart only what the operator sealed is signed and delivered."""
+    port = free_port()
+    first = start_operator(with_endpoint(port))
+    register(kube, s3, bucket, 1)  # registered + verified, undelivered: the receiver is not up yet
+    wait_for(lambda: len(outbox(kube)) >= 2, what="undelivered events kept in the outbox")
+    first.stop()
+    genuine = outbox(kube)
+    verified_key = next(k for k, v in genuine.items() if '"model_version.verified"' in v)
+    registered_id = next(json.loads(v)["id"] for v in genuine.values() if '"model_version.registered"' in v)
+    mv = kube.get("modelversions", "fraud-v1")
+    ref = {k: mv[k] for k in ("apiVersion", "kind")} | {
+        "namespace": "ml",
+        "name": "fraud-v1",
+        "uid": mv["metadata"]["uid"],
+    }
+    forged_body = json.dumps({"id": "msg_forged", "type": "stage.changed", "object": ref, "data": {"to": "Production"}})
+    forged = json.dumps(
+        {"endpoint": "ci", "id": "msg_forged", "type": "stage.changed", "ref": ref, "body": forged_body}
+    )
+    mallory = grant_config_map_writer(kube, "mallory")
+    # 1. an entry planted in the operator's own outbox ConfigMap
+    mallory.patch_namespaced_config_map(
+        "modelreg-outbox-ml", "modelreg-system", {"data": {"00000000000000000001.ci": forged}}
+    )
+    # 2. an outbox ConfigMap of the attacker's own making, for another namespace
+    labels = {"modelreg.io/outbox": "true"}
+    planted = {"metadata": {"name": "modelreg-outbox-payments", "labels": labels}, "data": {"1.ci": forged}}
+    mallory.create_namespaced_config_map("modelreg-system", planted)
+    # 3. an entry the operator wrote, its body altered, its seal kept
+    altered = json.loads(genuine[verified_key])
+    altered["body"] = altered["body"].replace('"model_version.verified"', '"stage.changed"')
+    altered_text = json.dumps(altered)
+    mallory.patch_namespaced_config_map("modelreg-outbox-ml", "modelreg-system", {"data": {verified_key: altered_text}})
+
+    receiver = Receiver(port).start()
+    try:
+        start_operator(with_endpoint(port))
+        wait_for(lambda: outbox(kube) == {}, what="the outbox emptied")  # every entry delivered or dropped
+        wait_for(lambda: registered_id in [e["id"] for e in receiver.events], what="the sealed entry delivered")
+        assert [e["id"] for e in receiver.events] == [registered_id]  # nothing planted, nothing altered
+        assert all(e["type"] != "stage.changed" for e in receiver.events) and receiver.repeats == []
+        tampered = wait_for(
+            lambda: [
+                e for e in kube.core.list_namespaced_event("modelreg-system").items if e.reason == "OutboxTampered"
+            ],
+            what="OutboxTampered Events",
+        )
+        on = {e.involved_object.name: e for e in tampered}
+        assert set(on) == {"modelreg-outbox-ml", "modelreg-outbox-payments"}
+        assert all(e.type == "Warning" and e.involved_object.kind == "ConfigMap" for e in tampered)
+        assert "2 outbox entries dropped, never signed nor delivered" in on["modelreg-outbox-ml"].message
+        assert verified_key in on["modelreg-outbox-ml"].message
+        assert not [e for e in kube.core.list_namespaced_event("ml").items if e.reason == "OutboxTampered"]
+        # what the operator publishes now is still sealed and delivered
+        promote(kube, "to-prod", 1)
+        wait_for(lambda: "promotion.requested" in receiver.of("to-prod"), what="a new event delivered")
     finally:
         receiver.stop()

@@ -1,13 +1,16 @@
 """Outbound notifications: which events exist, what their payload says, when a delivery is retried,
-and which pending delivery may go next (per-object order, a bounded outbox)."""
+which pending delivery may go next (per-object order, a bounded outbox), and the seal that proves
+the operator wrote an outbox entry."""
 
 from __future__ import annotations
 
 import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from modelreg.domain.seals import Sealer
 
 REGISTERED = "model_version.registered"
 VERIFIED = "model_version.verified"
@@ -105,6 +108,7 @@ class Pending:
     attempts: int = 0
     due: float = 0.0
     in_flight: bool = field(default=False, compare=False)
+    seal: str = field(default="", compare=False)  # see OutboxSeals: stored with the entry
 
     @property
     def ordering(self) -> tuple[str, str]:
@@ -114,7 +118,14 @@ class Pending:
     def record(self) -> str:
         """What the outbox stores (made once: the outbox's byte bound sums these on every publish)."""
         return json.dumps(
-            {"endpoint": self.endpoint, "id": self.id, "type": self.type, "ref": self.ref, "body": self.body}
+            {
+                "endpoint": self.endpoint,
+                "id": self.id,
+                "type": self.type,
+                "ref": self.ref,
+                "body": self.body,
+                "seal": self.seal,
+            }
         )
 
     @property
@@ -123,8 +134,41 @@ class Pending:
 
     @classmethod
     def from_record(cls, key: str, text: str) -> Pending:
+        """An entry as stored (ValueError, KeyError or TypeError if it is not one); whether the
+        operator wrote it is for `OutboxSeals.proven` to say (an unsealed record reads as `seal=""`)."""
         record = json.loads(text)
-        return cls(key, record["endpoint"], record["id"], record["type"], record["ref"], record["body"])
+        fields = [record["endpoint"], record["id"], record["type"], record["body"], record.get("seal", "")]
+        ref = record["ref"]
+        if not all(isinstance(f, str) for f in fields) or not isinstance(ref, dict):
+            raise TypeError("an outbox record holds strings and a ref")
+        endpoint, id_, type_, body, seal = fields
+        return cls(key, endpoint, id_, type_, ref, body, seal=seal)
+
+
+OUTBOX = "outbox"
+
+
+def _sealed_parts(namespace: str, entry: Pending) -> list[Any]:
+    """Everything that is signed and delivered or decides where and in what order: the outbox it
+    sits in (the namespace of the notice), its key (its place in the order), the endpoint, the
+    message id, the type, the object and the exact body."""
+    return [namespace, entry.key, entry.endpoint, entry.id, entry.type, dict(entry.ref), entry.body]
+
+
+class OutboxSeals:
+    """Outbox entries the operator can prove it wrote. The outbox ConfigMaps live in the operator's
+    namespace, but whoever may write ConfigMaps there must still not get a notice signed with an
+    endpoint's key: an entry counts only with a seal (the operator's seal key, previous keys
+    accepted) over exactly what it holds."""
+
+    def __init__(self, sealer: Sealer) -> None:
+        self.sealer = sealer
+
+    def sealed(self, namespace: str, entry: Pending) -> Pending:
+        return replace(entry, seal=self.sealer.seal(OUTBOX, *_sealed_parts(namespace, entry)))
+
+    def proven(self, namespace: str, entry: Pending) -> bool:
+        return self.sealer.verifies(entry.seal, OUTBOX, *_sealed_parts(namespace, entry))
 
 
 def heads(pending: Iterable[Pending]) -> list[Pending]:

@@ -1,9 +1,11 @@
 """The outbox: notices persisted in the cluster, then delivered signed, in order per object, with
 retries, by one background task that never holds up a reconcile.
 
-Each namespace's undelivered notices live in one ConfigMap in the operator's namespace (tenants
-cannot write there, so nobody can inject a notice the operator would sign), one key per delivery,
-sorted by publication. A restart reloads them and delivers what is left.
+Each namespace's undelivered notices live in one ConfigMap in the operator's namespace, one key per
+delivery, sorted by publication, each sealed with the operator's seal key. A restart reloads them
+and delivers what is left, but only entries whose seal verifies: whoever may write ConfigMaps in
+the operator's namespace cannot plant or alter a notice that the operator would then sign with an
+endpoint's key. What fails is dropped, logged, and told as a Warning Event on the outbox ConfigMap.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 from modelreg import metrics
 from modelreg.config import NotificationSettings
 from modelreg.domain import notifications as domain
-from modelreg.domain.notifications import Notice, Pending
+from modelreg.domain.notifications import Notice, OutboxSeals, Pending
 from modelreg.domain.redaction import redact
 from modelreg.storage import webhooks
 from modelreg.storage.kube import KubeStore
@@ -31,6 +33,7 @@ logger = logging.getLogger(__name__)
 OUTBOX_LABEL = "modelreg.io/outbox"
 PREFIX = "modelreg-outbox-"
 SECRET_TTL = 300.0
+TAMPERED = "OutboxTampered"
 
 
 class Notifier:
@@ -39,11 +42,12 @@ class Notifier:
         kube: KubeStore,
         settings: NotificationSettings,
         operator_namespace: str,
+        seals: OutboxSeals,
         sender: webhooks.Sender | None = None,
         clock: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
     ) -> None:
-        self.kube, self.settings, self.namespace = kube, settings, operator_namespace
+        self.kube, self.settings, self.namespace, self.seals = kube, settings, operator_namespace, seals
         self.endpoints = {e.name: e for e in settings.endpoints}
         self.filters = [e.endpoint() for e in settings.endpoints]
         self.sender = sender or webhooks.Sender(settings.timeout_seconds)
@@ -68,10 +72,10 @@ class Notifier:
                 continue
             id_ = f"msg_{uuid.uuid4().hex}"  # the same on every retry and for every endpoint
             body = domain.payload(item, id_, now)
+            namespace = item.ref["namespace"]
             for endpoint in wanted:
-                self._put(
-                    item.ref["namespace"], Pending(self._next_key(endpoint), endpoint, id_, item.type, item.ref, body)
-                )
+                entry = Pending(self._next_key(endpoint), endpoint, id_, item.type, item.ref, body)
+                self._put(namespace, self.seals.sealed(namespace, entry))
         self._wake.set()
 
     def _next_key(self, endpoint: str) -> str:
@@ -103,17 +107,25 @@ class Notifier:
     # -- the background task --------------------------------------------------------------------
     async def load(self) -> None:
         """What a previous run left undelivered (for endpoints no longer configured: dropped, logged).
+        Only entries sealed by the operator count: anything else is dropped unsent (see `_reject`).
         No endpoints: nothing is read (nor needs the right to)."""
         if not self.endpoints:
             return
         for name, data in (await self.kube.config_maps(self.namespace, f"{OUTBOX_LABEL}=true")).items():
+            if not name.startswith(PREFIX) or name == PREFIX:  # labelled, but never one the operator made
+                if data:
+                    self._reject(name, dict.fromkeys(data, "in a ConfigMap the operator never writes"))
+                continue
             namespace = name.removeprefix(PREFIX)
+            rejected: dict[str, str] = {}
             for key, text in data.items():
                 self.saved[namespace].add(key)
                 try:
                     entry = Pending.from_record(key, text)
                 except (ValueError, KeyError, TypeError):
-                    logger.warning("outbox %s: unreadable entry %s removed", name, key)
+                    entry = None
+                if entry is None or not self.seals.proven(namespace, entry):
+                    rejected[key] = "unreadable" if entry is None else "altered" if entry.seal else "unsealed"
                     self.unsaved[namespace][key] = None
                     continue
                 self._last_ns = max(self._last_ns, int(key.split(".")[0]) if key.split(".")[0].isdigit() else 0)
@@ -128,6 +140,32 @@ class Notifier:
                     self.unsaved[namespace][key] = None
                     continue
                 self.pending[namespace][key] = entry
+            if rejected:
+                self._reject(name, rejected)
+
+    def _reject(self, config_map: str, rejected: Mapping[str, str]) -> None:
+        """Entries the operator cannot prove it wrote: never signed nor sent. One log line each, one
+        Warning Event on the outbox ConfigMap itself: the entry's own object reference is as untrusted
+        as the rest of it (taken at its word, a planter would choose where the operator's Events land),
+        and the operator's namespace is where whoever may write there looks. Keys only: no body,
+        no seal, nothing the planter wrote beyond the (clipped) key."""
+        ref = {"apiVersion": "v1", "kind": "ConfigMap", "namespace": self.namespace, "name": config_map}
+        for key, why in rejected.items():
+            logger.warning(
+                "outbox %s/%s: entry %s %s, dropped: not sealed by this operator, never signed nor delivered",
+                self.namespace,
+                config_map,
+                key[:80],
+                why,
+                extra={"k8s_ref": ref},
+            )
+        keys = sorted(rejected)
+        named = ", ".join(k[:80] for k in keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+        message = (
+            f"{len(keys)} outbox entr{'y' if len(keys) == 1 else 'ies'} dropped, never signed nor delivered: "
+            f"unsealed or altered since the operator wrote {'it' if len(keys) == 1 else 'them'} ({named})"
+        )
+        self._spawn(self._post_event(ref, TAMPERED, message))
 
     async def run(self) -> None:
         failures = 0

@@ -16,6 +16,7 @@ import prometheus_client
 from modelreg.config import Settings
 from modelreg.domain.approvals import ApprovalSeals
 from modelreg.domain.artifacts import Reason
+from modelreg.domain.notifications import OutboxSeals
 from modelreg.domain.redaction import redact
 from modelreg.domain.seals import Sealer
 from modelreg.domain.trust import StatusSeals
@@ -184,7 +185,7 @@ async def build(
         view,
         execution_timeout=settings.promotions.execution_timeout_seconds,
     )
-    notifier = Notifier(store, settings.notifications, settings.storage.operator_namespace)
+    notifier = Notifier(store, settings.notifications, settings.storage.operator_namespace, OutboxSeals(sealer))
     # Enough workers that HEAD-bound re-checks of many versions overlap; downloads stay gated per namespace.
     loops = Loops(
         store,
