@@ -129,6 +129,15 @@ class Kube:
     def delete(self, plural: str, name: str) -> None:
         self.custom.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, plural, name)
 
+    def exists(self, plural: str, name: str) -> bool:
+        try:
+            self.get(plural, name)
+        except kubernetes.client.ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
     def events_for(self, name: str) -> list[Any]:
         events = self.core.list_namespaced_event(NAMESPACE).items
         return [e for e in events if e.involved_object and e.involved_object.name == name]

@@ -172,14 +172,15 @@ def test_stage_record_replays_promoted_and_undoes_rolled_back_moves():
         p["status"]["approvals"] = [{"user": "bob"}]
         return p
 
-    first = done("p1", [Move("v1", 1, "", "Production")], "Promoted", "2026-01-01T00:00:00Z")
+    v1, v2 = mv("v1", 1), mv("v2", 2)
+    first = done("p1", [Move("v1", 1, "", "Production", "uid-v1-aaaa")], "Promoted", "2026-01-01T00:00:00Z")
     second = done(
         "p2",
-        [Move("v1", 1, "Production", "Archived"), Move("v2", 2, "", "Production")],
+        [Move("v1", 1, "Production", "Archived", "uid-v1-aaaa"), Move("v2", 2, "", "Production", "uid-v2-aaaa")],
         "RolledBack",
         "2026-01-02T00:00:00Z",
     )
-    stage, history = stage_record("v1", [second, first])
+    stage, history = stage_record(v1, [second, first])
     assert stage == "Production"
     assert [(h["stage"], h["promotion"]) for h in history] == [
         ("Production", "p1"),
@@ -187,7 +188,21 @@ def test_stage_record_replays_promoted_and_undoes_rolled_back_moves():
         ("Production", "p2"),
     ]
     assert history[0]["approvedBy"] == ["bob"]
-    assert stage_record("v2", [first, second])[0] == ""
+    assert stage_record(v2, [first, second])[0] == ""
+
+
+def test_a_version_registered_again_under_its_name_is_given_no_stage_from_the_records():
+    # fraud-v1 held Production; deleted and created again (other bytes): the moves name the old uid
+    held = {
+        "metadata": {"name": "p1"},
+        "status": {"moves": [Move("v1", 1, "", "Production", "uid-v1-aaaa").to_status()]},
+    }
+    held["status"]["conditions"] = [{"type": "Succeeded", "status": "True", "reason": "Promoted"}]
+    again = {**mv("v1", 1), "metadata": {**mv("v1", 1)["metadata"], "uid": "uid-v1-again"}}
+    assert stage_record(again, [held]) == ("", [])
+    assert stage_record(mv("v1", 1), [held])[0] == "Production"
+    legacy = {**held, "status": {**held["status"], "moves": [Move("v1", 1, "", "Production").to_status()]}}
+    assert stage_record(mv("v1", 1), [legacy])[0] == ""  # a move without a uid names no object
 
 
 def test_turns_and_superseding():
@@ -237,7 +252,7 @@ def test_a_move_names_the_very_version_judged_not_one_registered_again_under_its
     assert moved_version([judged], move) is judged
     again = {**judged, "metadata": {**judged["metadata"], "uid": "someone-elses"}}
     assert moved_version([again], move) is None
-    assert moved_version([again], Move("v2", 2, "", "Production")) is again  # a record from before uids were kept
+    assert moved_version([again], Move("v2", 2, "", "Production")) is None  # a record from before uids were kept
 
 
 def test_an_approval_sealed_for_one_stage_move_does_not_count_once_the_candidate_holds_another_stage():

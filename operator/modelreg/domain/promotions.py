@@ -241,13 +241,12 @@ def _uid(obj: Obj) -> str:
 
 
 def moved_version(versions: Sequence[Obj], move: Move) -> Obj | None:
-    """The version `move` was made for: by name, and the very object where the move kept its uid.
-    One deleted and registered again (same name or number, other bytes) is not it: it was never
-    judged or approved."""
-    found = next((v for v in versions if v["metadata"]["name"] == move.version_name), None)
-    if found is None or (move.version_uid and _uid(found) != move.version_uid):
+    """The very object `move` was made for, by the uid the move kept. One deleted and registered
+    again (same name or number, other bytes) is not it: it was never judged or approved. A move
+    recorded without a uid (before uids were kept) names no object at all."""
+    if not move.version_uid:
         return None
-    return found
+    return next((v for v in versions if _uid(v) == move.version_uid), None)
 
 
 def rollback_moves(moves: Sequence[Move]) -> list[Move]:
@@ -273,9 +272,11 @@ def condition_set(status: Obj, now: str, generation: int | None, **states: tuple
     return current
 
 
-def stage_record(version_name: str, promotions: Sequence[Obj]) -> tuple[str, list[dict[str, Any]]]:
+def stage_record(version: Obj, promotions: Sequence[Obj]) -> tuple[str, list[dict[str, Any]]]:
     """A version's stage and stageHistory replayed from the proven promotion records: the
-    truth a tampered ModelVersion status is restored from."""
+    truth a tampered ModelVersion status is restored from. Moves are matched by the uid they
+    kept, never by name: a version deleted and created again under its name was never moved."""
+    uid = _uid(version)
     stage: str = ""
     history: list[dict[str, Any]] = []
     executed = [p for p in promotions if (p.get("status") or {}).get("moves")]
@@ -289,7 +290,7 @@ def stage_record(version_name: str, promotions: Sequence[Obj]) -> tuple[str, lis
         ]
         steps += [(m, status.get("completionTime") or "", []) for m in rollback_moves(moves)] if undone else []
         for move, time, approvers in steps:
-            if move.version_name == version_name:
+            if uid and move.version_uid == uid:
                 stage = move.to_stage
                 history.append(stage_history_entry(move, name, time, approvers))
     return stage, history

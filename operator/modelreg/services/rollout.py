@@ -131,7 +131,7 @@ class Rollout:
         raw = self.view.get(VERSIONS, namespace, name)
         if raw is None or self.status_seals.proven(STAGE, raw):
             return
-        stage, history = domain.stage_record(name, self.view.trusted("modelpromotions", namespace, model))
+        stage, history = domain.stage_record(raw, self.view.trusted("modelpromotions", namespace, model))
         forged = (raw.get("status") or {}).get("stage") or ""
         await self.write_stage(namespace, raw, stage, history)
         await self.label_stage(namespace, name, stage)
@@ -197,8 +197,8 @@ class Rollout:
         displaced = next((m for m in moves if m.from_stage == target and m.version == previous), None)
         # the very version displaced (one registered again under its number since is not restored)
         restored = domain.moved_version(versions, displaced) if displaced else None
-        if restored is None and previous and (displaced is None or not displaced.version_uid):
-            restored = domain.candidate_of(versions, previous)  # the candidate held it, or a record without uids
+        if restored is None and previous and displaced is None:
+            restored = domain.candidate_of(versions, previous)  # the candidate held it
         problem = await self.still_proven(namespace, restored) if restored is not None else None
         if restored is not None and problem is None:
             await self.roll(namespace, promotion["spec"]["modelName"], target, Served.of(restored), outcome)
