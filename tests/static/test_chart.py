@@ -44,6 +44,14 @@ MODES = {
         "--set",
         "approvals.gitopsStages={Staging}",
     ],
+    "network-policy": [
+        "--set-json",
+        'networkPolicy={"webhook":{"from":[{"ipBlock":{"cidr":"10.0.0.0/24"}}]},"metrics":{"from":[{"podSelector":'
+        '{"matchLabels":{"app":"prometheus"}},"namespaceSelector":{}}]},"egress":[{"ports":[{"port":53,"protocol":"UDP"}]}]}',
+        "--set",
+        "webhook.port=10443",
+    ],
+    "no-network-policy": ["--set", "networkPolicy.enabled=false"],
 }
 
 
@@ -206,7 +214,9 @@ def test_the_webhook_configurations_match_the_handlers_the_operator_serves():
     assert {w["clientConfig"]["service"]["path"].lstrip("/") for w in webhooks} == set(served)
     for webhook in webhooks:
         handler = served[webhook["clientConfig"]["service"]["path"].lstrip("/")]
-        assert webhook["failurePolicy"] == ("Ignore" if handler.ignore_failures else "Fail")
+        # every webhook fails closed, label-versions and check-versions too: they decide the
+        # labels that select stages (issue 18: an object too large for the webhook server skipped them)
+        assert webhook["failurePolicy"] == "Fail", webhook["name"]
         assert webhook["rules"][0]["operations"] == list(handler.operations)
     self_signed = render(*MODES["self-signed"])
     assert by_kind(self_signed, "ValidatingWebhookConfiguration") == []  # the operator keeps them
@@ -260,3 +270,99 @@ def test_the_operators_own_writes_skip_only_the_webhooks_that_always_allow_them(
         "status-modelpromotions.modelreg.io",
         "check-versions.modelreg.io",
     }
+
+
+def test_the_network_policy_admits_only_the_webhook_and_metrics_ports():
+    objects = render()
+    (policy,) = by_kind(objects, "NetworkPolicy")
+    pod = by_kind(objects, "Deployment")[0]["spec"]["template"]
+    assert policy["metadata"]["namespace"] == "modelreg-system"
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]  # egress open unless told
+    # the webhook port from any source (the API server's address differs per cluster; TLS and the
+    # client CA authenticate it), metrics from the monitoring namespace, the health port from nowhere
+    # (the kubelet's probes come from the node, which NetworkPolicies always allow)
+    assert policy["spec"]["ingress"] == [
+        {"ports": [{"protocol": "TCP", "port": 9443}]},
+        {
+            "ports": [{"protocol": "TCP", "port": 9090}],
+            "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+        },
+    ]
+    container_ports = {p["name"]: p["containerPort"] for p in pod["spec"]["containers"][0]["ports"]}
+    assert container_ports == {"webhook": 9443, "metrics": 9090, "health": 8080}
+
+    (custom,) = by_kind(render(*MODES["network-policy"]), "NetworkPolicy")
+    assert custom["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert custom["spec"]["ingress"][0] == {
+        "ports": [{"protocol": "TCP", "port": 10443}],
+        "from": [{"ipBlock": {"cidr": "10.0.0.0/24"}}],
+    }
+    assert custom["spec"]["egress"] == [{"ports": [{"port": 53, "protocol": "UDP"}]}]
+    (no_metrics,) = by_kind(render(*MODES["no-metrics"]), "NetworkPolicy")
+    assert [rule["ports"][0]["port"] for rule in no_metrics["spec"]["ingress"]] == [9443]
+    assert by_kind(render(*MODES["no-network-policy"]), "NetworkPolicy") == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        ["--set", "networkPolicy.webhook.form[0].ipBlock.cidr=10.0.0.0/8"],
+        ["--set-json", 'networkPolicy.webhook.from=[{"ipblock":{"cidr":"10.0.0.0/8"}}]'],
+        ["--set-json", 'networkPolicy.metrics.from=[{"ipBlock":{"cird":"10.0.0.0/8"}}]'],
+        ["--set", "networkPolicy.enabled=yes"],
+        ["--set", "webhook.clientCA.existingSecert=ca"],
+        ["--set", "webhook.clientCA.existingSecret=ca", "--set", "webhook.clientCA.configMap=ca"],
+    ],
+)
+def test_a_typo_in_the_network_policy_or_client_ca_values_is_rejected(value):
+    done = helm("template", "modelreg", str(CHART), *value)
+    assert done.returncode != 0
+
+
+@pytest.mark.parametrize(
+    ("values", "volume"),
+    [
+        (
+            ["--set", "webhook.clientCA.existingSecret=apiserver-webhook-ca"],
+            {"secret": {"secretName": "apiserver-webhook-ca"}},
+        ),
+        (
+            ["--set", "webhook.clientCA.configMap=apiserver-webhook-ca", "--set", "webhook.clientCA.key=root.pem"],
+            {"configMap": {"name": "apiserver-webhook-ca"}},
+        ),
+    ],
+    ids=["secret", "configmap"],
+)
+def test_the_webhook_client_ca_is_mounted_read_only_and_named_in_the_configuration(
+    values, volume, tmp_path, monkeypatch
+):
+    objects = render(*values)
+    for obj in objects:
+        if obj["kind"] not in NOT_BUILT_IN:
+            kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    pod = by_kind(objects, "Deployment")[0]["spec"]["template"]["spec"]
+    key = "root.pem" if "configMap" in volume else "ca.crt"
+    (source,) = [v for v in pod["volumes"] if v["name"] == "webhook-client-ca"]
+    kind = next(iter(volume))
+    assert source[kind].items() >= volume[kind].items()
+    assert source[kind]["items"] == [{"key": key, "path": key}]  # only the CA, nothing else in it
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "webhook-client-ca"]
+    assert mount["readOnly"] is True
+    text = by_kind(objects, "ConfigMap")[0]["data"]["modelreg.yaml"]
+    config = yaml.safe_load(text)
+    assert config["webhook"]["clientCAFile"] == f"{mount['mountPath']}/{key}"
+
+    from modelreg.config import WebhookSettings
+
+    if "client_ca_file" in WebhookSettings.model_fields:  # the operator's side of the key (config.py)
+        (tmp_path / "modelreg.yaml").write_text(text)
+        monkeypatch.setenv("MODELREG_CONFIG", str(tmp_path / "modelreg.yaml"))
+        assert Settings().webhook.client_ca_file == f"{mount['mountPath']}/{key}"
+
+
+def test_without_a_client_ca_nothing_is_mounted_or_configured():
+    objects = render()
+    pod = by_kind(objects, "Deployment")[0]["spec"]["template"]["spec"]
+    assert "webhook-client-ca" not in {v["name"] for v in pod["volumes"]}
+    assert "clientCAFile" not in yaml.safe_load(by_kind(objects, "ConfigMap")[0]["data"]["modelreg.yaml"])["webhook"]

@@ -59,3 +59,14 @@ app.kubernetes.io/component: operator
       expression: {{ printf "request.userInfo.username != %q" .operator | squote }}
   {{- end }}
 {{- end -}}
+
+{{/* The webhook client CA file in the operator's pod; empty when none is configured. */}}
+{{- define "modelreg.clientCAFile" -}}
+{{- $ca := .Values.webhook.clientCA }}
+{{- if and $ca.existingSecret $ca.configMap }}
+{{- fail "webhook.clientCA: set existingSecret or configMap, not both" }}
+{{- end }}
+{{- if or $ca.existingSecret $ca.configMap }}
+{{- printf "/var/run/modelreg/client-ca/%s" $ca.key }}
+{{- end }}
+{{- end }}

@@ -80,6 +80,15 @@ def _lookup(value: Any, field: str) -> Any:
     return value
 
 
+def _describe(error: Any) -> str:
+    """The API server's words for size limits (never the oversized value itself)."""
+    if error.validator == "maxLength":
+        return f"Too long: may not be more than {error.validator_value} characters"
+    if error.validator in ("maxProperties", "maxItems"):
+        return f"Too many: {len(error.instance)}: must have at most {error.validator_value} items"
+    return f"Invalid value: {json.dumps(error.instance)[:80]}: {error.message}"
+
+
 class CRDValidator:
     """Validates objects of one CRD's served version; messages read like the API server's."""
 
@@ -107,7 +116,7 @@ class CRDValidator:
         found = []
         for error in sorted(self._schema_errors(obj, old), key=lambda e: list(e.absolute_path)):
             field = ".".join(str(p) for p in error.absolute_path) or "<root>"
-            found.append(f"{field}: Invalid value: {json.dumps(error.instance)[:80]}: {error.message}")
+            found.append(f"{field}: {_describe(error)}")
         if found:
             return found  # like the API server: CEL runs only on schema-valid objects
         for rule, program in self._rules:
