@@ -8,7 +8,7 @@ deliberately absent: boto3 reads the standard AWS_* variables itself.
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -31,6 +31,8 @@ class UnknownSectionError(ValueError):
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    # File spellings beyond plain camelCase (an acronym kept upper-case): file key -> field.
+    spellings: ClassVar[dict[str, str]] = {}
 
     @model_validator(mode="before")
     @classmethod
@@ -39,7 +41,7 @@ class Section(BaseModel):
         # field. Unknown keys keep their spelling so the start-up error names them as typed.
         if not isinstance(data, dict):
             return data
-        snake = {to_camel(name): name for name in cls.model_fields}
+        snake = {to_camel(name): name for name in cls.model_fields} | cls.spellings
         return {snake.get(key, key): value for key, value in data.items()}
 
 
@@ -102,9 +104,21 @@ class WebhookSettings(Section):
     cert_file: str | None = None
     key_file: str | None = None
     ca_file: str | None = None
+    # With it, the server requires a client certificate signed by this CA (the API server's
+    # webhook client credentials, see the README's AdmissionConfiguration): nobody else can
+    # ask it for seals or probe its denials.
+    client_ca_file: str | None = None
+    # Deletes of stage holders and executed promotions are denied, except by these users: the
+    # namespace controller's, so deleting a namespace still completes.
+    namespace_deleters: list[str] = [
+        "system:serviceaccount:kube-system:namespace-controller",
+        "system:kube-controller-manager",
+    ]
     # Name of the Mutating/ValidatingWebhookConfigurations the operator keeps current (url and
     # caBundle); null when they are installed otherwise (the Helm chart with cert-manager).
     managed: str | None = "modelreg.io"
+
+    spellings: ClassVar[dict[str, str]] = {"clientCAFile": "client_ca_file"}
 
 
 class PolicySettings(Section):

@@ -19,7 +19,7 @@ def settings() -> Settings:
 
 
 def test_a_stage_is_never_restored_onto_a_version_created_again_under_its_name(
-    operator, apps, kube, s3, bucket, bypass
+    operator, apps, kube, s3, bucket, bypass, deployment_controller
 ):
     apps.create_namespaced_deployment(NAMESPACE, deployment("scorer", stage="Staging"))
     register(kube, s3, bucket, 1)

@@ -25,6 +25,10 @@ APPROVAL_PREFIX = "approval.modelreg.io/"
 SEAL_PREFIX = "seal.modelreg.io/"
 REQUESTED_BY = "modelreg.io/requested-by"
 REQUESTED_BY_SEAL = "modelreg.io/requested-by-seal"
+# On a ModelVersion: when the webhook admitted its creation (sub-second), sealed over what it
+# registers. The first admitted owns its (model, version); whole-second creationTimestamps cannot
+# tell two registrations within one second apart, and names must not decide.
+REGISTERED_AT = "modelreg.io/registered-at"
 WEBHOOK, GITOPS = "webhook", "gitops"
 # A requested-by seal counts only for an object created within this many seconds of its
 # admission: a copy onto a re-created promotion of the same name, later, proves nothing.
@@ -118,6 +122,34 @@ class ApprovalSeals:
             return None
         gap = _seconds_between(time, meta.get("creationTimestamp", ""))
         return (user, time) if gap is not None and gap <= REQUESTER_WINDOW else None
+
+    # -- registration (ModelVersions) --------------------------------------------------
+    @staticmethod
+    def _registration(namespace: str | None, spec: Obj, time: str) -> list[Any]:
+        # Not bound to the name (a generateName has none at admission) but to what is registered: a
+        # copy onto another object within the window registers the very same bytes.
+        artifact = spec.get("artifact") or {}
+        return [
+            namespace,
+            spec.get("modelName"),
+            spec.get("version"),
+            artifact.get("uri"),
+            artifact.get("sha256"),
+            time,
+        ]
+
+    def registration_stamp(self, namespace: str | None, spec: Obj, time: str) -> str:
+        return f"{time}|{self.sealer.seal('registered', *self._registration(namespace, spec, time))}"
+
+    def registered_at(self, model_version: Obj) -> str | None:
+        """When the webhook admitted this very registration (sub-second; sealed), if it did."""
+        meta = model_version["metadata"]
+        time, _, seal = ((meta.get("annotations") or {}).get(REGISTERED_AT) or "").partition("|")
+        parts = self._registration(meta.get("namespace"), model_version.get("spec") or {}, time)
+        if not time or not self.sealer.verifies(seal, "registered", *parts):
+            return None
+        gap = _seconds_between(time, meta.get("creationTimestamp", ""))
+        return time if gap is not None and gap <= REQUESTER_WINDOW else None
 
     # -- approvals ---------------------------------------------------------------------
     def approval_seal(

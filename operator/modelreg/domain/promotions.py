@@ -48,15 +48,29 @@ def admission_order(seals: ApprovalSeals) -> Order:
     return order
 
 
+def registration_order(seals: ApprovalSeals) -> Order:
+    """ModelVersions in the order their registrations were admitted: the webhook's sealed,
+    sub-second time; one without it (webhook bypassed, or from before) counts as admitted at the
+    very end of its creationTimestamp's second, so it never wins that second by its name."""
+
+    def order(version: Obj) -> tuple[str, str]:
+        admitted = seals.registered_at(version)
+        created = version["metadata"].get("creationTimestamp", "")
+        unsealed = created.replace("Z", ".999999Z") if created.endswith("Z") and "." not in created else created
+        return (_precise(admitted) if admitted else unsealed), version["metadata"]["name"]
+
+    return order
+
+
 def reason_of(promotion: Obj) -> str | None:
     found = conditions.find((promotion.get("status") or {}).get("conditions"), SUCCEEDED)
     return found.get("reason") if found else None
 
 
-def candidate_of(versions: Sequence[Obj], version: int) -> Obj | None:
-    """The registration that owns (model, version): the oldest (duplicates are not Ready)."""
+def candidate_of(versions: Sequence[Obj], version: int, order: Order = _created) -> Obj | None:
+    """The registration that owns (model, version): the first admitted (duplicates are not Ready)."""
     same = [v for v in versions if v["spec"]["version"] == version]
-    return min(same, key=_created) if same else None
+    return min(same, key=order) if same else None
 
 
 def is_verified(model_version: Obj) -> bool:
@@ -110,7 +124,7 @@ def gates(promotion: Obj, versions: Sequence[Obj], policy: Policy, seals: Approv
     """`versions` and `promotion` are trusted views (see domain.trust)."""
     spec = promotion["spec"]
     target, wanted = spec["targetStage"], spec["version"]
-    candidate = candidate_of(versions, wanted)
+    candidate = candidate_of(versions, wanted, registration_order(seals))
     approvals = tally(
         promotion,
         Candidate.of(candidate),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Collection
 from typing import Any
 
@@ -12,6 +13,7 @@ from modelreg.config import Settings, WebhookSettings
 from modelreg.handlers import admission, model_versions, promotions
 from modelreg.services import wiring
 from modelreg.storage import tls
+from modelreg.storage.webhook_server import AdmissionServer
 
 
 def register(
@@ -47,13 +49,17 @@ def webhook_server(webhook: WebhookSettings) -> kopf.WebhookServer:
         files = tls.TlsFiles(webhook.cert_file, webhook.key_file, webhook.ca_file or webhook.cert_file)
     else:
         files = tls.self_signed([host, "localhost", "127.0.0.1"])
-    return kopf.WebhookServer(
+    # With a client CA, a caller without a certificate it signed is refused during the TLS
+    # handshake: nobody but the API server can ask for seals or read a denial.
+    client_ca = {"verify_mode": ssl.CERT_REQUIRED, "verify_cafile": webhook.client_ca_file}
+    return AdmissionServer(
         addr=webhook.addr,
         port=webhook.port,
         host=host,
         certfile=files.cert_file,
         pkeyfile=files.key_file,
         cafile=files.ca_file,
+        **(client_ca if webhook.client_ca_file else {}),
     )
 
 

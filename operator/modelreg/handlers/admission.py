@@ -21,22 +21,33 @@ def _deny(denial: str | None) -> None:
 async def stamp_promotion(
     operation: str, userinfo: dict, old: Any, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any
 ) -> None:
-    changes = await memo.services.admission.mutate_promotion(operation, userinfo.get("username", ""), old, dict(body))
+    if operation == "DELETE":
+        return
+    changes = await memo.services.admission.mutate_promotion(operation, userinfo, old, dict(body))
     for key, value in changes.items():
         patch.metadata.annotations[key] = value
 
 
-def label_version(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    for key, value in memo.services.admission.version_labels(dict(body)).items():
+def stamp_version(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    labels, annotations = memo.services.admission.stamp_version(dict(body))
+    for key, value in labels.items():
         patch.metadata.labels[key] = value
+    for key, value in annotations.items():
+        patch.metadata.annotations[key] = value
 
 
 async def check_promotion(operation: str, userinfo: dict, old: Any, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    _deny(await memo.services.admission.validate_promotion(operation, userinfo, old, dict(body)))
+    if operation == "DELETE":
+        _deny(await memo.services.admission.validate_delete("modelpromotions", userinfo, dict(body)))
+    else:
+        _deny(await memo.services.admission.validate_promotion(operation, userinfo, old, dict(body)))
 
 
-def check_version(userinfo: dict, old: Any, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    _deny(memo.services.admission.validate_version(userinfo, old, dict(body)))
+async def check_version(operation: str, userinfo: dict, old: Any, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if operation == "DELETE":
+        _deny(await memo.services.admission.validate_delete("modelversions", userinfo, dict(body)))
+    else:
+        _deny(memo.services.admission.validate_version(userinfo, old, dict(body)))
 
 
 def check_status_writer(userinfo: dict, resource: kopf.Resource, memo: kopf.Memo, **_: Any) -> None:
@@ -45,17 +56,15 @@ def check_status_writer(userinfo: dict, resource: kopf.Resource, memo: kopf.Memo
 
 def register(registry: kopf.OperatorRegistry) -> None:
     # Persistent: the configurations stay when the operator stops, so with `failurePolicy: Fail`
-    # promotions and approvals fail closed while the webhook is down instead of going unchecked.
+    # promotions, approvals, labels and deletes fail closed while the webhook is down instead of
+    # going unchecked (a ModelVersion too: its stage label and its registration time decide).
     guard = {"operations": ["CREATE", "UPDATE"], "persistent": True, "registry": registry}
+    checks = {**guard, "operations": ["CREATE", "UPDATE", "DELETE"]}
     kopf.on.mutate(*PROMOTIONS, id="stamp-promotions", **guard)(stamp_promotion)
-    kopf.on.validate(*PROMOTIONS, id="check-promotions", **guard)(check_promotion)
-    # The CRD's CEL rules enforce the same immutability and the operator rewrites its labels
-    # on its next tick: this one need not fail closed.
-    kopf.on.validate(*VERSIONS, id="check-versions", **{**guard, "ignore_failures": True})(check_version)
-    # A convenience (the operator labels what this misses): fail open, and on CREATE only, so the
-    # operator's own label writes pay no extra webhook call.
-    label_guard = {**guard, "operations": ["CREATE"], "ignore_failures": True}
-    kopf.on.mutate(*VERSIONS, id="label-versions", **label_guard)(label_version)
+    kopf.on.validate(*PROMOTIONS, id="check-promotions", **checks)(check_promotion)
+    kopf.on.validate(*VERSIONS, id="check-versions", **checks)(check_version)
+    # On CREATE only, so the operator's own label writes pay no extra webhook call.
+    kopf.on.mutate(*VERSIONS, id="label-versions", **{**guard, "operations": ["CREATE"]})(stamp_version)
     for plural in ("modelversions", "modelpromotions"):
         kopf.on.validate(GROUP, VERSION, plural, subresource="status", id=f"status-{plural}", **guard)(
             check_status_writer

@@ -8,14 +8,16 @@ a webhook bypassed (or installed late) lets nothing through that it would have d
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from modelreg.domain import promotions as domain
 from modelreg.domain.approvals import (
     GITOPS,
+    REGISTERED_AT,
     REQUESTED_BY,
     REQUESTED_BY_SEAL,
     SEAL_PREFIX,
@@ -29,6 +31,7 @@ from modelreg.domain.identity import same_person
 from modelreg.domain.serving import MODEL_LABEL, STAGE_LABEL
 from modelreg.domain.trust import StatusSeals
 from modelreg.models.resources import DNS1123_LABEL
+from modelreg.models.stages import EXCLUSIVE
 from modelreg.services.view import View
 from modelreg.storage.kube import KubeStore
 
@@ -62,9 +65,11 @@ class AdmissionReviewer:
         operator_user: str,
         clock: Callable[[], str] = _now,
         view: View | None = None,
+        namespace_deleters: Collection[str] = (),
     ) -> None:
         self.kube, self.seals, self.status_seals, self.view = kube, seals, status_seals, view
         self.operator_user = operator_user
+        self.namespace_deleters = frozenset(namespace_deleters)
         self.clock = clock
 
     async def _candidate(self, namespace: str, spec: Obj) -> dict[str, Any] | None:
@@ -73,23 +78,28 @@ class AdmissionReviewer:
         # never changes, so a view a moment old seals the same approval.
         if self.view is not None:
             known = self.view.trusted_indexed(namespace, spec.get("modelName"), "version", spec.get("version"))
-            if found := domain.candidate_of(known, spec.get("version")):
+            if found := domain.candidate_of(known, spec.get("version"), domain.registration_order(self.seals)):
                 return {**found, "status": dict(found.get("status") or {})}
         versions = [
             v
             for v in await self.kube.list_custom("modelversions", namespace)
             if v["spec"].get("modelName") == spec.get("modelName")
         ]
-        found = domain.candidate_of(versions, spec.get("version"))
+        found = domain.candidate_of(versions, spec.get("version"), domain.registration_order(self.seals))
         return self.status_seals.trusted_version(found) if found else None
 
     # -- mutating ------------------------------------------------------------------------
-    async def mutate_promotion(self, operation: str, user: str, old: Obj | None, new: Obj) -> dict[str, str | None]:
-        """Annotation changes: set a value, or None to remove the key."""
+    async def mutate_promotion(self, operation: str, userinfo: Obj, old: Obj | None, new: Obj) -> dict[str, str | None]:
+        """Annotation changes: set a value, or None to remove the key. Seals only what the
+        validating webhook admits (the same checks, RBAC included, first): a caller who reaches
+        this endpoint some other way gets no seal for what it would deny."""
+        user = userinfo.get("username", "")
         before, after = _annotations(old), _annotations(new)
         sealed = {k for k in (*before, *after) if k.startswith(SEAL_PREFIX)}
         # Seals are the webhook's alone: whatever a user wrote there is undone.
         changes: dict[str, str | None] = {k: before.get(k) for k in sealed if before.get(k) != after.get(k)}
+        if await self.validate_promotion(operation, userinfo, old, new) is not None:
+            return changes  # denied: the validating webhook says why
         meta = new["metadata"]
         if operation == "CREATE":
             now = self.clock()
@@ -182,11 +192,11 @@ class AdmissionReviewer:
         return None
 
     async def _entitled(self, userinfo: Obj, promotion: Obj, candidate: Obj | None) -> str | None:
+        """The approver's permission for the target stage is asked first: to someone who may not
+        approve it, the denial is the same whether or not the version exists, or what it holds."""
         spec, namespace = promotion["spec"], promotion["metadata"].get("namespace")
-        if candidate is None:
-            version = f"{spec['modelName']} v{spec['version']}"
-            return f"ModelVersion {version} is not registered in namespace {namespace}: nothing to approve"
-        for stage in domain.stages_to_approve(spec["targetStage"], candidate):
+        stages = list(dict.fromkeys([spec["targetStage"], *domain.stages_to_approve(spec["targetStage"], candidate)]))
+        for i, stage in enumerate(stages):
             target = f"{spec['modelName']}/{stage}"
             if not await self.kube.may(userinfo, "approve", STAGE_RESOURCE, target, namespace):
                 return (
@@ -194,6 +204,9 @@ class AdmissionReviewer:
                     f"no RBAC rule grants verb approve on {STAGE_RESOURCE}.modelreg.io {target!r} "
                     "(bind the modelreg-approver ClusterRole)"
                 )
+            if i == 0 and candidate is None:
+                version = f"{spec['modelName']} v{spec['version']}"
+                return f"ModelVersion {version} is not registered in namespace {namespace}: nothing to approve"
         return None
 
     def validate_status(self, userinfo: Obj, plural: str) -> str | None:
@@ -202,14 +215,17 @@ class AdmissionReviewer:
             return None
         return f"the status of {plural} is written only by the modelreg operator ({self.operator_user}), not by {user}"
 
-    @staticmethod
-    def version_labels(new: Obj) -> dict[str, str]:
-        """Labels for a ModelVersion being created: its model, so the operator's verification needs
-        no write for it. A name that is no label value is left to the schema to refuse, in its words."""
-        model = (new.get("spec") or {}).get("modelName")
+    def stamp_version(self, new: Obj) -> tuple[dict[str, str], dict[str, str]]:
+        """(labels, annotations) for a ModelVersion being created: its model, so the operator's
+        verification needs no write for it, and its sealed admission time, which decides who owns
+        its (model, version) (anything a user wrote there is overwritten). A name that is no label
+        value is left to the schema to refuse, in its words."""
+        spec = new.get("spec") or {}
+        stamp = {REGISTERED_AT: self.seals.registration_stamp(new["metadata"].get("namespace"), spec, self.clock())}
+        model = spec.get("modelName")
         if isinstance(model, str) and len(model) <= 63 and re.fullmatch(DNS1123_LABEL, model):
-            return {MODEL_LABEL: model}
-        return {}
+            return {MODEL_LABEL: model}, stamp
+        return {}, stamp
 
     def validate_version(self, userinfo: Obj, old: Obj | None, new: Obj) -> str | None:
         for field in ("modelName", "version", "artifact"):
@@ -224,4 +240,38 @@ class AdmissionReviewer:
         model = _labels(new).get(MODEL_LABEL)
         if model is not None and model != (new.get("spec") or {}).get("modelName"):
             return f"label {MODEL_LABEL} must equal spec.modelName ({new['spec'].get('modelName')!r}), not {model!r}"
+        if old is not None and _annotations(old).get(REGISTERED_AT) != _annotations(new).get(REGISTERED_AT):
+            return f"annotation {REGISTERED_AT} records when this version was registered; only the webhook sets it"
         return None
+
+    async def validate_delete(self, plural: str, userinfo: Obj, old: Obj) -> str | None:
+        """Stage holders and history stay: a ModelVersion holding Staging or Production, and a
+        promotion that moved stages, are not deleted (the namespace controller's deletes excepted,
+        so a namespace being deleted still goes). Each denied attempt leaves a Warning Event."""
+        user = userinfo.get("username", "")
+        if user in self.namespace_deleters:
+            return None
+        name = old["metadata"].get("name")
+        if plural == "modelversions":
+            stage = (self.status_seals.trusted_version(old).get("status") or {}).get("stage")
+            if stage not in EXCLUSIVE:
+                return None
+            model = (old.get("spec") or {}).get("modelName")
+            denial = (
+                f"ModelVersion {name} holds {stage}: archive it first (kubectl modelreg promote {model} "
+                f"{(old.get('spec') or {}).get('version')} --to Archived), then delete it"
+            )
+        else:
+            if not (self.status_seals.trusted_promotion(old).get("status") or {}).get("moves"):
+                return None
+            denial = f"ModelPromotion {name} moved stages and is history (append-only): it cannot be deleted"
+        ref = {
+            "apiVersion": old.get("apiVersion", ""),
+            "kind": old.get("kind", ""),
+            "namespace": old["metadata"].get("namespace", ""),
+            "name": name,
+            "uid": old["metadata"].get("uid", ""),
+        }
+        with contextlib.suppress(Exception):  # the denial stands whether or not its Event is posted
+            await self.kube.post_event(ref, "Warning", "DeletionDenied", f"{user} tried to delete it: {denial}")
+        return denial

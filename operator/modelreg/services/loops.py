@@ -17,7 +17,7 @@ from typing import Any
 
 from modelreg import metrics
 from modelreg.domain import model_versions as domain
-from modelreg.domain.promotions import TERMINAL, reason_of
+from modelreg.domain.promotions import TERMINAL, reason_of, registration_order
 from modelreg.domain.serving import MODEL_LABEL, STAGE_LABEL
 from modelreg.domain.transitions import Transition
 from modelreg.domain.trust import STAGE, StatusSeals
@@ -167,6 +167,8 @@ class Loops:
         meta, spec = body["metadata"], body["spec"]
         model = spec.get("modelName")
         parent = (spec.get("lineage") or {}).get("parentVersion")
+        # who owns a (model, version): the first registration the webhook admitted (sealed time)
+        registered = registration_order(self.promotions.seals)
         changes, transitions = await self.versions.reconcile(
             body=body,
             namespace=namespace,
@@ -174,17 +176,21 @@ class Loops:
             spec=spec,
             status=body.get("status") or {},
             generation=meta.get("generation"),
-            created=meta["creationTimestamp"],
+            created=registered(body)[0],
             now=datetime.now(UTC),
             siblings=[  # the versions its duplicate and missing-parent conditions depend on
-                domain.Sibling(v["metadata"]["name"], v["spec"].get("version"), v["metadata"]["creationTimestamp"])
+                domain.Sibling(v["metadata"]["name"], v["spec"].get("version"), registered(v)[0])
                 for v in self.view.indexed(namespace, model, "version", [spec.get("version"), parent])
             ],
         )
+        unwritten: Exception | None = None
         if changes:
-            body = await self.view.write(
-                VERSIONS, namespace, name, self.kube.patch_status(VERSIONS, namespace, name, changes)
-            )
+            try:
+                body = await self.view.write(
+                    VERSIONS, namespace, name, self.kube.patch_status(VERSIONS, namespace, name, changes)
+                )
+            except Exception as exc:  # the labels CI/CD selects by are corrected all the same, then it is retried
+                unwritten = exc
         outcome = Outcome()
         for transition in transitions:
             outcome.add(body, transition)
@@ -192,16 +198,19 @@ class Loops:
         labels: dict[str, str | None] = {}
         if (body["metadata"].get("labels") or {}).get(MODEL_LABEL) != model:
             labels[MODEL_LABEL] = model
-        if not self.status_seals.proven(STAGE, body):
+        if unwritten is None and not self.status_seals.proven(STAGE, body):
             self.reporter.report(await self.promotions.restore_stage(namespace, name, model))
             body = self.view.get(VERSIONS, namespace, name) or body
-        stage = (body.get("status") or {}).get("stage") or None
+        # the sealed stage, never one written by hand: a label CI/CD trusts says only what was proven
+        stage = (self.status_seals.trusted_version(body).get("status") or {}).get("stage") or None
         if (body["metadata"].get("labels") or {}).get(STAGE_LABEL) != stage:
             labels[STAGE_LABEL] = stage  # CI/CD selects by it: keep it true
         if labels:
             body = await self.view.write(
                 VERSIONS, namespace, name, self.kube.patch_labels(VERSIONS, namespace, name, labels)
             )
+        if unwritten is not None:
+            raise unwritten
         if changes:
             self._wake_promotions(namespace, model)
         policy = self.versions.policy

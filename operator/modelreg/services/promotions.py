@@ -262,7 +262,11 @@ class PromotionReconciler:
         moves = [domain.Move.from_status(m) for m in status.get("moves") or []]
         judged = next((m for m in moves if m.to_stage == target and m.version == spec["version"]), None)
         # the very version judged and approved at the commit point, not one re-created since
-        serving = domain.moved_version(versions, judged) if judged else domain.candidate_of(versions, spec["version"])
+        serving = (
+            domain.moved_version(versions, judged)
+            if judged
+            else domain.candidate_of(versions, spec["version"], domain.registration_order(self.seals))
+        )
         now = self._now()
         # Right before stages move or any Deployment is patched: storage still holds what was proven.
         if check is None and serving is not None:

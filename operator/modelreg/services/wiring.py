@@ -198,7 +198,14 @@ async def build(
         promotion_tick=settings.promotions.tick_seconds,
     )
     return Services(
-        admission=AdmissionReviewer(store, approvals, status_seals, operator_user=await store.whoami(), view=view),
+        admission=AdmissionReviewer(
+            store,
+            approvals,
+            status_seals,
+            operator_user=await store.whoami(),
+            view=view,
+            namespace_deleters=settings.webhook.namespace_deleters,
+        ),
         loops=loops,
         notifier=notifier,
         metrics_port=settings.metrics.port,

@@ -58,6 +58,8 @@ class AdmissionChain:
         # kind ("MutatingWebhookConfiguration" / "ValidatingWebhookConfiguration") -> stored objects
         self.configurations = configurations
         self.bypassed = False  # tests flip this to play an attacker who got past admission
+        # (certificate file, key file) presented to webhooks, as an API server's AdmissionConfiguration does
+        self.client_cert: tuple[str, str] | None = None
         self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._programs: dict[str, Any] = {}  # matchConditions' CEL, compiled once per expression
 
@@ -66,6 +68,8 @@ class AdmissionChain:
         session = self._sessions.get(ca_bundle)
         if session is None or session.closed:
             context = ssl.create_default_context(cadata=base64.b64decode(ca_bundle).decode() or None)
+            if self.client_cert is not None:
+                context.load_cert_chain(*self.client_cert)
             session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
             self._sessions[ca_bundle] = session
         return session
@@ -93,10 +97,11 @@ class AdmissionChain:
         name: str | None,
         user: Obj,
         old: Obj | None,
-        new: dict[str, Any],
+        new: dict[str, Any] | None,
         before_validation: Callable[[dict[str, Any]], None] = lambda obj: None,
-    ) -> dict[str, Any]:
-        """The object as admitted (mutated), or Rejected."""
+    ) -> dict[str, Any] | None:
+        """The object as admitted (mutated), or Rejected. A DELETE has no new object (`new` None):
+        webhooks see `oldObject` only, and there is nothing to mutate."""
         resource = f"{plural}/{subresource}" if subresource else plural
         request = {
             "kind": {"group": group, "version": version, "kind": kind},
@@ -115,8 +120,14 @@ class AdmissionChain:
             request["subResource"] = subresource
         obj = copy.deepcopy(new)
         if self.bypassed:
-            before_validation(obj)
+            if obj is not None:
+                before_validation(obj)
             return obj
+        if obj is None:
+            for webhook in self._webhooks("ValidatingWebhookConfiguration", group, version, resource, operation):
+                if self._wanted(webhook, request, obj):
+                    await self._call(webhook, {**request, "object": None})
+            return None
         for webhook in self._webhooks("MutatingWebhookConfiguration", group, version, resource, operation):
             if not self._wanted(webhook, request, obj):
                 continue
@@ -130,7 +141,7 @@ class AdmissionChain:
                 await self._call(webhook, {**request, "object": obj})
         return obj
 
-    def _wanted(self, webhook: Obj, request: dict[str, Any], obj: dict[str, Any]) -> bool:
+    def _wanted(self, webhook: Obj, request: dict[str, Any], obj: dict[str, Any] | None) -> bool:
         """The webhook's matchConditions (CEL on `request`, `object`, `oldObject`): called only if
         all hold; skipped if any is false; else one that cannot be evaluated is the failure
         policy's to decide, as on a cluster."""

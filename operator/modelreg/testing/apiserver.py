@@ -257,10 +257,14 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         """Propose under the lock, admit outside it (webhooks call back into this API), then
         commit under the lock if nothing was written meanwhile, as the API server's optimistic
         concurrency does; a concurrent write makes it start over."""
+        key = (request.resource, request.namespace, request.name)
         if request.action == kmock.action.DELETE:
             async with self._lock:
+                old = self._current(key)
+            if not old["metadata"].get("deletionTimestamp"):  # admitted once: finalizers only delay it
+                await self._admit(request, old, None)
+            async with self._lock:
                 return 200, await self._delete(request)
-        key = (request.resource, request.namespace, request.name)
         for _ in range(20):
             async with self._lock:
                 old = self._current(key) if request.action == kmock.action.UPDATE else None
@@ -274,10 +278,10 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         raise ApiError(409, "Conflict", f'{request.resource.plural} "{request.name}": too many concurrent writes')
 
     async def _admit(
-        self, request: rendering.Request, old: dict[str, Any] | None, new: dict[str, Any]
+        self, request: rendering.Request, old: dict[str, Any] | None, new: dict[str, Any] | None
     ) -> dict[str, Any]:
         resource = request.resource
-        meta = new.get("metadata") or {}
+        meta = (new if new is not None else old or {}).get("metadata") or {}
 
         def identify(obj: dict[str, Any]) -> None:  # the API server assigns these between the phases
             if old is None:
@@ -289,7 +293,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             kind=self._kinds.get(resource, ""),
             plural=resource.plural,
             subresource=request.subresource,
-            operation="CREATE" if old is None else "UPDATE",
+            operation="DELETE" if new is None else "CREATE" if old is None else "UPDATE",
             namespace=meta.get("namespace"),
             name=meta.get("name"),
             user=self._user(request),
