@@ -128,6 +128,9 @@ class PolicySettings(Section):
         Stage.ARCHIVED: 0,
     }
     default_criteria: dict[TargetStage, list[CriterionSpec]] = {}
+    # Of the required approvals, how many must be given in the cluster (through the webhook, by
+    # the approver as themselves): a GitOps approval proves only that the committer named them.
+    minimum_cluster_approvals: dict[TargetStage, Annotated[int, Field(ge=0, le=20)]] = {}
     # A namespace may raise requirements (never lower them) with this ConfigMap, key policy.yaml.
     namespace_config_map: str = "modelreg-policy"
 

@@ -180,3 +180,17 @@ def deployment_controller(cluster: EmulatedCluster) -> Iterator[Any]:
     controller = SimulatedDeploymentController(cluster.url, [NAMESPACE]).start()
     yield controller
     controller.stop()
+
+
+@pytest.fixture
+def bypass(cluster):
+    """Writes that skip admission (a webhook not installed yet, or an attacker with etcd access)."""
+
+    class Bypass:
+        def __enter__(self):
+            cluster.api.admission.bypassed = True
+
+        def __exit__(self, *exc):
+            cluster.api.admission.bypassed = False
+
+    return Bypass()

@@ -19,20 +19,6 @@ def settings() -> Settings:
     return Settings(verification={"recheck_seconds": 60}, promotions={"tick_seconds": 0.3})
 
 
-@pytest.fixture
-def bypass(cluster):
-    """Writes that skip admission (a webhook not installed yet, or an attacker with etcd access)."""
-
-    class Bypass:
-        def __enter__(self):
-            cluster.api.admission.bypassed = True
-
-        def __exit__(self, *exc):
-            cluster.api.admission.bypassed = False
-
-    return Bypass()
-
-
 def events(kube, name, reason):
     return [e for e in kube.events_for(name) if e.reason == reason]
 

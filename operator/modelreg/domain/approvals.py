@@ -56,10 +56,17 @@ class Tally:
     counted: list[dict]  # status.approvals entries: user, time, via
     ignored: list[str]  # why each uncounted approval does not count
     required: int
+    # of them, given in the cluster through the webhook (a GitOps approval proves only the
+    # committer's claim that the named person approved: policy.minimumClusterApprovals)
+    cluster_required: int = 0
+
+    @property
+    def in_cluster(self) -> int:
+        return sum(1 for entry in self.counted if entry.get("via") == WEBHOOK)
 
     @property
     def approved(self) -> bool:
-        return len(self.counted) >= self.required
+        return len(self.counted) >= self.required and self.in_cluster >= self.cluster_required
 
     @property
     def summary(self) -> str:
@@ -190,6 +197,7 @@ def tally(
     seals: ApprovalSeals,
     previous: Sequence[Mapping] = (),
     stages: Sequence[str] | None = None,
+    cluster_required: int = 0,
 ) -> Tally:
     """Distinct, sealed approvers other than the requester (people compared by skeleton).
     `stages`: whose approvals this move takes (default: the target's)."""
@@ -226,4 +234,4 @@ def tally(
             ignored.append(f"approval by {user} came through GitOps, which the policy does not allow for {target}")
             continue
         counted[skeleton(user)] = {"user": user, "time": first_seen.get(user) or time, "via": via}
-    return Tally(list(counted.values()), ignored, required)
+    return Tally(list(counted.values()), ignored, required, cluster_required)

@@ -30,12 +30,17 @@ def _criterion_ok(criterion: Any) -> bool:
 
 
 def effective_policy(
-    required: Mapping[str, int], criteria: Mapping[str, Sequence[Mapping]], override: Mapping[str, Any] | None
+    required: Mapping[str, int],
+    criteria: Mapping[str, Sequence[Mapping]],
+    override: Mapping[str, Any] | None,
+    cluster: Mapping[str, int] | None = None,
 ) -> Policy:
     """A team can commit stricter rules for its namespace; a weaker number is ignored, since
-    the namespace's own editors must not be able to waive the platform's approvals."""
+    the namespace's own editors must not be able to waive the platform's approvals.
+    `cluster`: policy.minimumClusterApprovals (the operator's only)."""
+    cluster = dict(cluster or {})
     if not override:
-        return Policy(dict(required), {k: list(v) for k, v in criteria.items()})
+        return Policy(dict(required), {k: list(v) for k, v in criteria.items()}, cluster)
     if not isinstance(override, Mapping):
         raise PolicyError(f"policy.yaml must be a mapping with requiredApprovals and defaultCriteria, not {override!r}")
     unknown = set(override) - {"requiredApprovals", "defaultCriteria"}
@@ -57,4 +62,4 @@ def effective_policy(
                 f"defaultCriteria.{stage}: expected a list of {{metric, min|max|maxRegression: number}}, got {extra!r}"
             )
         merged_criteria[stage] = [*merged_criteria.get(stage, []), *extra]
-    return Policy(merged_required, merged_criteria)
+    return Policy(merged_required, merged_criteria, cluster)

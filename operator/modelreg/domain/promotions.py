@@ -89,6 +89,8 @@ def holder_of(versions: Sequence[Obj], stage: str) -> Obj | None:
 class Policy:
     required_approvals: Mapping[str, int]
     default_criteria: Mapping[str, Sequence[Mapping]] = field(default_factory=dict)
+    # approvals a stage needs given in the cluster (through the webhook), GitOps ones aside
+    minimum_cluster_approvals: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -104,13 +106,15 @@ class Gates:
     holder: Obj | None
 
 
-def required_approvals(policy: Policy, target: str, candidate: Obj | None) -> int:
+def required_approvals(policy: Policy, target: str, candidate: Obj | None, counts: str = "required") -> int:
     """The target stage's approvals, and those of the exclusive stage the candidate leaves:
-    archiving the Production version takes Production's approvals, not Archived's zero."""
+    archiving the Production version takes Production's approvals, not Archived's zero.
+    `counts`: "required" (all), or "cluster" (those that must be given in the cluster)."""
+    table = policy.required_approvals if counts == "required" else policy.minimum_cluster_approvals
     leaving = ((candidate or {}).get("status") or {}).get("stage") or ""
-    needed = policy.required_approvals.get(target, 0)
+    needed = table.get(target, 0)
     if leaving in EXCLUSIVE and leaving != target:
-        needed = max(needed, policy.required_approvals.get(leaving, 0))
+        needed = max(needed, table.get(leaving, 0))
     return needed
 
 
@@ -132,6 +136,7 @@ def gates(promotion: Obj, versions: Sequence[Obj], policy: Policy, seals: Approv
         seals,
         (promotion.get("status") or {}).get("approvals") or [],
         stages_to_approve(target, candidate),
+        required_approvals(policy, target, candidate, counts="cluster"),
     )
     holder = holder_of(versions, target)
     if candidate is None:
@@ -177,6 +182,11 @@ def gates(promotion: Obj, versions: Sequence[Obj], policy: Policy, seals: Approv
         return Gates(False, "CriteriaNotMet", "; ".join(evaluation.failures), approvals, evaluation, candidate, holder)
     if not approvals.approved:
         message = f"{approvals.summary} approvals for {target}"
+        if approvals.in_cluster < approvals.cluster_required:
+            message += (
+                f"; {approvals.in_cluster}/{approvals.cluster_required} given in the cluster "
+                "(policy.minimumClusterApprovals: GitOps approvals do not count towards it)"
+            )
         if approvals.ignored:
             message += "; not counted: " + "; ".join(approvals.ignored)
         return Gates(False, "AwaitingApproval", message, approvals, evaluation, candidate, holder)

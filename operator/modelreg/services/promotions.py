@@ -62,8 +62,10 @@ class PromotionReconciler:
         view: View,
         execution_timeout: float = 3600.0,
         clock: Clock = lambda: datetime.now(UTC),
+        minimum_cluster: Mapping[str, int] | None = None,
     ) -> None:
         self.kube, self.view, self.clock = kube, view, clock
+        self.minimum_cluster = dict(minimum_cluster or {})
         self.required, self.criteria, self.policy_config_map = required, criteria, policy_config_map
         self.seals, self.status_seals = seals, status_seals
         self.still_proven, self.execution_timeout = still_proven, execution_timeout
@@ -134,7 +136,7 @@ class PromotionReconciler:
             return
         try:
             override = await self.kube.policy_override(namespace, self.policy_config_map)
-            policy = effective_policy(self.required, self.criteria, override)
+            policy = effective_policy(self.required, self.criteria, override, self.minimum_cluster)
         except PolicyError as exc:  # heals when the ConfigMap is fixed; decides nothing meanwhile
             message = f"namespace policy ConfigMap {namespace}/{self.policy_config_map}: {exc}"
             generation = promotion["metadata"].get("generation")

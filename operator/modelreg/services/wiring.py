@@ -184,6 +184,7 @@ async def build(
         model_versions.still_proven,
         view,
         execution_timeout=settings.promotions.execution_timeout_seconds,
+        minimum_cluster=policy.minimum_cluster_approvals,
     )
     notifier = Notifier(store, settings.notifications, settings.storage.operator_namespace, OutboxSeals(sealer))
     # Enough workers that HEAD-bound re-checks of many versions overlap; downloads stay gated per namespace.
