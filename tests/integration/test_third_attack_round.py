@@ -315,3 +315,21 @@ def test_minimum_cluster_approvals_hold_against_gitops_only_approvals(start_oper
     assert stage(kube, "fraud-v1") is None
     approve(kube, "p", "alice")  # in the cluster, as herself
     wait_for(lambda: stage(kube, "fraud-v1") == "Production", what="promoted once one approval was given here")
+
+
+def test_an_administrator_removes_a_model_and_its_history_deliberately(
+    operator, kube, s3, bucket, deployment_controller
+):
+    # the README's steps: archive the holder, delete the versions, then the promotions with the right to
+    register(kube, s3, bucket, 1)
+    promote(kube, "p", 1, target="Staging")
+    succeeded(kube, "p", "Promoted")
+    promote(kube, "retire", 1, target="Archived")
+    succeeded(kube, "retire", "Promoted")
+    kube.delete("modelversions", "fraud-v1")
+    wait_for(lambda: not kube.exists("modelversions", "fraud-v1"), what="the archived version deleted")
+    with pytest.raises(ApiException):  # an editor still cannot
+        kube.as_user("dave").delete("modelpromotions", "p")
+    for name in ("p", "retire"):
+        kube.delete("modelpromotions", name)  # the administrator (system:masters) holds delete on modelhistories
+        wait_for(lambda n=name: not kube.exists("modelpromotions", n), what=f"{name} removed")

@@ -37,6 +37,7 @@ from modelreg.storage.kube import KubeStore
 
 Obj = Mapping[str, Any]
 STAGE_RESOURCE = "modelstages"
+HISTORY_RESOURCE = "modelhistories"  # virtual, like modelstages: `delete` on it removes a model's history
 
 
 def _now() -> str:
@@ -264,7 +265,14 @@ class AdmissionReviewer:
         else:
             if not (self.status_seals.trusted_promotion(old).get("status") or {}).get("moves"):
                 return None
-            denial = f"ModelPromotion {name} moved stages and is history (append-only): it cannot be deleted"
+            # removing a model's history is an administrator's deliberate act, with a right of its own
+            model = (old.get("spec") or {}).get("modelName", "")
+            if await self.kube.may(userinfo, "delete", HISTORY_RESOURCE, model, old["metadata"].get("namespace", "")):
+                return None
+            denial = (
+                f"ModelPromotion {name} moved stages and is history (append-only): only someone granted "
+                f"delete on {HISTORY_RESOURCE}.modelreg.io {model!r} removes it"
+            )
         ref = {
             "apiVersion": old.get("apiVersion", ""),
             "kind": old.get("kind", ""),
