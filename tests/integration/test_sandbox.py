@@ -27,7 +27,7 @@ def port_is_closed(url: str) -> bool:
 
 def urls(text: str) -> dict[str, str]:
     return {
-        "api": re.search(r"API server : (https://\S+)", text).group(1),
+        "api": re.search(r"API server : (https?://\S+)", text).group(1),
         "s3": re.search(r"S3 endpoint: (http://\S+)", text).group(1),
     }
 
@@ -158,7 +158,7 @@ def test_kubectl_sees_the_columns_meets_the_webhook_and_ctrl_c_stops_everything(
                 "--type=merge",
                 "-p",
                 '{"status":{"stage":"Production"}}',
-            ): 'User "alice" cannot patch resource "modelversions/status"',
+            ): 'is forbidden: User "alice" cannot get resource "modelversions/status"',  # kubectl reads first
         }
         for (user, *args), denial in attacks.items():
             done = as_user(user, *args)

@@ -18,7 +18,7 @@ import contextvars
 import copy
 import secrets
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +42,9 @@ from modelreg.testing.rbac import (
 from modelreg.testing.tables import render_table
 from modelreg.testing.validation import CRDValidator
 
+ADMIN = "admin"  # the user of `emulator-token-admin`, in system:masters
+# Bodies kubectl sends for built-in kinds unless told the server takes JSON only.
+_BINARY_CONTENT_TYPES = {"application/vnd.kubernetes.protobuf", "application/cbor"}
 _RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
 # Who the request being served acts as (after impersonation): admission and SelfSubjectReview ask.
 _ACTING: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("acting_user")
@@ -135,7 +138,6 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         del self._requests[:-_REQUEST_LOG_LIMIT]
         writes = (kmock.action.CREATE, kmock.action.UPDATE, kmock.action.DELETE)
         try:
-            _ACTING.set(self._authenticate_and_authorize(request))
             plural = request.resource.plural if request.resource is not None else None
             if (refusal := self.refusals.get((request.method.value, plural or ""))) is not None:
                 raise ApiError(refusal[0], _REASONS.get(refusal[0], "InternalError"), refusal[1])
@@ -192,16 +194,31 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             )
         return aiohttp.web.json_response(document)
 
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        """Authentication and authorization come first, as on an API server: before the body is
+        read (kmock decodes it as text, which a protobuf body is not)."""
+        try:
+            _ACTING.set(self._authenticate_and_authorize(raw_request))
+            if raw_request.content_type in _BINARY_CONTENT_TYPES:  # kubectl then retries with JSON
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    f"the body of the request was in an unknown format - accepted media types include: application/json",
+                )
+        except ApiError as exc:
+            return await self._render_error(kmock.KubernetesError(exc.status, exc.reason, exc.message, {}))
+        return await super().__call__(raw_request)
+
     @staticmethod
-    def _authenticate(request: rendering.Request) -> dict[str, Any]:
+    def _authenticate(headers: Mapping[str, str]) -> dict[str, Any]:
         """Authentication, emulated: the bearer token `emulator-token-<user>` is user <user>;
         `emulator-token-admin` is also in `system:masters`. Anything else is refused (401), as
         an API server started with --anonymous-auth=false does."""
-        token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        token = headers.get("Authorization", "").removeprefix("Bearer ").strip()
         user = token.removeprefix("emulator-token-")
         if not token.startswith("emulator-token-") or not user:
             raise ApiError(401, "Unauthorized", "Unauthorized")
-        groups = [*service_account_groups(user), "system:authenticated", *(["system:masters"] if user == "admin" else [])]
+        groups = [*service_account_groups(user), "system:authenticated", *(["system:masters"] if user == ADMIN else [])]
         return {"username": user, "groups": groups}
 
     def _authorizer(self) -> Authorizer:
@@ -211,16 +228,15 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             self._authorizer_cache = (identity, Authorizer(dict(zip(_RBAC_KINDS, stored, strict=True))))
         return self._authorizer_cache[1]
 
-    def _authenticate_and_authorize(self, request: rendering.Request) -> dict[str, Any]:
+    def _authenticate_and_authorize(self, raw: aiohttp.web.BaseRequest) -> dict[str, Any]:
         """The user the request acts as, once it is authenticated, its impersonation allowed, and
         what it asks allowed by RBAC; else ApiError 401 or 403."""
-        user = self._authenticate(request)
+        user = self._authenticate(raw.headers)
         authorizer = self._authorizer()
-        raw = request._raw_request  # every header, repeated Impersonate-Group included
-        headers = list(raw.headers.items()) if raw is not None else list(request.headers.items())
         try:
-            user = dict(impersonate(authorizer, user, headers))
-            authorize(authorizer, user, request_info(request.method.value, request.url.path, request.params))
+            # every header, a repeated Impersonate-Group included
+            user = dict(impersonate(authorizer, user, raw.headers.items()))
+            authorize(authorizer, user, request_info(raw.method, raw.path, raw.query))
         except Forbidden as exc:
             raise ApiError(403, "Forbidden", exc.message) from None
         return user
