@@ -164,9 +164,8 @@ def test_kubectl_sees_the_columns_meets_the_webhook_and_ctrl_c_stops_everything(
             done = as_user(user, *args)
             assert done.returncode != 0 and denial in done.stderr, (args, done.stderr)
         status = ["patch", "mv", "fraud-v1", "--subresource=status", "--type=merge", "-p", '{"status":{"stage":"x"}}']
-        assert "written only by the modelreg operator" in subprocess.run(  # the administrator meets the webhook
-            ["kubectl", *status], env=env, capture_output=True, text=True
-        ).stderr
+        as_admin = subprocess.run(["kubectl", *status], env=env, capture_output=True, text=True)
+        assert "written only by the modelreg operator" in as_admin.stderr  # the administrator meets the webhook
         assert as_user("bob", "annotate", "mp", "p", "approval.modelreg.io/bob=bob").returncode == 0
         assert kubectl("get", "mp", "p", "-o", "jsonpath={.metadata.annotations.seal\\.modelreg\\.io/bob}").startswith(
             "webhook|"

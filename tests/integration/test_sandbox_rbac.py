@@ -99,12 +99,14 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 def test_dave_cannot_bind_himself_a_role(sandbox):
-    binding = (
-        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: %s}\n"
-        "roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: modelreg-approver}\n"
-        "subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: dave}]\n" % BINDING
-    )
-    done = sandbox.kubectl("dave", "apply", "-f", "-", stdin=binding)
+    binding = {  # what dave applied in the issue (JSON is YAML)
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": BINDING},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "modelreg-approver"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "dave"}],
+    }
+    done = sandbox.kubectl("dave", "apply", "-f", "-", stdin=json.dumps(binding))
     assert done.returncode != 0 and 'User "dave" cannot' in done.stderr, done.stdout + done.stderr
     grant = ("create", "clusterrolebinding", BINDING, "--clusterrole=modelreg-approver", "--user=dave")
     sandbox.refused("dave", *grant, words='User "dave" cannot create resource "clusterrolebindings"')

@@ -199,11 +199,11 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         read (kmock decodes it as text, which a protobuf body is not)."""
         try:
             _ACTING.set(self._authenticate_and_authorize(raw_request))
-            if raw_request.content_type in _BINARY_CONTENT_TYPES:  # kubectl then retries with JSON
+            if raw_request.content_type in _BINARY_CONTENT_TYPES:  # JSON only: a clear 415, not a 500
                 raise ApiError(
                     415,
                     "UnsupportedMediaType",
-                    f"the body of the request was in an unknown format - accepted media types include: application/json",
+                    "the body of the request was in an unknown format - accepted media types include: application/json",
                 )
         except ApiError as exc:
             return await self._render_error(kmock.KubernetesError(exc.status, exc.reason, exc.message, {}))

@@ -151,7 +151,7 @@ def request_info(method: str, path: str, params: Mapping[str, str]) -> RequestIn
         namespace = rest[1]
         if len(rest) > 2 and rest[2] not in _NAMESPACE_SUBRESOURCES:
             rest = rest[2:]  # /namespaces/<ns>/<resource>...; else the namespace object itself
-    resource, name, subresource = (rest + ["", "", ""])[:3]
+    resource, name, subresource = [*rest, "", "", ""][:3]
     if method in ("GET", "HEAD"):
         verb = "watch" if params.get("watch") in ("true", "1") else "get" if name else "list"
     elif method == "DELETE":
