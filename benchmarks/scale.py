@@ -75,7 +75,7 @@ tls = ssl.create_default_context(cafile=sys.argv[6])  # the emulator's CA
 local = threading.local()
 # moto checks no signature; the header only tells it which service is asked
 S3_AUTH = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0"
-KUBE = {"Authorization": "Bearer emulator-token-%s"} % sys.argv[7]  # the operator's identity
+KUBE = {"Authorization": "Bearer emulator-token-" + sys.argv[7]}  # the operator's identity
 
 def connection(url):
     if not hasattr(local, url):
