@@ -206,7 +206,10 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
                     "the body of the request was in an unknown format - accepted media types include: application/json",
                 )
         except ApiError as exc:
-            return await self._render_error(kmock.KubernetesError(exc.status, exc.reason, exc.message, {}))
+            # A Status as the API server writes it (kmock's would carry the emulator's traceback).
+            status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure"}
+            body = {**status, "message": exc.message, "reason": exc.reason, "code": exc.status}
+            return aiohttp.web.json_response(body, status=exc.status)
         return await super().__call__(raw_request)
 
     @staticmethod
