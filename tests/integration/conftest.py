@@ -12,7 +12,7 @@ import kubernetes
 import pytest
 
 from modelreg.config import Settings
-from modelreg.testing.harness import EmulatedCluster, OperatorThread, S3Endpoint
+from modelreg.testing.harness import ADMIN, OPERATOR_USER, EmulatedCluster, OperatorThread, S3Endpoint
 from tests.conftest import CRD_FILES, KUBECONFIG
 
 NAMESPACE = "ml"
@@ -49,7 +49,8 @@ def bucket(s3: Any) -> str:
 def cluster() -> Iterator[EmulatedCluster]:
     emulated = EmulatedCluster(CRD_FILES).start()
     emulated.grant_demo_users()
-    emulated.write_kubeconfig(KUBECONFIG, namespace=NAMESPACE, user="modelreg-operator")
+    # The operator acts as the ServiceAccount rbac.yaml binds: it holds only its ClusterRole.
+    emulated.write_kubeconfig(KUBECONFIG, namespace=NAMESPACE, user=OPERATOR_USER)
     yield emulated
     emulated.stop()
 
@@ -85,16 +86,13 @@ def operator(start_operator: Callable) -> OperatorThread:
     return start_operator()
 
 
-def api_client(url: str, user: str) -> kubernetes.client.ApiClient:
-    config = kubernetes.client.Configuration()
-    config.host = url
-    config.api_key = {"authorization": f"Bearer emulator-token-{user}"}
-    return kubernetes.client.ApiClient(config)
+def api_client(cluster: EmulatedCluster, user: str) -> kubernetes.client.ApiClient:
+    return kubernetes.client.ApiClient(cluster.configuration(user))
 
 
 @pytest.fixture
 def kube(cluster: EmulatedCluster) -> Iterator[Kube]:
-    with api_client(cluster.url, "admin") as client:
+    with api_client(cluster, ADMIN) as client:
         yield Kube(client, cluster)
 
 
@@ -109,7 +107,7 @@ class Kube:
 
     def as_user(self, user: str) -> Kube:
         if user not in self._users:
-            self._users[user] = Kube(api_client(self.cluster.url, user), self.cluster)
+            self._users[user] = Kube(api_client(self.cluster, user), self.cluster)
         return self._users[user]
 
     def patch_status(self, plural: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
@@ -167,9 +165,7 @@ def wait_for(probe: Callable[[], Any], timeout: float = 20.0, what: str = "condi
 
 @pytest.fixture
 def apps(cluster: EmulatedCluster) -> Iterator[Any]:
-    config = kubernetes.client.Configuration()
-    config.host = cluster.url
-    with kubernetes.client.ApiClient(config) as client:
+    with api_client(cluster, ADMIN) as client:
         yield kubernetes.client.AppsV1Api(client)
 
 
@@ -177,7 +173,7 @@ def apps(cluster: EmulatedCluster) -> Iterator[Any]:
 def deployment_controller(cluster: EmulatedCluster) -> Iterator[Any]:
     from modelreg.testing.deployments import SimulatedDeploymentController
 
-    controller = SimulatedDeploymentController(cluster.url, [NAMESPACE]).start()
+    controller = SimulatedDeploymentController(cluster.configuration(ADMIN), [NAMESPACE]).start()
     yield controller
     controller.stop()
 

@@ -148,7 +148,9 @@ def test_promote_approve_history_diff_lineage(cluster, cli, kube, bucket, tmp_pa
                         "resources": ["modelstages"],
                         "verbs": ["approve"],
                         "resourceNames": ["fraud/Production"],
-                    }
+                    },
+                    # approving is annotating: RBAC must let it read and patch promotions too
+                    {"apiGroups": ["modelreg.io"], "resources": ["modelpromotions"], "verbs": ["get", "patch"]},
                 ],
             },
             {

@@ -20,14 +20,14 @@ MODELREG = [sys.executable, "-c", "from modelreg.testing.sandbox import cli; imp
 
 
 def port_is_closed(url: str) -> bool:
-    host, port = re.match(r"http://([\d.]+):(\d+)", url).groups()
+    host, port = re.match(r"https?://([\d.]+):(\d+)", url).groups()
     with socket.socket() as sock:
         return sock.connect_ex((host, int(port))) != 0
 
 
 def urls(text: str) -> dict[str, str]:
     return {
-        "api": re.search(r"API server : (http://\S+)", text).group(1),
+        "api": re.search(r"API server : (https?://\S+)", text).group(1),
         "s3": re.search(r"S3 endpoint: (http://\S+)", text).group(1),
     }
 
@@ -149,7 +149,7 @@ def test_kubectl_sees_the_columns_meets_the_webhook_and_ctrl_c_stops_everything(
                 "p",
                 "modelreg.io/requested-by=carol",
             ): "set only by the admission",
-            (
+            (  # RBAC gives users no status
                 "alice",
                 "patch",
                 "mv",
@@ -158,11 +158,14 @@ def test_kubectl_sees_the_columns_meets_the_webhook_and_ctrl_c_stops_everything(
                 "--type=merge",
                 "-p",
                 '{"status":{"stage":"Production"}}',
-            ): "written only by the modelreg operator",
+            ): 'is forbidden: User "alice" cannot get resource "modelversions/status"',  # kubectl reads first
         }
         for (user, *args), denial in attacks.items():
             done = as_user(user, *args)
             assert done.returncode != 0 and denial in done.stderr, (args, done.stderr)
+        status = ["patch", "mv", "fraud-v1", "--subresource=status", "--type=merge", "-p", '{"status":{"stage":"x"}}']
+        as_admin = subprocess.run(["kubectl", *status], env=env, capture_output=True, text=True)
+        assert "written only by the modelreg operator" in as_admin.stderr  # the administrator meets the webhook
         assert as_user("bob", "annotate", "mp", "p", "approval.modelreg.io/bob=bob").returncode == 0
         assert kubectl("get", "mp", "p", "-o", "jsonpath={.metadata.annotations.seal\\.modelreg\\.io/bob}").startswith(
             "webhook|"
