@@ -237,8 +237,39 @@ def test_a_promotion_that_moved_nothing_may_be_withdrawn_and_an_archived_version
     wait_for(lambda: not kube.exists("modelversions", "fraud-v1"), what="deleted")
 
 
-def test_the_namespace_controllers_deletes_are_admitted(operator, kube, s3, bucket, deployment_controller):
+def bind(cluster, name: str, subject: dict, rules: list[dict] | None = None, role: str | None = None) -> None:
+    """A ClusterRole (`rules`) or an existing one (`role`), bound to `subject` cluster-wide."""
+    documents = []
+    if rules is not None:
+        role = name
+        documents.append(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRole",
+                "metadata": {"name": name},
+                "rules": rules,
+            }
+        )
+    documents.append(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [subject],
+        }
+    )
+    cluster.apply(documents)
+
+
+def test_the_namespace_controllers_deletes_are_admitted(operator, cluster, kube, s3, bucket, deployment_controller):
     # deleting a namespace must complete: its controller deletes every object in it
+    bind(
+        cluster,
+        "namespace-controller",
+        {"kind": "ServiceAccount", "name": "namespace-controller", "namespace": "kube-system"},
+        rules=[{"apiGroups": ["modelreg.io"], "resources": ["*"], "verbs": ["get", "list", "delete"]}],
+    )
     register(kube, s3, bucket, 1)
     promote(kube, "p", 1, target="Staging")
     succeeded(kube, "p", "Promoted")
@@ -291,7 +322,13 @@ def ready_reason(kube, name):
 # -- what a GitOps approval proves --------------------------------------------------------------
 
 
-def test_minimum_cluster_approvals_hold_against_gitops_only_approvals(start_operator, kube, s3, bucket):
+def test_minimum_cluster_approvals_hold_against_gitops_only_approvals(start_operator, cluster, kube, s3, bucket):
+    bind(
+        cluster,
+        "argocd-edits",
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "argocd"},
+        role="modelreg-editor",
+    )
     start_operator(
         Settings(
             approvals={"gitops_identity": "argocd", "gitops_stages": ["Production"]},

@@ -77,9 +77,6 @@ MAX_REQUEST_BYTES = 3 * 1024 * 1024
 class ApiServerEmulator(kmock.KubernetesEmulator):
     """Use as `async with ApiServerEmulator() as api, kmock.Server(api) as server:`."""
 
-    async def __call__(self, raw_request: Any) -> Any:
-        return await super().__call__(raw_request.clone(client_max_size=MAX_REQUEST_BYTES))
-
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self._validators: dict[Any, CRDValidator] = {}
@@ -218,7 +215,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure"}
             body = {**status, "message": exc.message, "reason": exc.reason, "code": exc.status}
             return aiohttp.web.json_response(body, status=exc.status)
-        return await super().__call__(raw_request)
+        return await super().__call__(raw_request.clone(client_max_size=MAX_REQUEST_BYTES))
 
     @staticmethod
     def _authenticate(headers: Mapping[str, str]) -> dict[str, Any]:
