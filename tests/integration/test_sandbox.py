@@ -227,3 +227,62 @@ def test_kubectl_applies_the_quickstart_without_flags_and_sees_versions_and_even
     finally:
         sandbox.send_signal(signal.SIGINT)
         sandbox.wait(timeout=60)
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_a_200_mib_artifact_registered_in_parts_is_verified(tmp_path):
+    # register uploads it in parts: the store reports their composite SHA-256, never the digest
+    sandbox, banner = start_sandbox(tmp_path)
+    try:
+        endpoints = urls(banner)
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(tmp_path / "kubeconfig"),
+            "AWS_ENDPOINT_URL_S3": endpoints["s3"],
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": "us-east-1",
+        }
+        model = tmp_path / "big.bin"
+        with model.open("wb") as out:
+            for _ in range(200):
+                out.write(os.urandom(1 << 20))
+        command = ["register", "big", "--version", "1", "--file", str(model), "--to", "s3://models/big/1", "--apply"]
+        register = subprocess.run(
+            [sys.executable, "-m", "modelreg.cli.main", *command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert register.returncode == 0, register.stderr
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            done = subprocess.run(
+                [
+                    "kubectl",
+                    "get",
+                    "mv",
+                    "big-v1",
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type=='ArtifactVerified')]}",
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            if '"status":"True"' in done.stdout.replace(" ", "") or '"reason":"ChecksumMismatch"' in done.stdout:
+                break
+            time.sleep(1)
+        assert '"reason":"Verified"' in done.stdout.replace(" ", ""), done.stdout
+        assert '"method":"Stream"' in subprocess.run(
+            ["kubectl", "get", "mv", "big-v1", "-o", "jsonpath={.status.artifact}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout.replace(" ", "")
+    finally:
+        sandbox.send_signal(signal.SIGINT)
+        sandbox.wait(timeout=60)
