@@ -59,7 +59,7 @@ def test_register_prints_a_valid_manifest_or_applies_it(cli, kube, s3, bucket, t
         "--file",
         str(model),
         "--to",
-        f"s3://{bucket}/fraud/1",
+        f"s3://{bucket}/fraud/1/",
         "--metric",
         "auc=0.91",
         "--param",
@@ -80,7 +80,7 @@ def test_register_prints_a_valid_manifest_or_applies_it(cli, kube, s3, bucket, t
     assert head["ChecksumSHA256"]  # uploaded with a checksum: verification needs no download
 
     code, out, _ = cli(
-        "register", "fraud", "--version", "1", "--file", str(model), "--to", f"s3://{bucket}/fraud/1", "--apply"
+        "register", "fraud", "--version", "1", "--file", str(model), "--to", f"s3://{bucket}/fraud/1/", "--apply"
     )
     assert code == 0 and "fraud-v1 registered" in out
     verified(kube, "fraud-v1")
@@ -120,7 +120,7 @@ def test_promote_approve_history_diff_lineage(cluster, cli, kube, bucket, tmp_pa
                 "--file",
                 str(path),
                 "--to",
-                f"s3://{bucket}/fraud/{version}",
+                f"s3://{bucket}/fraud/{version}/",
                 "--metric",
                 f"auc={auc}",
                 "--run-id",

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import itertools
 import math
+import os
 import queue
 import threading
 import time
@@ -393,13 +394,27 @@ def _when_done(future: Future[T], stop: Stop, location: Location) -> T:
             stop.check(location)
 
 
+_MULTIPART = 64 * 1024 * 1024
+
+
 def upload(client: Any, path: str, location: Location, progress: Callable[[int], None] | None = None) -> None:
-    """Upload with a SHA-256 checksum: single-part uploads then verify without a download.
-    (Multipart uploads get a composite checksum, so the operator streams those.)"""
+    """Upload with a SHA-256 checksum, never over an existing object: single-part uploads (then
+    verified without a download) are conditional (If-None-Match), so a key that appeared meanwhile
+    is refused; multipart ones (their checksum is composite, so the operator streams them) go through
+    boto3's transfer manager, which takes no condition: `stored_already` checked the key just before."""
     from boto3.s3.transfer import TransferConfig
 
-    config = TransferConfig(multipart_threshold=64 * 1024 * 1024, multipart_chunksize=64 * 1024 * 1024)
+    size = os.path.getsize(path)
     try:
+        if size < _MULTIPART:
+            with open(path, "rb") as body:
+                client.put_object(
+                    Bucket=location.bucket, Key=location.key, Body=body, ChecksumAlgorithm="SHA256", IfNoneMatch="*"
+                )
+            if progress is not None:
+                progress(size)
+            return
+        config = TransferConfig(multipart_threshold=_MULTIPART, multipart_chunksize=_MULTIPART)
         client.upload_file(
             path,
             location.bucket,
@@ -408,7 +423,44 @@ def upload(client: Any, path: str, location: Location, progress: Callable[[int],
             Config=config,
             Callback=progress,
         )
-    except (ClientError, BotoCoreError) as exc:
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+            raise StorageFailure(
+                Reason.CHECKSUM_MISMATCH, f"{location} was written by someone else meanwhile: nothing overwritten"
+            ) from exc
+        raise _failure(exc, location, "PutObject") from exc
+    except BotoCoreError as exc:
         raise _failure(exc, location, "PutObject") from exc
     except Exception as exc:  # s3transfer wraps client errors in its own exceptions
         raise StorageFailure(Reason.STORAGE_UNAVAILABLE, redact(f"upload to {location} failed: {exc}")) from exc
+
+
+def stored_already(client: Any, location: Location, sha256: str) -> bool:
+    """Does `location` already hold exactly these bytes? False when nothing is there; a failure
+    when other bytes are (an upload must never replace what a ModelVersion may name)."""
+    store = ObjectStore(client)
+    try:
+        found = store.head(location)
+    except StorageFailure as failure:
+        if failure.reason is Reason.NOT_FOUND:
+            return False
+        raise
+    digest = found.sha256 or store.stream_sha256(location, found.etag)[0]
+    if digest == sha256:
+        return True
+    raise StorageFailure(
+        Reason.CHECKSUM_MISMATCH,
+        f"{location} already holds other bytes (sha256 {digest}): nothing uploaded; choose another --to",
+    )
+
+
+def storage_digest(client: Any, location: Location) -> tuple[str, int]:
+    """(sha256, size) of an object or prefix/ as it is in storage: from its full-object checksum
+    where storage has one, else streamed (a directory: the manifest digest of its members)."""
+    store = ObjectStore(client, max_objects=100_000)
+    try:
+        snapshot = store.snapshot(location)
+        digest, _, _ = store.digest(location, snapshot)
+    finally:
+        store.close()
+    return digest, snapshot.size
