@@ -32,6 +32,7 @@ from modelreg.domain.artifacts import (
     StoredObject,
     directory_digest,
     directory_snapshot,
+    pinned_version,
 )
 from modelreg.domain.redaction import redact
 
@@ -114,9 +115,14 @@ def _classify(exc: Exception, location: Location | str, action: str) -> StorageF
     )
 
 
-def _pinned(etag: str | None) -> dict[str, str]:
-    """Request arguments that hold a read to the object with this ETag (412 once it is replaced)."""
-    return {"IfMatch": f'"{etag}"'} if etag else {}
+def _pinned(etag: str | None, version_id: str | None = None) -> dict[str, str]:
+    """Request arguments that hold a read to the object the HEAD saw: its ETag (412 once it is
+    replaced) and, on a versioned bucket, its very VersionId. The ETag alone is an MD5: a colliding
+    version put between the HEAD and the read would be hashed and recorded as the one proven."""
+    return {
+        **({"IfMatch": f'"{etag}"'} if etag else {}),
+        **({"VersionId": v} if (v := pinned_version(version_id)) else {}),
+    }
 
 
 def _timestamp(value: Any) -> str | None:
@@ -276,13 +282,18 @@ class ObjectStore:
         if checksum:
             return checksum, "S3Checksum", 0
         if headed:  # a single object: ranged reads side by side
-            digest, read = self.ranged_sha256(location, obj.size, obj.etag, stop)
+            digest, read = self.ranged_sha256(location, obj.size, obj.etag, stop, obj.version_id)
         else:  # a directory member: its siblings already run side by side
-            digest, read = self.stream_sha256(location, obj.etag, stop)
+            digest, read = self.stream_sha256(location, obj.etag, stop, obj.version_id)
         return digest, "Stream", read
 
     def ranged_sha256(
-        self, location: Location, size: int, etag: str | None = None, stop: Stop | None = None
+        self,
+        location: Location,
+        size: int,
+        etag: str | None = None,
+        stop: Stop | None = None,
+        version_id: str | None = None,
     ) -> tuple[str, int]:
         """Hash an object with `range_streams` ranged GETs of `chunk_size` in flight, fed to the hash
         in order: one artifact can use more than one stream's bandwidth; memory stays about
@@ -292,7 +303,7 @@ class ObjectStore:
         stop = (stop or Stop()).including(self._closed)
         stop.check(location)
         if size <= self.chunk_size or self.range_streams <= 1:
-            return self.stream_sha256(location, etag, stop)
+            return self.stream_sha256(location, etag, stop, version_id)
         starts = iter(range(0, size, self.chunk_size))
 
         def fetch(start: int) -> bytes:
@@ -303,7 +314,7 @@ class ObjectStore:
                 Bucket=location.bucket,
                 Key=location.key,
                 Range=f"bytes={start}-{min(size, start + self.chunk_size) - 1}",
-                **_pinned(etag),
+                **_pinned(etag, version_id),
             )
             try:
                 return response["Body"].read()
@@ -329,7 +340,9 @@ class ObjectStore:
             raise StorageFailure(Reason.STORAGE_UNAVAILABLE, f"{location}: read {total} of {size} bytes")
         return digest.hexdigest(), total
 
-    def stream_sha256(self, location: Location, etag: str | None = None, stop: Stop | None = None) -> tuple[str, int]:
+    def stream_sha256(
+        self, location: Location, etag: str | None = None, stop: Stop | None = None, version_id: str | None = None
+    ) -> tuple[str, int]:
         """Hash the object's bytes in bounded memory, downloading and hashing in parallel.
 
         A reader thread fills a small queue while this thread hashes (hashlib and socket
@@ -339,7 +352,12 @@ class ObjectStore:
         stop = (stop or Stop()).including(self._closed)
         stop.check(location)
         response = self._call(
-            location, "GetObject", self.client.get_object, Bucket=location.bucket, Key=location.key, **_pinned(etag)
+            location,
+            "GetObject",
+            self.client.get_object,
+            Bucket=location.bucket,
+            Key=location.key,
+            **_pinned(etag, version_id),
         )
         body = response["Body"]
         chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=self.queue_depth)
