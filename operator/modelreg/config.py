@@ -110,10 +110,9 @@ class WebhookSettings(Section):
     client_ca_file: str | None = None
     # Deletes of stage holders and executed promotions are denied, except by these users: the
     # namespace controller's, so deleting a namespace still completes.
-    namespace_deleters: list[str] = [
-        "system:serviceaccount:kube-system:namespace-controller",
-        "system:kube-controller-manager",
-    ]
+    # (Not `system:kube-controller-manager`: where controllers share its credentials, the garbage
+    # collector deletes as it too.)
+    namespace_deleters: list[str] = ["system:serviceaccount:kube-system:namespace-controller"]
     # Name of the Mutating/ValidatingWebhookConfigurations the operator keeps current (url and
     # caBundle); null when they are installed otherwise (the Helm chart with cert-manager).
     managed: str | None = "modelreg.io"

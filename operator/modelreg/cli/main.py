@@ -94,8 +94,11 @@ class Commands:
         print(table if self.args.output == "table" else render.dump(data, self.args.output))
 
     def versions(self, model: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        """A model's versions: each number's owner only (a later registration of it is a duplicate)."""
         found = [
-            v for v in self.kube.list("modelversions", namespace or self.namespace) if v["spec"]["modelName"] == model
+            v
+            for v in self.kube.list("modelversions", namespace or self.namespace)
+            if v["spec"]["modelName"] == model and render.ready_reason(v) != "DuplicateVersion"
         ]
         if not found:
             raise KubeClientError(f"model {model!r} has no registered versions in namespace {self.namespace}")
@@ -265,7 +268,9 @@ class Commands:
     def list(self) -> None:
         namespace = None if self.args.all_namespaces else self.namespace
         versions = [
-            v for v in self.kube.list("modelversions", namespace) if self.args.model in (None, v["spec"]["modelName"])
+            v
+            for v in self.kube.list("modelversions", namespace)
+            if self.args.model in (None, v["spec"]["modelName"]) and render.ready_reason(v) != "DuplicateVersion"
         ]
         if not versions and self.args.model:
             raise KubeClientError(f"model {self.args.model!r} has no registered versions")

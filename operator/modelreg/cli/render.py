@@ -16,6 +16,10 @@ def condition(obj: Mapping[str, Any], type_: str) -> Mapping[str, Any]:
     return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == type_), {})
 
 
+def ready_reason(obj: Mapping[str, Any]) -> str | None:
+    return condition(obj, "Ready").get("reason")
+
+
 def age(timestamp: str | None, now: datetime | None = None) -> str:
     if not timestamp:
         return "<unknown>"
