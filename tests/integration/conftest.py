@@ -74,11 +74,32 @@ def start_operator(cluster: EmulatedCluster, aws_env: dict[str, str], settings: 
     def start(custom: Settings | None = None) -> OperatorThread:
         operator = OperatorThread(custom or settings, [NAMESPACE]).start()
         started.append(operator)
+        webhook_points_at(cluster, operator)
         return operator
 
     yield start
     for operator in started:
         operator.stop()
+
+
+def webhook_points_at(cluster: EmulatedCluster, operator: OperatorThread) -> None:
+    """Once the operator runs, wait until the webhook configurations it manages name its port: every
+    webhook fails closed, so a write in between would meet a predecessor's (a restart's) dead port."""
+    webhook = operator.settings.webhook
+    if not operator.running or not webhook.managed:
+        return
+    with api_client(cluster, ADMIN) as client:
+        api = kubernetes.client.AdmissionregistrationV1Api(client)
+
+        def current() -> bool:
+            configs = [
+                *api.list_mutating_webhook_configuration().items,
+                *api.list_validating_webhook_configuration().items,
+            ]
+            urls = [w.client_config.url or "" for c in configs for w in c.webhooks or []]
+            return bool(urls) and all(f":{webhook.port}/" in url for url in urls)
+
+        wait_for(current, timeout=30, what="the webhook configurations to name the new operator")
 
 
 @pytest.fixture
