@@ -163,7 +163,15 @@ def test_kubectl_sees_the_columns_meets_the_webhook_and_ctrl_c_stops_everything(
         for (user, *args), denial in attacks.items():
             done = as_user(user, *args)
             assert done.returncode != 0 and denial in done.stderr, (args, done.stderr)
-        status = ["patch", "mv", "fraud-v1", "--subresource=status", "--type=merge", "-p", '{"status":{"stage":"Production"}}']
+        status = [
+            "patch",
+            "mv",
+            "fraud-v1",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            '{"status":{"stage":"Production"}}',
+        ]
         as_admin = subprocess.run(["kubectl", *status], env=env, capture_output=True, text=True)
         assert "written only by the modelreg operator" in as_admin.stderr  # the administrator meets the webhook
         assert as_user("bob", "annotate", "mp", "p", "approval.modelreg.io/bob=bob").returncode == 0
