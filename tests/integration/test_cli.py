@@ -178,7 +178,7 @@ def test_promote_approve_history_diff_lineage(cluster, cli, kube, bucket, tmp_pa
     code, out, _ = cli("history", "fraud")
     assert code == 0 and "Production" in out and "bob,system:serviceaccount:ci:deployer" in out
     code, out, _ = cli("history", "fraud", "-o", "json")
-    assert json.loads(out)[0]["approvedBy"] == ["bob", "system:serviceaccount:ci:deployer"]
+    assert json.loads(out)["items"][0]["approvedBy"] == ["bob", "system:serviceaccount:ci:deployer"]  # a List
     code, out, _ = cli("history", "fraud", "--at", "2099-01-01T00:00:00Z")  # point in time: who held what
     header, row = out.splitlines()[:2]
     assert header.split()[:3] == ["STAGE", "VERSION", "SINCE"] and row.split()[:2] == ["Production", "2"]

@@ -3,11 +3,17 @@ version names, kubectl's flags work before or after the subcommand, exit codes a
 
 from __future__ import annotations
 
+import argparse
 import hashlib
+import json
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import yaml
 
 from modelreg.cli.main import main as kubectl_modelreg
 from modelreg.config import Settings
@@ -181,3 +187,47 @@ def test_a_time_without_a_zone_is_utc_and_a_closed_pipe_is_quiet(run, kube, s3, 
         timeout=60,
     )
     assert diff.stderr == "" and diff.stdout.strip()
+
+
+# -- kubectl plugin conventions -----------------------------------------------------------------
+
+
+def test_listings_as_kubectl_prints_them(run, kube, s3, bucket, tmp_path):
+    assert register_file(run, tmp_path, bucket, 1, b"one", "--apply")[0] == 0
+    code, out, _ = run("list", "-o", "json")
+    listing = json.loads(out)
+    assert code == 0 and listing["kind"] == "List" and listing["items"][0]["metadata"]["name"] == "fraud-v1"
+    assert yaml.safe_load(run("list", "-o", "yaml")[1])["kind"] == "List"
+    assert run("list", "-o", "name")[1].split() == ["modelversion.modelreg.io/fraud-v1"]
+    header = run("list", "-o", "wide")[1].splitlines()[0].split()
+    assert header[-3:] == ["FORMAT", "URI", "MESSAGE"]
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_kubectl_runs_the_plugin_and_completes_it(cluster, kubeconfigs, aws_env, operator):
+    bin_dir = Path(sys.executable).parent  # kubectl-modelreg and kubectl_complete-modelreg
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "KUBECONFIG": kubeconfigs("alice")}
+    version = subprocess.run(["kubectl", "modelreg", "--version"], env=env, capture_output=True, text=True, timeout=60)
+    assert version.returncode == 0 and version.stdout.startswith("kubectl-modelreg ")
+    listed = subprocess.run(
+        ["kubectl", "modelreg", "-n", NAMESPACE, "list"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert listed.returncode == 0 and listed.stdout.split()[:2] == ["NAME", "MODEL"]
+    # kubectl's own completion of a plugin: `kubectl __complete modelreg <partial>`
+    completed = subprocess.run(
+        ["kubectl", "__complete", "modelreg", "pro"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert "promote" in completed.stdout.split(), completed.stdout + completed.stderr
+    script = subprocess.run(["kubectl", "modelreg", "completion", "bash"], env=env, capture_output=True, text=True)
+    assert script.returncode == 0 and "kubectl-modelreg" in script.stdout
+
+
+def test_every_flag_has_help():
+    from modelreg.cli.main import parser
+
+    top = parser()
+    commands = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for name, command in {"": top, **commands}.items():
+        for action in command._actions:
+            if action.option_strings and action.help != argparse.SUPPRESS:
+                assert action.help, f"{name} {action.option_strings} has no help text"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
+import io
 import os
 import re
 import sys
@@ -11,6 +13,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import argcomplete
 
 from modelreg import GROUP, VERSION
 from modelreg.cli import render
@@ -90,8 +94,16 @@ class Commands:
     def namespace(self) -> str:
         return self.args.namespace or self.kube.default_namespace
 
-    def out(self, data: Any, table: str) -> None:
-        print(table if self.args.output == "table" else render.dump(data, self.args.output))
+    def out(self, data: Any, table: str, wide: str | None = None) -> None:
+        """kubectl's -o: table (wide: more columns), name, or json/yaml (a listing as a `List`)."""
+        output = self.args.output
+        if output in ("table", "wide"):
+            print(wide if output == "wide" and wide is not None else table)
+        elif output == "name":
+            objects = data if isinstance(data, list) else [data]
+            print("\n".join(render.resource_name(o) for o in objects if isinstance(o, dict) and "kind" in o))
+        else:
+            print(render.dump(render.as_list(data), output))
 
     def versions(self, model: str, namespace: str | None = None) -> list[dict[str, Any]]:
         """A model's versions: each number's owner only (a later registration of it is a duplicate)."""
@@ -264,6 +276,10 @@ class Commands:
         )
         print(f"{'removed the approval of' if remove else 'approved'} {self.args.promotion} as {user}")
 
+    def completion(self) -> None:
+        """For kubectl-modelreg and `kubectl modelreg` alike (kubectl asks kubectl_complete-modelreg)."""
+        print(argcomplete.shellcode(["kubectl-modelreg"], shell=self.args.shell))
+
     # -- reading --------------------------------------------------------------------------
     def list(self) -> None:
         namespace = None if self.args.all_namespaces else self.namespace
@@ -274,7 +290,12 @@ class Commands:
         ]
         if not versions and self.args.model:
             raise KubeClientError(f"model {self.args.model!r} has no registered versions")
-        self.out(versions, render.version_rows(versions, wide_namespace=namespace is None))
+        wide_namespace = namespace is None
+        self.out(
+            versions,
+            render.version_rows(versions, wide_namespace=wide_namespace),
+            render.version_rows(versions, wide_namespace=wide_namespace, wide=True),
+        )
 
     def describe(self) -> None:
         if self.args.number is None:
@@ -330,6 +351,13 @@ class Commands:
             print("---")
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("modelreg")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def _global_flags(defaults: bool) -> argparse.ArgumentParser:
     """kubectl's flags, taken before or after the subcommand. The subcommand's copy has no defaults
     (SUPPRESS): argparse would otherwise overwrite a value given before the subcommand with them."""
@@ -347,7 +375,11 @@ def _global_flags(defaults: bool) -> argparse.ArgumentParser:
         "-A", "--all-namespaces", action="store_true", default=default(False), help="every namespace you may list"
     )
     flags.add_argument(
-        "-o", "--output", choices=["table", "yaml", "json"], default=default("table"), help="output format"
+        "-o",
+        "--output",
+        choices=["table", "wide", "name", "yaml", "json"],
+        default=default("table"),
+        help="output format: a table (wide: more columns), resource names, or the objects as YAML/JSON",
     )
     flags.add_argument(
         "--as", dest="as_user", metavar="USER", default=default(None), help="act as USER (impersonation, e.g. --as bob)"
@@ -357,6 +389,7 @@ def _global_flags(defaults: bool) -> argparse.ArgumentParser:
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="kubectl modelreg", description=__doc__, parents=[_global_flags(True)])
+    top.add_argument("--version", action="version", version=f"kubectl-modelreg {_version()}")
     sub = top.add_subparsers(dest="command", required=True)
     common = _global_flags(False)
 
@@ -365,7 +398,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = command("register", "upload an artifact and print or apply its ModelVersion")
     p.add_argument("model")
-    p.add_argument("--version", type=int, required=True)
+    p.add_argument("--version", type=int, required=True, help="the version number, from 1 (e.g. --version 3)")
     p.add_argument("--file", help="a local file to upload (e.g. --file model.onnx)")
     p.add_argument("--dir", help="a local directory to upload, every file under it (e.g. --dir ./checkpoint)")
     p.add_argument(
@@ -379,24 +412,33 @@ def parser() -> argparse.ArgumentParser:
         help="where to upload: a URI ending in / is a prefix (the file's name is appended), "
         "anything else the exact key (e.g. --to s3://models/fraud/3/ or --to s3://models/fraud/3/model.onnx)",
     )
-    p.add_argument("--metric", action="append", default=[], metavar="K=V")
-    p.add_argument("--param", action="append", default=[], metavar="K=V")
-    p.add_argument("--run-id")
-    p.add_argument("--commit")
-    p.add_argument("--experiment")
-    p.add_argument("--parent", type=int, metavar="VERSION")
+    p.add_argument(
+        "--metric", action="append", default=[], metavar="K=V", help="a metric, repeatable (e.g. --metric auc=0.94)"
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="a hyperparameter, repeatable (e.g. --param depth=6)",
+    )
+    p.add_argument("--run-id", help="the training run's id, for lineage (e.g. --run-id 3f2a9c1e)")
+    p.add_argument("--commit", help="the code commit it was trained from (e.g. --commit 1a2b3c4)")
+    p.add_argument("--experiment", help="the experiment's name (e.g. --experiment fraud-detection)")
+    p.add_argument("--parent", type=int, metavar="VERSION", help="the version it was derived from (e.g. --parent 2)")
     p.add_argument(
         "--format",
         choices=["onnx", "pytorch", "tensorflow", "sklearn", "xgboost", "lightgbm", "mlflow", "huggingface", "other"],
+        help="the artifact's format (e.g. --format onnx)",
     )
-    p.add_argument("--description")
+    p.add_argument("--description", help="free text (e.g. --description 'retrained on November data')")
     p.add_argument("--apply", action="store_true", help="create it in the cluster instead of printing it")
 
     p = command("promote", "print or apply a ModelPromotion")
     p.add_argument("model")
     p.add_argument("version", type=int)
-    p.add_argument("--to", required=True, choices=[s.value for s in TARGETS])
-    p.add_argument("--reason")
+    p.add_argument("--to", required=True, choices=[s.value for s in TARGETS], help="the stage (e.g. --to Production)")
+    p.add_argument("--reason", help="why, for the history (e.g. --reason 'better AUC on the backtest')")
     p.add_argument("--name", help="promotion name (default: MODEL-vN-to-stage)")
     p.add_argument(
         "--criteria",
@@ -431,6 +473,8 @@ def parser() -> argparse.ArgumentParser:
     p = command("lineage", "a version's parents and training data")
     p.add_argument("model")
     p.add_argument("number", type=int)
+    p = command("completion", "print a shell completion script (e.g. source <(kubectl modelreg completion bash))")
+    p.add_argument("shell", choices=["bash", "zsh", "fish"])
     p = command("status", "a promotion's approvals and rollout")
     p.add_argument("promotion")
     p.add_argument(
@@ -442,7 +486,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    top = parser()
+    argcomplete.autocomplete(top)  # answers the shell's completion requests, then exits
+    args = top.parse_args(argv)
     commands = Commands(args)
     handler = (
         (lambda: commands.approve(remove=True)) if args.command == "unapprove" else getattr(commands, args.command)
@@ -465,3 +511,25 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def complete(argv: list[str] | None = None) -> int:
+    """`kubectl_complete-modelreg ARGS... PARTIAL`: what kubectl runs to complete `kubectl modelreg`
+    (Cobra's protocol: one candidate a line, then `:<directive>`; 4 = no file completion)."""
+    words = list(sys.argv[1:] if argv is None else argv) or [""]
+    line = " ".join(["kubectl-modelreg", *words])
+    env = {"_ARGCOMPLETE": "1", "_ARGCOMPLETE_IFS": "\n", "COMP_LINE": line, "COMP_POINT": str(len(line))}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    found = io.StringIO()
+    try:
+        argcomplete.autocomplete(parser(), output_stream=found, exit_method=lambda code=0: None)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    candidates = [c.strip() for c in found.getvalue().split("\n") if c.strip()]
+    print("\n".join([*candidates, ":4"]))
+    return 0
