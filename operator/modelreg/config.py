@@ -11,7 +11,7 @@ import os
 from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic_settings import (
     BaseSettings,
@@ -123,6 +123,15 @@ class WebhookSettings(Section):
     managed: str | None = "modelreg.io"
 
     spellings: ClassVar[dict[str, str]] = {"clientCAFile": "client_ca_file"}
+
+    @field_validator("managed", mode="before")
+    @classmethod
+    def _unmanaged(cls, value: Any) -> Any:
+        # From the environment everything is a string: "null", "none" or "" mean "not managed",
+        # never configurations named "null".
+        if isinstance(value, str) and value.strip().lower() in ("", "null", "none", "~"):
+            return None
+        return value
 
 
 _SPELLINGS = WebhookSettings.spellings  # file key -> field, where camelCase is not the spelling

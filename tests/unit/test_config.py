@@ -140,3 +140,9 @@ def test_the_seal_key_is_checked_before_any_connection(tmp_path, capsys, monkeyp
     assert main(["run", "-A"]) == 2
     err = capsys.readouterr().err
     assert "approvals.sealKeyFile" in err and "at least 16 bytes" in err and "kubeconfig" not in err
+
+
+@pytest.mark.parametrize("value", ["null", "None", ""])
+def test_managed_null_from_the_environment_means_not_managed(monkeypatch, value):
+    monkeypatch.setenv("MODELREG_WEBHOOK__MANAGED", value)
+    assert Settings().webhook.managed is None
