@@ -137,6 +137,21 @@ class KubeStore:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise ApiUnreachable(f"{type(exc).__name__}: {exc}") from exc
 
+    async def validating_webhooks(self, name: str) -> list[dict[str, Any]] | None:
+        """The webhooks of ValidatingWebhookConfiguration `name`, None while it does not exist."""
+        api = kubernetes.client.AdmissionregistrationV1Api(self.core.api_client)
+        try:
+            found = await self._call(api.read_validating_webhook_configuration, name)
+        except Gone:
+            return None
+        return api.api_client.sanitize_for_serialization(found).get("webhooks") or []
+
+    async def patch_validating_webhooks(self, name: str, ops: list[dict[str, Any]]) -> None:
+        api = kubernetes.client.AdmissionregistrationV1Api(self.core.api_client)
+        await self._call(
+            api.patch_validating_webhook_configuration, name, ops, _content_type="application/json-patch+json"
+        )
+
     async def whoami(self) -> str:
         return await self._call(whoami, self.custom.api_client)
 
