@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from modelreg import GROUP, VERSION
+from modelreg import GROUP, VERSION, client
 from modelreg.cli import render
 from modelreg.domain.approvals import approval_key
 from modelreg.domain.artifacts import InvalidURIError, Location, parse_uri
@@ -256,6 +256,13 @@ class Commands:
             raise KubeClientError(f"model {self.args.model!r} has no version {self.args.number}")
         self.out(chain, render.lineage_tree(self.args.model, chain))
 
+    def resolve(self) -> None:
+        try:
+            found = client.resolve(self.args.reference, self.args.namespace, self.args.context, self.args.kubeconfig)
+        except client.InvalidReference as exc:
+            raise UsageError(str(exc)) from None
+        print(render.resolved(found, self.args.output))
+
     def status(self) -> None:
         while True:
             promotion = self.kube.get("modelpromotions", self.namespace, self.args.promotion)
@@ -267,10 +274,11 @@ class Commands:
 
 
 def parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--kubeconfig", help="path to the kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
-    common.add_argument("--context", help="kubeconfig context to use")
-    common.add_argument("-n", "--namespace", help="namespace (default: the context's)")
+    connection = argparse.ArgumentParser(add_help=False)
+    connection.add_argument("--kubeconfig", help="path to the kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
+    connection.add_argument("--context", help="kubeconfig context to use")
+    connection.add_argument("-n", "--namespace", help="namespace (default: the context's)")
+    common = argparse.ArgumentParser(add_help=False, parents=[connection])
     common.add_argument("-o", "--output", choices=["table", "yaml", "json"], default="table")
     top = argparse.ArgumentParser(prog="kubectl modelreg", description=__doc__, parents=[common])
     sub = top.add_subparsers(dest="command", required=True)
@@ -332,6 +340,20 @@ def parser() -> argparse.ArgumentParser:
     p = command("lineage", "a version's parents and training data")
     p.add_argument("model")
     p.add_argument("number", type=int)
+    p = sub.add_parser(
+        "resolve",
+        help="the proven artifact of MODEL@STAGE or MODEL@VERSION (exit 1 when nothing proven holds it)",
+        parents=[connection],
+    )
+    p.add_argument("reference", metavar="MODEL@STAGE|MODEL@VERSION", help="e.g. fraud@production, fraud@3")
+    p.add_argument(
+        "-o",
+        "--output",
+        choices=["uri", "json", "yaml", "env"],
+        default="uri",
+        help="uri (default); json/yaml: URI, sha256, versionId, version, name, stage, approvers; "
+        "env: KEY=value lines as a serving pod sees them ($GITHUB_ENV, --env-file; not shell-quoted)",
+    )
     p = command("status", "a promotion's approvals and rollout")
     p.add_argument("promotion")
     p.add_argument("--watch", "-w", action="store_true")
@@ -350,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (KubeClientError, StorageFailure) as exc:
+    except (KubeClientError, StorageFailure, client.Unresolvable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -48,6 +48,10 @@ class StorageFailure(Exception):
         self.message = message
 
 
+class Changed(StorageFailure):
+    """A read pinned with IfMatch found another object (412): what was pinned is gone."""
+
+
 class Stopped(Exception):
     """Hashing stopped because no one wants its answer any more (its caller gave up, its store
     closed): never a verdict on the artifact."""
@@ -87,7 +91,7 @@ def make_client(**overrides: Any) -> Any:
 def _failure(exc: Exception, location: Location | str, action: str) -> StorageFailure:
     failure = _classify(exc, location, action)
     # botocore puts the endpoint URL (credentials and all, when someone wrote them there) in its messages
-    return StorageFailure(failure.reason, redact(failure.message))
+    return type(failure)(failure.reason, redact(failure.message))
 
 
 def _classify(exc: Exception, location: Location | str, action: str) -> StorageFailure:
@@ -97,7 +101,7 @@ def _classify(exc: Exception, location: Location | str, action: str) -> StorageF
         code = str(exc.response.get("Error", {}).get("Code", ""))
         status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
         if code in ("412", "PreconditionFailed") or status == "412":  # an IfMatch pin no longer holds
-            return StorageFailure(
+            return Changed(
                 Reason.STORAGE_UNAVAILABLE, f"{location} changed while it was being verified ({action}); checked again"
             )
         if code in _NOT_FOUND or status == "404":
@@ -113,9 +117,10 @@ def _classify(exc: Exception, location: Location | str, action: str) -> StorageF
     )
 
 
-def _pinned(etag: str | None) -> dict[str, str]:
-    """Request arguments that hold a read to the object with this ETag (412 once it is replaced)."""
-    return {"IfMatch": f'"{etag}"'} if etag else {}
+def _pinned(etag: str | None, version_id: str | None = None) -> dict[str, str]:
+    """Request arguments that hold a read to the object with this ETag (412 once it is replaced),
+    and to this very object version when one is given (immutable)."""
+    return {**({"IfMatch": f'"{etag}"'} if etag else {}), **({"VersionId": version_id} if version_id else {})}
 
 
 def _timestamp(value: Any) -> str | None:
@@ -168,8 +173,8 @@ class ObjectStore:
         except (ClientError, BotoCoreError) as exc:
             raise _failure(exc, location, action) from exc
 
-    def head(self, location: Location, etag: str | None = None) -> StoredObject:
-        """`etag`: only the object a listing saw (412 if it was replaced since)."""
+    def head(self, location: Location, etag: str | None = None, version_id: str | None = None) -> StoredObject:
+        """`etag`: only the object a listing saw (412 if it was replaced since); `version_id`: that version."""
         head = self._call(
             location,
             "HeadObject",
@@ -177,7 +182,7 @@ class ObjectStore:
             Bucket=location.bucket,
             Key=location.key,
             ChecksumMode="ENABLED",
-            **_pinned(etag),
+            **_pinned(etag, version_id),
         )
         return StoredObject(
             key=location.key,
@@ -281,17 +286,25 @@ class ObjectStore:
         return digest, "Stream", read
 
     def ranged_sha256(
-        self, location: Location, size: int, etag: str | None = None, stop: Stop | None = None
+        self,
+        location: Location,
+        size: int,
+        etag: str | None = None,
+        stop: Stop | None = None,
+        sink: Callable[[bytes], None] | None = None,
+        version_id: str | None = None,
     ) -> tuple[str, int]:
         """Hash an object with `range_streams` ranged GETs of `chunk_size` in flight, fed to the hash
         in order: one artifact can use more than one stream's bandwidth; memory stays about
         range_streams * chunk_size. IfMatch pins every range to the object the HEAD saw. Once
         stopped, ranges in flight are not waited for, but a stalled one still holds the process's
-        exit for up to the read timeout (pool threads are joined at exit; off by default)."""
+        exit for up to the read timeout (pool threads are joined at exit; off by default).
+        `sink` gets the bytes in order as they are hashed (a fetch writes them); `version_id` pins
+        every range to that object version."""
         stop = (stop or Stop()).including(self._closed)
         stop.check(location)
         if size <= self.chunk_size or self.range_streams <= 1:
-            return self.stream_sha256(location, etag, stop)
+            return self.stream_sha256(location, etag, stop, sink, version_id)
         starts = iter(range(0, size, self.chunk_size))
 
         def fetch(start: int) -> bytes:
@@ -302,7 +315,7 @@ class ObjectStore:
                 Bucket=location.bucket,
                 Key=location.key,
                 Range=f"bytes={start}-{min(size, start + self.chunk_size) - 1}",
-                **_pinned(etag),
+                **_pinned(etag, version_id),
             )
             try:
                 return response["Body"].read()
@@ -320,6 +333,8 @@ class ObjectStore:
                 if (start := next(starts, None)) is not None:
                     pending.append(fetchers.submit(fetch, start))
                 digest.update(part)
+                if sink is not None:
+                    sink(part)
                 total += len(part)
                 stop.check(location)
         finally:  # not waiting for ranges in flight: each ends with its read (bounded by the read timeout)
@@ -328,7 +343,14 @@ class ObjectStore:
             raise StorageFailure(Reason.STORAGE_UNAVAILABLE, f"{location}: read {total} of {size} bytes")
         return digest.hexdigest(), total
 
-    def stream_sha256(self, location: Location, etag: str | None = None, stop: Stop | None = None) -> tuple[str, int]:
+    def stream_sha256(
+        self,
+        location: Location,
+        etag: str | None = None,
+        stop: Stop | None = None,
+        sink: Callable[[bytes], None] | None = None,
+        version_id: str | None = None,
+    ) -> tuple[str, int]:
         """Hash the object's bytes in bounded memory, downloading and hashing in parallel.
 
         A reader thread fills a small queue while this thread hashes (hashlib and socket
@@ -338,7 +360,12 @@ class ObjectStore:
         stop = (stop or Stop()).including(self._closed)
         stop.check(location)
         response = self._call(
-            location, "GetObject", self.client.get_object, Bucket=location.bucket, Key=location.key, **_pinned(etag)
+            location,
+            "GetObject",
+            self.client.get_object,
+            Bucket=location.bucket,
+            Key=location.key,
+            **_pinned(etag, version_id),
         )
         body = response["Body"]
         chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=self.queue_depth)
@@ -377,6 +404,8 @@ class ObjectStore:
                 if isinstance(item, BaseException):
                     raise _failure(item, location, "GetObject") from item
                 digest.update(item)
+                if sink is not None:
+                    sink(item)
                 total += len(item)
                 stop.check(location)
         finally:
