@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelreg.domain.artifacts import Location, StoredObject, directory_digest, parse_uri
-from modelreg.domain.consumption import Member, Pinned, member_paths
+from modelreg.domain.consumption import Member, Pinned, UnsafeKey, member_paths
 from modelreg.storage.s3 import Changed, ObjectStore, StorageFailure, make_client
 
 # One object is read in CHUNK-sized ranges, RANGE_STREAMS at a time: memory stays about
@@ -123,6 +123,8 @@ def fetch(
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+    except UnsafeKey as exc:
+        raise FetchFailure(str(exc)) from None
     except Changed as exc:
         raise FetchFailure(
             f"{location} is no longer the object that was proven (overwritten since): nothing was written to {target}"
