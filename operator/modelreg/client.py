@@ -59,11 +59,13 @@ def resolve(
     namespace: str | None = None,
     context: str | None = None,
     kubeconfig: str | None = None,
+    as_user: str | None = None,
 ) -> Resolved:
     """The proven artifact of `MODEL@STAGE` (any case) or `MODEL@VERSION` in `namespace` (default:
-    the context's; in a pod, its own). Raises Unresolvable when nothing proven answers it."""
+    the context's; in a pod, its own). Raises Unresolvable when nothing proven answers it.
+    `as_user` impersonates (kubectl's --as)."""
     ref = parse_reference(reference)
-    kube = KubeClient(kubeconfig, context)
+    kube = KubeClient(kubeconfig, context, as_user)
     namespace = namespace or kube.default_namespace
     return _decide(ref, kube.list("modelversions", namespace), namespace)
 

@@ -161,6 +161,12 @@ async def build(
             "storage.allowedPrefixes is empty: single-team mode, every namespace may use every bucket "
             "the operator's storage credentials reach"
         )
+    if not settings.webhook.client_ca_file:
+        logger.warning(
+            "webhook.clientCAFile is not set: anyone who reaches the webhook's port can ask it, in a user's "
+            "name, for what that user may do (seals included); give the API server webhook client "
+            "credentials and set it, or keep the port reachable by the API server only (NetworkPolicy)"
+        )
     stores = ObjectStores()
     model_versions = ModelVersionReconciler(
         object_stores(settings, store, stores),

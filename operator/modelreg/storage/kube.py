@@ -20,6 +20,7 @@ import yaml
 
 from modelreg import GROUP, VERSION
 from modelreg.domain.policy import PolicyError
+from modelreg.domain.redaction import redact
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,13 @@ def probe_cluster(timeout: float = 5.0) -> None:
     try:
         with kubernetes.client.ApiClient() as client:
             kubernetes.client.VersionApi(client).get_code(_request_timeout=timeout)
+    except kubernetes.client.ApiException as exc:  # it answered: say what it said
+        raise NoCluster(f"the Kubernetes API at {', '.join(tried)} answered: {api_message(exc)}") from None
     except Exception as exc:
-        raise NoCluster(f"no Kubernetes API answers {', '.join(tried)}: {type(exc).__name__}") from None
+        reason = redact(str(exc).splitlines()[0]) if str(exc) else ""
+        raise NoCluster(
+            f"no Kubernetes API answers {', '.join(tried)}: {type(exc).__name__} {reason}".rstrip()
+        ) from None
 
 
 # Kubernetes calls block a thread each: their own threads (not asyncio's default few, shared with

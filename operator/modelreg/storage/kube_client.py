@@ -20,9 +20,11 @@ class KubeClientError(Exception):
 
 
 class KubeClient:
-    def __init__(self, kubeconfig: str | None, context: str | None) -> None:
+    def __init__(self, kubeconfig: str | None, context: str | None, as_user: str | None = None) -> None:
         try:
             self.client = kubernetes.config.new_client_from_config(config_file=kubeconfig, context=context)
+            if as_user:  # kubectl's --as: the API server checks the `impersonate` permission
+                self.client.set_default_header("Impersonate-User", as_user)
             _, active = kubernetes.config.list_kube_config_contexts(config_file=kubeconfig)
             if context:
                 contexts, _ = kubernetes.config.list_kube_config_contexts(config_file=kubeconfig)
@@ -31,18 +33,20 @@ class KubeClient:
             # in a pod (e.g. `modelreg fetch` as an init container): its service account, as kubectl does
             if kubeconfig or context or not os.environ.get("KUBERNETES_SERVICE_HOST"):
                 raise KubeClientError(f"cannot load kubeconfig: {exc}") from exc
-            self._in_cluster()
+            self._in_cluster(as_user)
         else:
             self.default_namespace = active.get("context", {}).get("namespace", "default")
         self.custom = kubernetes.client.CustomObjectsApi(self.client)
 
-    def _in_cluster(self) -> None:
+    def _in_cluster(self, as_user: str | None) -> None:
         configuration = kubernetes.client.Configuration()
         try:
             kubernetes.config.load_incluster_config(client_configuration=configuration)
         except kubernetes.config.ConfigException as exc:
             raise KubeClientError(f"no kubeconfig, and the in-cluster service account cannot be used: {exc}") from exc
         self.client = kubernetes.client.ApiClient(configuration)
+        if as_user:
+            self.client.set_default_header("Impersonate-User", as_user)
         try:
             self.default_namespace = Path(_SERVICE_ACCOUNT_NAMESPACE).read_text().strip() or "default"
         except OSError:

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import itertools
 import math
+import os
 import queue
 import threading
 import time
@@ -31,6 +32,7 @@ from modelreg.domain.artifacts import (
     StoredObject,
     directory_digest,
     directory_snapshot,
+    pinned_version,
 )
 from modelreg.domain.redaction import redact
 
@@ -118,9 +120,13 @@ def _classify(exc: Exception, location: Location | str, action: str) -> StorageF
 
 
 def _pinned(etag: str | None, version_id: str | None = None) -> dict[str, str]:
-    """Request arguments that hold a read to the object with this ETag (412 once it is replaced),
-    and to this very object version when one is given (immutable)."""
-    return {**({"IfMatch": f'"{etag}"'} if etag else {}), **({"VersionId": version_id} if version_id else {})}
+    """Request arguments that hold a read to the object the HEAD saw: its ETag (412 once it is
+    replaced) and, on a versioned bucket, its very VersionId. The ETag alone is an MD5: a colliding
+    version put between the HEAD and the read would be hashed and recorded as the one proven."""
+    return {
+        **({"IfMatch": f'"{etag}"'} if etag else {}),
+        **({"VersionId": v} if (v := pinned_version(version_id)) else {}),
+    }
 
 
 def _timestamp(value: Any) -> str | None:
@@ -280,9 +286,9 @@ class ObjectStore:
         if checksum:
             return checksum, "S3Checksum", 0
         if headed:  # a single object: ranged reads side by side
-            digest, read = self.ranged_sha256(location, obj.size, obj.etag, stop)
+            digest, read = self.ranged_sha256(location, obj.size, obj.etag, stop, obj.version_id)
         else:  # a directory member: its siblings already run side by side
-            digest, read = self.stream_sha256(location, obj.etag, stop)
+            digest, read = self.stream_sha256(location, obj.etag, stop, obj.version_id)
         return digest, "Stream", read
 
     def ranged_sha256(
@@ -291,20 +297,19 @@ class ObjectStore:
         size: int,
         etag: str | None = None,
         stop: Stop | None = None,
-        sink: Callable[[bytes], None] | None = None,
         version_id: str | None = None,
+        sink: Callable[[bytes], None] | None = None,
     ) -> tuple[str, int]:
         """Hash an object with `range_streams` ranged GETs of `chunk_size` in flight, fed to the hash
         in order: one artifact can use more than one stream's bandwidth; memory stays about
         range_streams * chunk_size. IfMatch pins every range to the object the HEAD saw. Once
         stopped, ranges in flight are not waited for, but a stalled one still holds the process's
         exit for up to the read timeout (pool threads are joined at exit; off by default).
-        `sink` gets the bytes in order as they are hashed (a fetch writes them); `version_id` pins
-        every range to that object version."""
+        `sink` gets the bytes in order as they are hashed (a fetch writes them)."""
         stop = (stop or Stop()).including(self._closed)
         stop.check(location)
         if size <= self.chunk_size or self.range_streams <= 1:
-            return self.stream_sha256(location, etag, stop, sink, version_id)
+            return self.stream_sha256(location, etag, stop, version_id, sink)
         starts = iter(range(0, size, self.chunk_size))
 
         def fetch(start: int) -> bytes:
@@ -348,8 +353,8 @@ class ObjectStore:
         location: Location,
         etag: str | None = None,
         stop: Stop | None = None,
-        sink: Callable[[bytes], None] | None = None,
         version_id: str | None = None,
+        sink: Callable[[bytes], None] | None = None,
     ) -> tuple[str, int]:
         """Hash the object's bytes in bounded memory, downloading and hashing in parallel.
 
@@ -422,13 +427,27 @@ def _when_done(future: Future[T], stop: Stop, location: Location) -> T:
             stop.check(location)
 
 
+_MULTIPART = 64 * 1024 * 1024
+
+
 def upload(client: Any, path: str, location: Location, progress: Callable[[int], None] | None = None) -> None:
-    """Upload with a SHA-256 checksum: single-part uploads then verify without a download.
-    (Multipart uploads get a composite checksum, so the operator streams those.)"""
+    """Upload with a SHA-256 checksum, never over an existing object: single-part uploads (then
+    verified without a download) are conditional (If-None-Match), so a key that appeared meanwhile
+    is refused; multipart ones (their checksum is composite, so the operator streams them) go through
+    boto3's transfer manager, which takes no condition: `stored_already` checked the key just before."""
     from boto3.s3.transfer import TransferConfig
 
-    config = TransferConfig(multipart_threshold=64 * 1024 * 1024, multipart_chunksize=64 * 1024 * 1024)
+    size = os.path.getsize(path)
     try:
+        if size < _MULTIPART:
+            with open(path, "rb") as body:
+                client.put_object(
+                    Bucket=location.bucket, Key=location.key, Body=body, ChecksumAlgorithm="SHA256", IfNoneMatch="*"
+                )
+            if progress is not None:
+                progress(size)
+            return
+        config = TransferConfig(multipart_threshold=_MULTIPART, multipart_chunksize=_MULTIPART)
         client.upload_file(
             path,
             location.bucket,
@@ -437,7 +456,44 @@ def upload(client: Any, path: str, location: Location, progress: Callable[[int],
             Config=config,
             Callback=progress,
         )
-    except (ClientError, BotoCoreError) as exc:
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+            raise StorageFailure(
+                Reason.CHECKSUM_MISMATCH, f"{location} was written by someone else meanwhile: nothing overwritten"
+            ) from exc
+        raise _failure(exc, location, "PutObject") from exc
+    except BotoCoreError as exc:
         raise _failure(exc, location, "PutObject") from exc
     except Exception as exc:  # s3transfer wraps client errors in its own exceptions
         raise StorageFailure(Reason.STORAGE_UNAVAILABLE, redact(f"upload to {location} failed: {exc}")) from exc
+
+
+def stored_already(client: Any, location: Location, sha256: str) -> bool:
+    """Does `location` already hold exactly these bytes? False when nothing is there; a failure
+    when other bytes are (an upload must never replace what a ModelVersion may name)."""
+    store = ObjectStore(client)
+    try:
+        found = store.head(location)
+    except StorageFailure as failure:
+        if failure.reason is Reason.NOT_FOUND:
+            return False
+        raise
+    digest = found.sha256 or store.stream_sha256(location, found.etag)[0]
+    if digest == sha256:
+        return True
+    raise StorageFailure(
+        Reason.CHECKSUM_MISMATCH,
+        f"{location} already holds other bytes (sha256 {digest}): nothing uploaded; choose another --to",
+    )
+
+
+def storage_digest(client: Any, location: Location) -> tuple[str, int]:
+    """(sha256, size) of an object or prefix/ as it is in storage: from its full-object checksum
+    where storage has one, else streamed (a directory: the manifest digest of its members)."""
+    store = ObjectStore(client, max_objects=100_000)
+    try:
+        snapshot = store.snapshot(location)
+        digest, _, _ = store.digest(location, snapshot)
+    finally:
+        store.close()
+    return digest, snapshot.size
