@@ -372,7 +372,13 @@ def _version() -> str:
         return "unknown"
 
 
-def _global_flags(defaults: bool) -> argparse.ArgumentParser:
+_OUTPUTS = ("table", "wide", "name", "yaml", "json")
+_OUTPUT_HELP = "output format: a table (wide: more columns), resource names, or the objects as YAML/JSON"
+
+
+def _global_flags(
+    defaults: bool, outputs: tuple[str, ...] = _OUTPUTS, output_help: str = _OUTPUT_HELP
+) -> argparse.ArgumentParser:
     """kubectl's flags, taken before or after the subcommand. The subcommand's copy has no defaults
     (SUPPRESS): argparse would otherwise overwrite a value given before the subcommand with them."""
     flags = argparse.ArgumentParser(add_help=False)
@@ -391,9 +397,9 @@ def _global_flags(defaults: bool) -> argparse.ArgumentParser:
     flags.add_argument(
         "-o",
         "--output",
-        choices=["table", "wide", "name", "yaml", "json"],
+        choices=outputs,
         default=default("table"),
-        help="output format: a table (wide: more columns), resource names, or the objects as YAML/JSON",
+        help=output_help,
     )
     flags.add_argument(
         "--as", dest="as_user", metavar="USER", default=default(None), help="act as USER (impersonation, e.g. --as bob)"
@@ -489,21 +495,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("number", type=int)
     p = command("completion", "print a shell completion script (e.g. source <(kubectl modelreg completion bash))")
     p.add_argument("shell", choices=["bash", "zsh", "fish"])
+    resolve_flags = _global_flags(
+        False,
+        _RESOLVE_OUTPUTS,
+        "uri (default); json/yaml: URI, sha256, versionId, version, name, stage, approvers; "
+        "env: KEY=value lines as a serving pod sees them ($GITHUB_ENV, --env-file; not shell-quoted)",
+    )
     p = sub.add_parser(
         "resolve",
         help="the proven artifact of MODEL@STAGE or MODEL@VERSION (exit 1 when nothing proven holds it)",
-        parents=[common],
-        conflict_handler="resolve",  # its own -o
+        parents=[resolve_flags],
     )
     p.add_argument("reference", metavar="MODEL@STAGE|MODEL@VERSION", help="e.g. fraud@production, fraud@3")
-    p.add_argument(
-        "-o",
-        "--output",
-        choices=_RESOLVE_OUTPUTS,
-        default=argparse.SUPPRESS,
-        help="uri (default); json/yaml: URI, sha256, versionId, version, name, stage, approvers; "
-        "env: KEY=value lines as a serving pod sees them ($GITHUB_ENV, --env-file; not shell-quoted)",
-    )
     p = command("status", "a promotion's approvals and rollout")
     p.add_argument("promotion")
     p.add_argument(
