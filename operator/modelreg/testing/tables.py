@@ -37,7 +37,8 @@ def human_age(timestamp: str, now: datetime | None = None) -> str:
 
 
 def _cell(obj: dict[str, Any], column: dict[str, Any]) -> Any:
-    value = json_path(obj, column["jsonPath"])
+    # a built-in kind's column may be computed (a CRD's is always a JSONPath)
+    value = column["value"](obj) if "value" in column else json_path(obj, column["jsonPath"])
     if value is None:
         return None
     if column.get("type") == "date":
