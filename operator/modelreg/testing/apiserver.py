@@ -84,7 +84,19 @@ def _parse_path(path: str) -> parsing.ParsedPath:
     return _kmock_parse_path(path)
 
 
-parsing.parse_path = _parse_path  # kmock is pinned (pyproject); its Request parser calls this name
+_kmock_guess_k8s = parsing.guess_k8s
+
+
+def _guess_k8s(k8s: parsing.ParsedPath, method: Any, query: dict[str, str]) -> Any:
+    """kmock 0.8 takes a PUT for no action (a 404): it replaces the named object."""
+    if k8s.group is not None and k8s.name is not None and method == kmock.method.PUT:
+        return kmock.action.UPDATE
+    return _kmock_guess_k8s(k8s, method, query)
+
+
+# kmock is pinned (pyproject); its Request parser calls these names at request time
+parsing.parse_path = _parse_path
+parsing.guess_k8s = _guess_k8s
 
 
 class ApiError(Exception):
@@ -496,26 +508,36 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         content_type = request.headers.get("Content-Type", "").split(";")[0]
         body = request.data
         try:
-            if content_type == "application/json-patch+json":
+            if request.method.value == "PUT":  # a replace (Helm updates its release Secrets so)
+                if not isinstance(body, dict):
+                    raise ApiError(400, "BadRequest", "the body of a replace must be an object")
+                self._check_resource_version(request, old, (body.get("metadata") or {}).get("resourceVersion"))
+                patched = {**copy.deepcopy(body), "apiVersion": old.get("apiVersion"), "kind": old.get("kind")}
+                patched = {k: v for k, v in patched.items() if v is not None}
+            elif content_type == "application/json-patch+json":
                 patched = jsonpatch.apply_patch(old, body, in_place=False)
             elif content_type in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
                 # Strategic merge is served as a merge patch (lists replaced whole): the operator
                 # therefore never relies on it (docs/decisions.md).
                 expected = (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None
-                if expected and expected != old["metadata"].get("resourceVersion"):
-                    raise ApiError(
-                        409,
-                        "Conflict",
-                        f"Operation cannot be fulfilled on {request.resource.plural} "
-                        f'"{request.name}": the object has been modified; please apply your changes '
-                        "to the latest version and try again",
-                    )
+                self._check_resource_version(request, old, expected)
                 patched = merge_patch(old, body)
             else:
                 raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {content_type!r}")
         except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
             raise ApiError(422, "Invalid", f"the JSON patch could not be applied: {exc}") from exc
         return self._isolate(request, old, patched)
+
+    @staticmethod
+    def _check_resource_version(request: rendering.Request, old: dict[str, Any], expected: str | None) -> None:
+        if expected and expected != old["metadata"].get("resourceVersion"):
+            raise ApiError(
+                409,
+                "Conflict",
+                f"Operation cannot be fulfilled on {request.resource.plural} "
+                f'"{request.name}": the object has been modified; please apply your changes '
+                "to the latest version and try again",
+            )
 
     async def _commit_patch(
         self, request: rendering.Request, key: tuple[Any, Any, Any], old: dict[str, Any], new: dict[str, Any]

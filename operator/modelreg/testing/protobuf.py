@@ -111,6 +111,15 @@ MESSAGES: dict[str, dict[int, Field]] = {
     },
     "Subject": {1: ("kind", "string"), 2: ("apiGroup", "string"), 3: ("name", "string"), 4: ("namespace", "string")},
     "RoleRef": {1: ("apiGroup", "string"), 2: ("kind", "string"), 3: ("name", "string")},
+    # the body of a typed client's DELETE (Helm's uninstall deletes its release Secrets so)
+    "DeleteOptions": {
+        1: ("gracePeriodSeconds", "int"),
+        2: ("preconditions", "Preconditions"),
+        3: ("orphanDependents", "bool"),
+        4: ("propagationPolicy", "string"),
+        5: ("dryRun", ("repeated", "string")),
+    },
+    "Preconditions": {1: ("uid", "string"), 2: ("resourceVersion", "string")},
 }
 MESSAGES["ClusterRoleBinding"] = MESSAGES["RoleBinding"]
 # (apiVersion, kind) decoded here; anything else is refused
@@ -120,6 +129,8 @@ KINDS = {
     ("v1", "ConfigMap"),
     ("v1", "ServiceAccount"),
     *(("rbac.authorization.k8s.io/v1", k) for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")),
+    ("v1", "DeleteOptions"),
+    ("meta.k8s.io/v1", "DeleteOptions"),
 }
 
 
