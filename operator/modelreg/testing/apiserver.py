@@ -284,7 +284,8 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
                 415,
                 "UnsupportedMediaType",
                 "the body of the request was in an unknown format - accepted media types include: "
-                f"application/json ({exc}; use `kubectl apply -f`)",
+                f"application/json ({exc} by this emulator: `kubectl create ... --dry-run=client -o yaml | "
+                "kubectl apply -f -` sends it as JSON)",
             ) from None
         request._read_bytes = json.dumps(decoded).encode()  # what read(), text() and json() return
         return request
@@ -836,6 +837,7 @@ EVENT_COLUMNS = [  # what `kubectl get events` shows from a real API server's Ta
     {"name": "Reason", "type": "string", "jsonPath": ".reason"},
     {"name": "Object", "type": "string", "value": _object_cell("regarding")},
     {"name": "Message", "type": "string", "jsonPath": ".note"},
+    {"name": "Name", "type": "string", "format": "name", "priority": 1, "jsonPath": ".metadata.name"},
 ]
 
 
@@ -885,6 +887,7 @@ BUILTIN_COLUMNS: dict[tuple[str, str], list[dict[str, Any]]] = {
         {"name": "Reason", "type": "string", "jsonPath": ".reason"},
         {"name": "Object", "type": "string", "value": _object_cell("involvedObject")},
         {"name": "Message", "type": "string", "jsonPath": ".message"},
+        {"name": "Name", "type": "string", "format": "name", "priority": 1, "jsonPath": ".metadata.name"},
     ],
     ("", "namespaces"): [
         {"name": "Status", "type": "string", "jsonPath": ".status.phase"},

@@ -237,5 +237,5 @@ def decode(body: bytes) -> dict[str, Any]:
     meta = {number: _scalar("string", value) for number, value in _fields(type_meta)}
     api_version, kind = meta.get(1, ""), meta.get(2, "")
     if (api_version, kind) not in KINDS:
-        raise UndecodableBody(f"{kind or 'an object'} ({api_version or 'no apiVersion'}) is not decoded from protobuf")
+        raise UndecodableBody(f"{kind or 'an object'} ({api_version or 'no apiVersion'}) is not read from protobuf")
     return {"apiVersion": api_version, "kind": kind, **decode_message(kind, raw)}
