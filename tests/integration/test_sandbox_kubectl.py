@@ -183,6 +183,11 @@ def test_typed_create_commands_make_core_objects_that_read_back(cluster):
     cluster.ok("apply", "-f", "-", stdin=model_version(namespace, 1), user="erin")
     refused = cluster.kubectl("apply", "-f", "-", stdin=model_version("default", 1), user="erin")
     assert refused.returncode != 0 and 'User "erin" cannot' in refused.stderr
+    # --dry-run=server is answered, never stored
+    assert "(server dry run)" in cluster.ok("create", "namespace", "not-really", "--dry-run=server")
+    assert "(server dry run)" in cluster.ok("apply", "--dry-run=server", "-f", "-", stdin=model_version(namespace, 7))
+    assert "NotFound" in cluster.kubectl("get", "namespace", "not-really").stderr
+    assert "NotFound" in cluster.kubectl("get", "mv", "fraud-v7", "-n", namespace).stderr
     # a kind the emulator cannot read as protobuf is refused in the API server's words, not with a 500
     other = cluster.kubectl("create", "deployment", "web", "-n", namespace, "--image=nginx")
     assert other.returncode != 0 and "Traceback" not in other.stderr

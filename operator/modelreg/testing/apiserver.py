@@ -398,6 +398,8 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
                 old = self._current(key)
             if not old["metadata"].get("deletionTimestamp"):  # admitted once: finalizers only delay it
                 await self._admit(request, old, None)
+            if _dry_run(request):
+                return 200, old
             async with self._lock:
                 return 200, await self._delete(request)
         for _ in range(20):
@@ -407,9 +409,9 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             admitted = await self._admit(request, old, proposed)
             async with self._lock:
                 if old is None:
-                    return 201, await self._create(request, admitted)
+                    return 201, await self._create(request, admitted, commit=not _dry_run(request))
                 if self._current(key)["metadata"].get("resourceVersion") == old["metadata"].get("resourceVersion"):
-                    return 200, await self._commit_patch(request, key, old, admitted)
+                    return 200, await self._commit_patch(request, key, old, admitted, commit=not _dry_run(request))
         raise ApiError(409, "Conflict", f'{request.resource.plural} "{request.name}": too many concurrent writes')
 
     async def _admit(
@@ -436,6 +438,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             user=self._user(request),
             old=old,
             new=new,
+            dry_run=_dry_run(request),
             before_validation=identify,
         )
 
@@ -492,7 +495,8 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         if self._taken(key):
             raise ApiError(409, "AlreadyExists", f'{key[0].plural} "{key[2]}" already exists')
 
-    async def _create(self, request: rendering.Request, obj: dict[str, Any]) -> dict[str, Any]:
+    async def _create(self, request: rendering.Request, obj: dict[str, Any], commit: bool = True) -> dict[str, Any]:
+        """Store a new object; with `commit` False (dryRun=All) only say what would be stored."""
         meta = obj["metadata"]
         key = (request.resource, meta.get("namespace"), meta.get("name"))
         self._exists_not(key)
@@ -500,6 +504,8 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         meta.setdefault("uid", str(uuid.uuid4()))
         meta.setdefault("creationTimestamp", _now())
         meta["generation"] = 1
+        if not commit:
+            return obj
         self._bump(request.resource, obj)
         self._store(key, obj)
         await self._publish(request.resource, "ADDED", obj)
@@ -541,7 +547,12 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             )
 
     async def _commit_patch(
-        self, request: rendering.Request, key: tuple[Any, Any, Any], old: dict[str, Any], new: dict[str, Any]
+        self,
+        request: rendering.Request,
+        key: tuple[Any, Any, Any],
+        old: dict[str, Any],
+        new: dict[str, Any],
+        commit: bool = True,
     ) -> dict[str, Any]:
         new = self._isolate(request, old, new)  # what a mutating webhook patched is held to the same rules
         if new == old:
@@ -549,6 +560,8 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         if _spec_part(new) != _spec_part(old):
             new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
         self._validate(request.resource, new, old)
+        if not commit:
+            return new
         self._bump(request.resource, new)
         meta = new["metadata"]
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
@@ -782,6 +795,11 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             if (request.namespace is None or namespace == request.namespace)
             and (request.name is None or name == request.name)
         ]
+
+
+def _dry_run(request: rendering.Request) -> bool:
+    """dryRun=All: admitted and validated, answered, never stored (kubectl's --dry-run=server)."""
+    return request.params.get("dryRun") == "All"
 
 
 def _group_version(resource: Any) -> str:
