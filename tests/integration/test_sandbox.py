@@ -223,7 +223,7 @@ def test_kubectl_applies_the_quickstart_without_flags_and_sees_versions_and_even
         events_section = described.split("Events:")[1]
         assert "Verified" in events_section and "fraud-v2" not in events_section  # its own Events only
         events = kubectl("get", "events", "-n", "ml")
-        assert re.search(r"Normal\s+Verified\s+fraud-v1", events), events
+        assert re.search(r"Normal\s+Verified\s+modelversion/fraud-v1", events), events
         assert "modelversions.modelreg.io" in kubectl("get", "crd")
         bad = subprocess.run(
             ["kubectl", "apply", "-f", "-"],

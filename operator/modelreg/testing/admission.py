@@ -101,6 +101,7 @@ class AdmissionChain:
         old: Obj | None,
         new: dict[str, Any] | None,
         before_validation: Callable[[dict[str, Any]], None] = lambda obj: None,
+        dry_run: bool = False,
     ) -> dict[str, Any] | None:
         """The object as admitted (mutated), or Rejected. A DELETE has no new object (`new` None):
         webhooks see `oldObject` only, and there is nothing to mutate."""
@@ -115,7 +116,7 @@ class AdmissionChain:
             "operation": operation,
             "userInfo": dict(user),
             "oldObject": copy.deepcopy(old) if old is not None else None,
-            "dryRun": False,
+            "dryRun": dry_run,
             "options": {},
         }
         if subresource:

@@ -13,22 +13,27 @@ authenticated (bearer token; anonymous refused with 401) and authorized from the
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import contextvars
 import copy
+import json
+import re
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp.web
 import jsonpatch
 import kmock
-from kmock._internal import rendering  # the Request type handed to _handle()
+from kmock._internal import parsing, rendering  # the Request type handed to _handle()
+from multidict import CIMultiDict
 
 from modelreg.domain.merge import merge_patch
-from modelreg.testing import openapi
+from modelreg.testing import openapi, protobuf
 from modelreg.testing.admission import AdmissionChain, Rejected
 from modelreg.testing.rbac import (
     Attributes,
@@ -43,8 +48,10 @@ from modelreg.testing.tables import render_table
 from modelreg.testing.validation import CRDValidator
 
 ADMIN = "admin"  # the user of `emulator-token-admin`, in system:masters
+# What /version reports: kubectl on this machine is 1.32 (no skew warning), and the chart asks >= 1.28.
+KUBERNETES_VERSION = (1, 32, 4)
 # Bodies kubectl sends for built-in kinds unless told the server takes JSON only.
-_BINARY_CONTENT_TYPES = {"application/vnd.kubernetes.protobuf", "application/cbor"}
+_BINARY_CONTENT_TYPES = {protobuf.CONTENT_TYPE, "application/cbor"}
 _RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
 # Who the request being served acts as (after impersonation): admission and SelfSubjectReview ask.
 _ACTING: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("acting_user")
@@ -61,6 +68,35 @@ def _spec_part(obj: dict[str, Any]) -> dict[str, Any]:
 
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _REASONS = {401: "Unauthorized", 403: "Forbidden", 429: "TooManyRequests", 503: "ServiceUnavailable"}
+
+
+_kmock_parse_path = parsing.parse_path
+
+
+def _parse_path(path: str) -> parsing.ParsedPath:
+    """kmock 0.8 reads /api/v1/namespaces[/NAME[/status]] as a namespace prefix (a 500 on the list,
+    the object addressed as nothing): these paths name the Namespace objects themselves."""
+    parts = path.strip("/").split("/")
+    if len(parts) in (3, 4, 5) and parts[0] == "api" and parts[2] == "namespaces":
+        name, subresource = [*parts[3:], None, None][:2]
+        if subresource in (None, "status", "finalize"):
+            return parsing.ParsedPath("", parts[1], "namespaces", None, name, subresource)
+    return _kmock_parse_path(path)
+
+
+_kmock_guess_k8s = parsing.guess_k8s
+
+
+def _guess_k8s(k8s: parsing.ParsedPath, method: Any, query: dict[str, str]) -> Any:
+    """kmock 0.8 takes a PUT for no action (a 404): it replaces the named object."""
+    if k8s.group is not None and k8s.name is not None and method == kmock.method.PUT:
+        return kmock.action.UPDATE
+    return _kmock_guess_k8s(k8s, method, query)
+
+
+# kmock is pinned (pyproject); its Request parser calls these names at request time
+parsing.parse_path = _parse_path
+parsing.guess_k8s = _guess_k8s
 
 
 class ApiError(Exception):
@@ -83,6 +119,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         self._crd_schemas: dict[Any, dict[str, Any] | None] = {}
         self._status_subresource: set[Any] = set()
         self._printer_columns: dict[Any, list[dict[str, Any]]] = {}
+        self._selectable_fields: dict[Any, set[str]] = {}
         self._kinds: dict[Any, str] = {}
         self._resource_version = 0
         self._by_kind: dict[str, list[dict[str, Any]]] = {}
@@ -109,15 +146,24 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             self._kinds[resource] = info.kind
             if "status" in info.subresources:
                 self._status_subresource.add(resource)
+        for namespace in ("default", "kube-system", "kube-public", "kube-node-lease"):  # every cluster has them
+            meta = {"name": namespace}
+            self._seed(kmock.resource("v1/namespaces"), {"apiVersion": "v1", "kind": "Namespace", "metadata": meta})
 
     # -- set-up -----------------------------------------------------------------------------
+    def _seed(self, resource: Any, obj: dict[str, Any]) -> None:
+        """Store an object as the cluster's own set-up made it (no admission, no watch event)."""
+        stored = copy.deepcopy(obj)
+        stored["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
+        if resource.plural == "namespaces" and not resource.group:
+            stored["status"] = {"phase": "Active"}
+        self._bump(resource, stored)
+        self._store((resource, stored["metadata"].get("namespace"), stored["metadata"]["name"]), stored)
+
     def install_crd(self, crd: dict[str, Any]) -> None:
         spec, names = crd["spec"], crd["spec"]["names"]
-        stored = copy.deepcopy(crd)  # `kubectl get crd` lists it, as on a cluster
-        stored["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
-        crds = kmock.resource("apiextensions.k8s.io/v1/customresourcedefinitions")
-        self._bump(crds, stored)
-        self._store((crds, None, crd["metadata"]["name"]), stored)
+        # `kubectl get crd` lists it, as on a cluster
+        self._seed(kmock.resource("apiextensions.k8s.io/v1/customresourcedefinitions"), crd)
         for version in (v for v in spec["versions"] if v.get("served")):
             key = f"{spec['group']}/{version['name']}/{names['plural']}"
             self.resources[key] = kmock.ResourceInfo(
@@ -133,6 +179,9 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             self._validators[resource] = CRDValidator(crd, version["name"])
             self._crd_schemas[resource] = (version.get("schema") or {}).get("openAPIV3Schema")
             self._printer_columns[resource] = version.get("additionalPrinterColumns", [])
+            self._selectable_fields[resource] = {
+                f["jsonPath"].lstrip(".") for f in version.get("selectableFields", []) if f.get("jsonPath")
+            }
             self._kinds[resource] = names["kind"]
             if "status" in version.get("subresources", {}):
                 self._status_subresource.add(resource)
@@ -158,6 +207,8 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
                 return aiohttp.web.json_response(result, status=status)
             if request.resource is not None and request.resource.plural and request.action == kmock.action.LIST:
                 return aiohttp.web.json_response(await self._list(request))
+            if request.resource is not None and request.resource.plural and request.action == kmock.action.WATCH:
+                return await self._watch(request)
             return await super()._handle(request)
         except (ApiError, Rejected) as exc:
             return await self._render_error(kmock.KubernetesError(exc.status, exc.reason, exc.message, {}))
@@ -204,18 +255,40 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         read (kmock decodes it as text, which a protobuf body is not)."""
         try:
             _ACTING.set(self._authenticate_and_authorize(raw_request))
-            if raw_request.content_type in _BINARY_CONTENT_TYPES:  # JSON only: a clear 415, not a 500
-                raise ApiError(
-                    415,
-                    "UnsupportedMediaType",
-                    "the body of the request was in an unknown format - accepted media types include: application/json",
-                )
+            if raw_request.content_type in _BINARY_CONTENT_TYPES:
+                request = await self._as_json(raw_request)
+            else:
+                request = raw_request.clone(client_max_size=MAX_REQUEST_BYTES)
         except ApiError as exc:
             # A Status as the API server writes it (kmock's would carry the emulator's traceback).
             status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure"}
             body = {**status, "message": exc.message, "reason": exc.reason, "code": exc.status}
             return aiohttp.web.json_response(body, status=exc.status)
-        return await super().__call__(raw_request.clone(client_max_size=MAX_REQUEST_BYTES))
+        return await super().__call__(request)
+
+    @staticmethod
+    async def _as_json(raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.BaseRequest:
+        """A protobuf body (kubectl's typed `create` commands, Helm's release Secrets) as the JSON
+        it stands for; CBOR, or protobuf of a kind not decoded, is refused with 415 (client-go falls
+        back to JSON after a 415 for CBOR only). kmock reads bodies as JSON text."""
+        headers = CIMultiDict(raw_request.headers)
+        headers["Content-Type"] = "application/json"
+        request = raw_request.clone(client_max_size=MAX_REQUEST_BYTES, headers=headers)
+        body = await request.read()
+        try:
+            if raw_request.content_type != protobuf.CONTENT_TYPE:
+                raise protobuf.UndecodableBody("not protobuf")
+            decoded = protobuf.decode(body)
+        except protobuf.UndecodableBody as exc:
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                "the body of the request was in an unknown format - accepted media types include: "
+                f"application/json ({exc} by this emulator: `kubectl create ... --dry-run=client -o yaml | "
+                "kubectl apply -f -` sends it as JSON)",
+            ) from None
+        request._read_bytes = json.dumps(decoded).encode()  # what read(), text() and json() return
+        return request
 
     @staticmethod
     def _authenticate(headers: Mapping[str, str]) -> dict[str, Any]:
@@ -325,6 +398,8 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
                 old = self._current(key)
             if not old["metadata"].get("deletionTimestamp"):  # admitted once: finalizers only delay it
                 await self._admit(request, old, None)
+            if _dry_run(request):
+                return 200, old
             async with self._lock:
                 return 200, await self._delete(request)
         for _ in range(20):
@@ -334,9 +409,9 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             admitted = await self._admit(request, old, proposed)
             async with self._lock:
                 if old is None:
-                    return 201, await self._create(request, admitted)
+                    return 201, await self._create(request, admitted, commit=not _dry_run(request))
                 if self._current(key)["metadata"].get("resourceVersion") == old["metadata"].get("resourceVersion"):
-                    return 200, await self._commit_patch(request, key, old, admitted)
+                    return 200, await self._commit_patch(request, key, old, admitted, commit=not _dry_run(request))
         raise ApiError(409, "Conflict", f'{request.resource.plural} "{request.name}": too many concurrent writes')
 
     async def _admit(
@@ -363,6 +438,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             user=self._user(request),
             old=old,
             new=new,
+            dry_run=_dry_run(request),
             before_validation=identify,
         )
 
@@ -372,13 +448,6 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             qualified = f"{resource.plural}.{resource.group}" if resource.group else resource.plural
             raise ApiError(404, "NotFound", f'{qualified} "{key[2]}" not found')  # the API server's wording
         return copy.deepcopy(self._objects[key].raw)
-
-    async def _serve_fetch(self, request: rendering.Request) -> Any:
-        async with self._lock:
-            try:
-                return self._current((request.resource, request.namespace, request.name))
-            except ApiError as exc:
-                raise kmock.KubernetesError(exc.status, exc.reason, exc.message, {}) from None
 
     def _validate(self, resource: Any, obj: dict[str, Any], old: dict[str, Any] | None = None) -> None:
         if resource.plural == "secrets" and not resource.group and "stringData" in obj:
@@ -395,17 +464,28 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         obj = copy.deepcopy(request.data)
         meta = obj.setdefault("metadata", {})
         meta["namespace"] = request.namespace or meta.get("namespace")
+        if meta["namespace"] is None:
+            del meta["namespace"]  # cluster-scoped: no namespace at all, not a null one
         if not meta.get("name") and meta.get("generateName"):
             # the API server's alphabet, and its retries on a taken name (RetryGenerateName, 1.31+)
             for _ in range(8):
                 meta["name"] = meta["generateName"] + "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
-                if not self._taken((request.resource, meta["namespace"], meta["name"])):
+                if not self._taken((request.resource, meta.get("namespace"), meta["name"])):
                     break
-        self._exists_not((request.resource, meta["namespace"], meta.get("name")))
+        self._exists_not((request.resource, meta.get("namespace"), meta.get("name")))
         if request.resource in self._status_subresource:
             obj.pop("status", None)  # status is written through the /status subresource only
         for field in ("deletionTimestamp", "resourceVersion", "uid", "creationTimestamp", "generation"):
             meta.pop(field, None)
+        if not request.subresource and request.resource in self._kinds:
+            # What the API server stores and answers carries both, whatever the body omitted
+            # (kubectl's delete, for one, reads `kind` from the answer).
+            obj["apiVersion"] = _group_version(request.resource)
+            obj["kind"] = self._kinds[request.resource]
+        if not request.resource.group and request.resource.plural == "namespaces":
+            obj["status"] = {"phase": "Active"}
+        if not request.resource.group and request.resource.plural == "secrets" and not obj.get("type"):
+            obj["type"] = "Opaque"  # the API server's default
         return obj
 
     def _taken(self, key: tuple[Any, Any, Any]) -> bool:
@@ -415,14 +495,17 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         if self._taken(key):
             raise ApiError(409, "AlreadyExists", f'{key[0].plural} "{key[2]}" already exists')
 
-    async def _create(self, request: rendering.Request, obj: dict[str, Any]) -> dict[str, Any]:
+    async def _create(self, request: rendering.Request, obj: dict[str, Any], commit: bool = True) -> dict[str, Any]:
+        """Store a new object; with `commit` False (dryRun=All) only say what would be stored."""
         meta = obj["metadata"]
-        key = (request.resource, meta["namespace"], meta.get("name"))
+        key = (request.resource, meta.get("namespace"), meta.get("name"))
         self._exists_not(key)
         self._validate(request.resource, obj)
         meta.setdefault("uid", str(uuid.uuid4()))
         meta.setdefault("creationTimestamp", _now())
         meta["generation"] = 1
+        if not commit:
+            return obj
         self._bump(request.resource, obj)
         self._store(key, obj)
         await self._publish(request.resource, "ADDED", obj)
@@ -432,20 +515,19 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         content_type = request.headers.get("Content-Type", "").split(";")[0]
         body = request.data
         try:
-            if content_type == "application/json-patch+json":
+            if request.method.value == "PUT":  # a replace (Helm updates its release Secrets so)
+                if not isinstance(body, dict):
+                    raise ApiError(400, "BadRequest", "the body of a replace must be an object")
+                self._check_resource_version(request, old, (body.get("metadata") or {}).get("resourceVersion"))
+                patched = {**copy.deepcopy(body), "apiVersion": old.get("apiVersion"), "kind": old.get("kind")}
+                patched = {k: v for k, v in patched.items() if v is not None}
+            elif content_type == "application/json-patch+json":
                 patched = jsonpatch.apply_patch(old, body, in_place=False)
             elif content_type in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
                 # Strategic merge is served as a merge patch (lists replaced whole): the operator
                 # therefore never relies on it (docs/decisions.md).
                 expected = (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None
-                if expected and expected != old["metadata"].get("resourceVersion"):
-                    raise ApiError(
-                        409,
-                        "Conflict",
-                        f"Operation cannot be fulfilled on {request.resource.plural} "
-                        f'"{request.name}": the object has been modified; please apply your changes '
-                        "to the latest version and try again",
-                    )
+                self._check_resource_version(request, old, expected)
                 patched = merge_patch(old, body)
             else:
                 raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {content_type!r}")
@@ -453,8 +535,24 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             raise ApiError(422, "Invalid", f"the JSON patch could not be applied: {exc}") from exc
         return self._isolate(request, old, patched)
 
+    @staticmethod
+    def _check_resource_version(request: rendering.Request, old: dict[str, Any], expected: str | None) -> None:
+        if expected and expected != old["metadata"].get("resourceVersion"):
+            raise ApiError(
+                409,
+                "Conflict",
+                f"Operation cannot be fulfilled on {request.resource.plural} "
+                f'"{request.name}": the object has been modified; please apply your changes '
+                "to the latest version and try again",
+            )
+
     async def _commit_patch(
-        self, request: rendering.Request, key: tuple[Any, Any, Any], old: dict[str, Any], new: dict[str, Any]
+        self,
+        request: rendering.Request,
+        key: tuple[Any, Any, Any],
+        old: dict[str, Any],
+        new: dict[str, Any],
+        commit: bool = True,
     ) -> dict[str, Any]:
         new = self._isolate(request, old, new)  # what a mutating webhook patched is held to the same rules
         if new == old:
@@ -462,6 +560,8 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         if _spec_part(new) != _spec_part(old):
             new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
         self._validate(request.resource, new, old)
+        if not commit:
+            return new
         self._bump(request.resource, new)
         meta = new["metadata"]
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
@@ -522,91 +622,300 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             self._remove(key, self._current(key))
 
     # -- reading ----------------------------------------------------------------------------
+    async def _serve_server_version(self, request: rendering.Request) -> Any:
+        major, minor, patch = KUBERNETES_VERSION
+        return {  # kube-apiserver's /version body (kmock's says v1.26.4+k3s1: helm refuses charts asking more)
+            "major": str(major),
+            "minor": str(minor),
+            "gitVersion": f"v{major}.{minor}.{patch}",
+            "gitCommit": "0" * 40,
+            "gitTreeState": "clean",
+            "buildDate": "2025-04-22T00:00:00Z",
+            "goVersion": "go1.23.8",
+            "compiler": "gc",
+            "platform": "linux/amd64",
+        }
+
     async def _serve_version(self, request: rendering.Request) -> Any:
         listing = await super()._serve_version(request)
+        if not request.resource.group:  # the core group's version is "v1", not "/v1"
+            listing["groupVersion"] = request.resource.version
         for entry in listing.get("resources", []):
             if "/" in entry["name"]:  # subresources have no short names or categories of their own
                 entry.pop("shortNames", None)
                 entry.pop("categories", None)
         return listing
 
-    def _matching(self, request: rendering.Request) -> list[dict[str, Any]]:
-        return [
-            obj.raw
-            for (_, namespace, name), obj in self._stored(request.resource)
-            if (request.namespace is None or namespace == request.namespace)
-            and (request.name is None or name == request.name)
-        ]
+    async def _serve_apis(self, request: rendering.Request) -> Any:
+        listing = await super()._serve_apis(request)
+        for group in listing["groups"]:
+            _prefer_stable(group)
+        listing["groups"].sort(key=lambda g: g["name"])
+        return listing
+
+    async def _serve_group(self, request: rendering.Request) -> Any:
+        return _prefer_stable(await super()._serve_group(request))
+
+    def _source(self, request: rendering.Request) -> tuple[Any, Any]:
+        """The stored resource a read is served from, and how its objects are shown: events.k8s.io
+        serves the core Events, as on a cluster (one store, both APIs)."""
+        if request.resource == EVENTS_V1:
+            return kmock.resource("v1/events"), _as_events_v1
+        return request.resource, lambda obj: obj
+
+    def _selection(self, request: rendering.Request) -> Any:
+        """A predicate on stored objects for the request's label and field selectors; 400 for a
+        field the kind cannot be selected by, as the API server's field label conversion says."""
+        labels = request.params.get("labelSelector") or ""
+        fields = request.params.get("fieldSelector") or ""
+        supported = {"metadata.name", "metadata.namespace"} | self._field_labels(request.resource)
+        renames = EVENTS_V1_FIELD_LABELS if request.resource == EVENTS_V1 else {}
+        terms = []
+        for path, negate, wanted in _field_terms(fields):
+            path = renames.get(path, path)
+            if path not in supported:
+                raise ApiError(400, "BadRequest", f"field label not supported: {path}")
+            terms.append((path, negate, wanted))
+
+        def selected(obj: dict[str, Any]) -> bool:
+            return (not labels or _labels_match(obj, labels)) and all(
+                (_field_value(obj, path) == wanted) != negate for path, negate, wanted in terms
+            )
+
+        return selected
+
+    def _field_labels(self, resource: Any) -> set[str]:
+        if resource in self._selectable_fields:
+            return self._selectable_fields[resource]
+        return CORE_FIELD_LABELS.get((resource.group or "", resource.plural), set())
+
+    def _columns(self, resource: Any) -> list[dict[str, Any]]:
+        if resource == EVENTS_V1:
+            return EVENT_COLUMNS
+        return self._printer_columns.get(resource) or BUILTIN_COLUMNS.get((resource.group or "", resource.plural), [])
+
+    async def _serve_fetch(self, request: rendering.Request) -> Any:
+        async with self._lock:
+            try:
+                obj = self._current((request.resource, request.namespace, request.name))
+            except ApiError as exc:
+                raise kmock.KubernetesError(exc.status, exc.reason, exc.message, {}) from None
+            resource_version = str(self._resource_version)
+        if _wants_table(request):  # `kubectl get mv NAME`: the same columns as the listing
+            return render_table([obj], self._columns(request.resource), resource_version)
+        return obj
 
     async def _list(self, request: rendering.Request) -> dict[str, Any]:
         if request.resource not in self._kinds and request.resource not in set(self._get_resources()):
             raise ApiError(404, "NotFound", f"the server could not find the requested resource {request.resource}")
+        selected = self._selection(request)
+        stored, show = self._source(request)
         async with self._lock:
-            if request.resource == EVENTS_V1:  # one store of Events, served by both APIs as on a cluster
-                core = kmock.resource("v1/events")
-                items = [
-                    _as_events_v1(copy.deepcopy(o.raw))
-                    for (_, ns, _), o in self._stored(core)
-                    if request.namespace is None or ns == request.namespace
-                ]
-            else:
-                items = copy.deepcopy(self._matching(request))
+            items = [
+                show(copy.deepcopy(o.raw))
+                for (_, ns, name), o in self._stored(stored)
+                if (request.namespace is None or ns == request.namespace)
+                and (request.name is None or name == request.name)
+                and selected(o.raw)
+            ]
             resource_version = str(self._resource_version)
         items.sort(key=lambda o: (o["metadata"].get("namespace") or "", o["metadata"]["name"]))
-        for selector in filter(None, [request.params.get("labelSelector")]):
-            items = [o for o in items if _labels_match(o, selector)]
-        for selector in filter(None, [request.params.get("fieldSelector")]):
-            items = [o for o in items if _fields_match(o, selector)]
+        if _wants_table(request):
+            return render_table(items, self._columns(request.resource), resource_version)
         kind = self._kinds.get(request.resource) or request.resource.plural.capitalize()
-        if "as=Table" in request.headers.get("Accept", ""):
-            columns = (
-                EVENT_COLUMNS if request.resource == EVENTS_V1 else self._printer_columns.get(request.resource, [])
-            )
-            return render_table(items, columns, resource_version)
-        group_version = (
-            f"{request.resource.group}/{request.resource.version}"
-            if request.resource.group
-            else request.resource.version
-        )
         return {
-            "apiVersion": group_version,
+            "apiVersion": _group_version(request.resource),
             "kind": f"{kind}List",
             "metadata": {"resourceVersion": resource_version},
             "items": items,
         }
 
-    async def _serve_watch(self, request: rendering.Request) -> AsyncIterator[Any]:
-        yield b""  # send the headers now, even if nothing happens for a while
+    async def _watch(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        """A watch as kube-apiserver streams it to a JSON client: `application/json`, one event per
+        line; Tables (one row per event, the columns on the first only) when kubectl asks for them;
+        selectors applied, with ADDED/DELETED when an object starts/stops matching; ended after
+        `timeoutSeconds` (or `timeout`)."""
+        selected = self._selection(request)  # a 400 before the stream starts
+        stored, show = self._source(request)
+        table = _wants_table(request)
+        columns = self._columns(request.resource)
+        timeout = _watch_timeout(request.params)
         since = int(request.params.get("resourceVersion") or 0)
-        bus = self._buses[request.resource]
+        bus = self._buses[stored]
         async with self._lock:  # subscribe under the lock that guards writes: no event is lost
             mark = await bus.mark()
-            snapshot = [
-                {"type": "ADDED", "object": copy.deepcopy(obj)}
-                for obj in self._matching(request)
-                if int(obj["metadata"].get("resourceVersion", 0)) > since
-            ]
+            current = [obj for obj in self._matching_in(stored, request) if selected(obj)]
+        seen = {(o["metadata"].get("namespace"), o["metadata"]["name"]) for o in current}
+        response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
+        assert request._raw_request is not None
+        await response.prepare(request._raw_request)
+
+        async def send(type_: str, obj: dict[str, Any]) -> None:
+            nonlocal table
+            shown = show(copy.deepcopy(obj))
+            if table:
+                shown = render_table([shown], columns, shown["metadata"].get("resourceVersion", ""))
+                if table == "sent":
+                    shown["columnDefinitions"] = None  # NoHeaders after the first event, as the API server
+                table = "sent"
+            await response.write(json.dumps({"type": type_, "object": shown}).encode() + b"\n")
+
         try:
-            for event in snapshot:
-                yield event
-            async for event in bus.stream(since=mark):
-                meta = event.get("object", {}).get("metadata", {})
-                if (request.namespace is None or meta.get("namespace") == request.namespace) and (
-                    request.name is None or meta.get("name") == request.name
-                ):
-                    yield event
+            async with asyncio.timeout(timeout):
+                for obj in current:
+                    if int(obj["metadata"].get("resourceVersion", 0)) > since:
+                        await send("ADDED", obj)
+                async for event in bus.stream(since=mark):
+                    obj = event.get("object", {})
+                    meta = obj.get("metadata", {})
+                    key = (meta.get("namespace"), meta.get("name"))
+                    if (request.namespace is not None and key[0] != request.namespace) or (
+                        request.name is not None and key[1] != request.name
+                    ):
+                        continue
+                    matches = event["type"] != "DELETED" and selected(obj)
+                    if matches:
+                        await send(event["type"] if key in seen else "ADDED", obj)
+                        seen.add(key)
+                    elif key in seen:  # deleted, or no longer selected
+                        await send("DELETED", obj)
+                        seen.discard(key)
+        except (TimeoutError, ConnectionResetError):
+            pass  # the watch ends, as the API server ends it; or the client went away
         finally:
             await bus.unmark(mark)
+        with contextlib.suppress(ConnectionResetError):
+            await response.write_eof()
+        return response
+
+    def _matching_in(self, resource: Any, request: rendering.Request) -> list[dict[str, Any]]:
+        return [
+            obj.raw
+            for (_, namespace, name), obj in self._stored(resource)
+            if (request.namespace is None or namespace == request.namespace)
+            and (request.name is None or name == request.name)
+        ]
+
+
+def _dry_run(request: rendering.Request) -> bool:
+    """dryRun=All: admitted and validated, answered, never stored (kubectl's --dry-run=server)."""
+    return request.params.get("dryRun") == "All"
+
+
+def _group_version(resource: Any) -> str:
+    return f"{resource.group}/{resource.version}" if resource.group else resource.version
+
+
+def _wants_table(request: rendering.Request) -> bool:
+    return "as=Table" in request.headers.get("Accept", "")
+
+
+def _watch_timeout(params: Mapping[str, str]) -> float | None:
+    """timeoutSeconds, else the request's `timeout` (a Go duration such as 3s, 1m0s, 500ms)."""
+    if params.get("timeoutSeconds"):
+        return float(params["timeoutSeconds"])
+    duration = params.get("timeout") or ""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", duration)
+    return sum(float(n) * units[u] for n, u in parts) if parts else None
+
+
+def _prefer_stable(group: dict[str, Any]) -> dict[str, Any]:
+    """The preferred version as the API server orders them (v1 over v1beta1 over v1alpha1),
+    not whichever a set yielded first."""
+
+    def priority(version: str) -> tuple[int, int, int]:
+        match = re.fullmatch(r"v(\d+)(?:(alpha|beta)(\d+))?", version)
+        if not match:
+            return (-1, 0, 0)
+        stability = {"alpha": 0, "beta": 1, None: 2}[match.group(2)]
+        return (stability, int(match.group(1)), int(match.group(3) or 0))
+
+    group["versions"].sort(key=lambda v: priority(v["version"]), reverse=True)
+    group["preferredVersion"] = dict(group["versions"][0])
+    return group
 
 
 EVENTS_V1 = kmock.resource("events.k8s.io/v1/events")
+
+
+def _object_cell(reference: str) -> Any:
+    """An Event's OBJECT cell as kube-apiserver prints it: kind/name, the kind lower-cased."""
+
+    def cell(event: dict[str, Any]) -> str:
+        ref = event.get(reference) or {}
+        return f"{str(ref.get('kind', '')).lower()}/{ref.get('name', '')}"
+
+    return cell
+
+
 EVENT_COLUMNS = [  # what `kubectl get events` shows from a real API server's Table
     {"name": "Last Seen", "type": "date", "jsonPath": ".deprecatedLastTimestamp"},
     {"name": "Type", "type": "string", "jsonPath": ".type"},
     {"name": "Reason", "type": "string", "jsonPath": ".reason"},
-    {"name": "Object", "type": "string", "jsonPath": ".regarding.name"},
+    {"name": "Object", "type": "string", "value": _object_cell("regarding")},
     {"name": "Message", "type": "string", "jsonPath": ".note"},
+    {"name": "Name", "type": "string", "format": "name", "priority": 1, "jsonPath": ".metadata.name"},
 ]
+
+
+# Field selectors each built-in kind supports besides metadata.name and metadata.namespace (the
+# API server's field label conversions); anything else is a 400. Custom resources add their CRD's
+# selectableFields.
+CORE_FIELD_LABELS: dict[tuple[str, str], set[str]] = {
+    ("", "events"): {
+        *(f"involvedObject.{f}" for f in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion")),
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "source",
+        "type",
+    },
+    ("", "namespaces"): {"status.phase"},
+    ("", "secrets"): {"type"},
+    ("", "services"): {"spec.clusterIP", "spec.type"},
+    ("", "nodes"): {"spec.unschedulable"},
+    ("", "replicationcontrollers"): {"status.replicas"},
+    ("", "pods"): {
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "spec.hostNetwork",
+        "status.phase",
+        "status.podIP",
+        "status.nominatedNodeName",
+    },
+    ("batch", "jobs"): {"status.successful"},
+    ("certificates.k8s.io", "certificatesigningrequests"): {"spec.signerName"},
+}
+# events.k8s.io/v1 names for the core Event's field labels (the API server maps them the same way)
+EVENTS_V1_FIELD_LABELS = {
+    **{f"regarding.{f}": f"involvedObject.{f}" for f in ("kind", "namespace", "name", "uid", "apiVersion")},
+    "regarding.resourceVersion": "involvedObject.resourceVersion",
+    "regarding.fieldPath": "involvedObject.fieldPath",
+    "reportingController": "reportingComponent",
+}
+CORE_FIELD_LABELS[("events.k8s.io", "events")] = CORE_FIELD_LABELS[("", "events")]
+# A few built-in kinds' Table columns beyond NAME and AGE, as kubectl shows them from a cluster.
+BUILTIN_COLUMNS: dict[tuple[str, str], list[dict[str, Any]]] = {
+    ("", "events"): [
+        {"name": "Last Seen", "type": "date", "jsonPath": ".lastTimestamp"},
+        {"name": "Type", "type": "string", "jsonPath": ".type"},
+        {"name": "Reason", "type": "string", "jsonPath": ".reason"},
+        {"name": "Object", "type": "string", "value": _object_cell("involvedObject")},
+        {"name": "Message", "type": "string", "jsonPath": ".message"},
+        {"name": "Name", "type": "string", "format": "name", "priority": 1, "jsonPath": ".metadata.name"},
+    ],
+    ("", "namespaces"): [
+        {"name": "Status", "type": "string", "jsonPath": ".status.phase"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ],
+    ("", "secrets"): [
+        {"name": "Type", "type": "string", "jsonPath": ".type"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ],
+}
 
 
 def _micro_time(timestamp: str | None) -> str:
@@ -635,18 +944,25 @@ def _as_events_v1(event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _fields_match(obj: dict[str, Any], selector: str) -> bool:
-    """Field selectors as the API server takes them: `a.b=v`, `a.b==v`, `a.b!=v`, comma-joined."""
+def _field_terms(selector: str) -> list[tuple[str, bool, str]]:
+    """(path, negated, value) of each term of a field selector: `a.b=v`, `a.b==v`, `a.b!=v`."""
+    terms = []
     for term in filter(None, (t.strip() for t in selector.split(","))):
         negate = "!=" in term
         path, _, wanted = term.replace("!=", "=").replace("==", "=").partition("=")
-        value: Any = obj
-        for part in path.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        actual = "" if value is None else str(value)
-        if (actual == wanted.strip()) == negate:
-            return False
-    return True
+        terms.append((path.strip(), negate, wanted.strip()))
+    return terms
+
+
+def _field_value(obj: dict[str, Any], path: str) -> str:
+    value: Any = obj
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if isinstance(value, dict) and path == "source":  # an Event's `source` selects by its component
+        value = value.get("component")
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "" if value is None else str(value)
 
 
 def _out_of_int64(value: Any, path: str = "") -> str | None:

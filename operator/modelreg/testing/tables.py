@@ -37,7 +37,8 @@ def human_age(timestamp: str, now: datetime | None = None) -> str:
 
 
 def _cell(obj: dict[str, Any], column: dict[str, Any]) -> Any:
-    value = json_path(obj, column["jsonPath"])
+    # a built-in kind's column may be computed (a CRD's is always a JSONPath)
+    value = column["value"](obj) if "value" in column else json_path(obj, column["jsonPath"])
     if value is None:
         return None
     if column.get("type") == "date":
@@ -48,7 +49,10 @@ def _cell(obj: dict[str, Any], column: dict[str, Any]) -> Any:
 def render_table(items: list[dict[str, Any]], columns: list[dict[str, Any]], resource_version: str) -> dict:
     if not columns:
         columns = [{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]
-    definitions = [{"name": "Name", "type": "string", "format": "name", "description": "", "priority": 0}]
+    # A CRD's Table starts with Name; a built-in kind (Events) may place its name column elsewhere.
+    leading_name = not any(c.get("format") == "name" for c in columns)
+    name = {"name": "Name", "type": "string", "format": "name", "description": "", "priority": 0}
+    definitions = [name] * leading_name
     definitions += [
         {
             "name": c["name"],
@@ -61,7 +65,7 @@ def render_table(items: list[dict[str, Any]], columns: list[dict[str, Any]], res
     ]
     rows = [
         {
-            "cells": [obj["metadata"]["name"], *(_cell(obj, c) for c in columns)],
+            "cells": [obj["metadata"]["name"]] * leading_name + [_cell(obj, c) for c in columns],
             "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]},
         }
         for obj in items
