@@ -40,8 +40,9 @@ class ExpectedDenials(logging.Filter):
         return True
 
 
-def configure(level: str) -> None:
-    handler = logging.StreamHandler()
+def configure(level: str, path: str | None = None) -> None:
+    """JSON lines on stderr, or appended to `path` (the sandbox keeps them out of its story)."""
+    handler: logging.Handler = logging.FileHandler(path, encoding="utf-8") if path else logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
     handler.addFilter(ExpectedDenials())
     root = logging.getLogger()

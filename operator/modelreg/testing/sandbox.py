@@ -73,7 +73,8 @@ class Sandbox:
         )
         # Every namespace, as `modelreg-operator run --all-namespaces` on a cluster.
         self.parts.append(SimulatedDeploymentController(self.cluster.configuration(ADMIN), None, period=0.3).start())
-        self.parts.append(OperatorThread(settings, []).start())
+        self.operator = OperatorThread(settings, []).start()
+        self.parts.append(self.operator)
         return self
 
     def stop(self) -> None:
@@ -266,11 +267,13 @@ def cli(argv: list[str] | None = None) -> int:
     p.add_argument("--log-level", default="WARNING", help="operator log level (default: %(default)s)")
     args = parser.parse_args(argv)
 
-    logs.configure(args.log_level)
+    workdir = Path(args.dir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    # The story on the terminal, the operator's JSON log lines (and library tracebacks) in a file.
+    logs.configure(args.log_level, str(workdir / "operator.log"))
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
     # kopf warns that it runs outside the main thread (the sandbox's own choice): not the newcomer's concern
     logging.getLogger("kopf._core.reactor.running").setLevel(logging.ERROR)
-    workdir = Path(args.dir).resolve()
     # The official client reads $KUBECONFIG once, at import: set it before anything imports it.
     # In this process that is the operator's identity; people use the kubeconfigs by name.
     os.environ["KUBECONFIG"] = str(workdir / "kubeconfig-operator")
@@ -284,9 +287,12 @@ def cli(argv: list[str] | None = None) -> int:
             f"""modelreg sandbox is running (an EMULATED Kubernetes API, not a real cluster).
   API server : {sandbox.cluster.url}
   S3 endpoint: {sandbox.s3.url}  (bucket s3://{args.bucket})
-  Point your tools at it:
-    export KUBECONFIG={sandbox.kubeconfig} AWS_ENDPOINT_URL_S3={sandbox.s3.url} \\
-           AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
+  Metrics    : http://127.0.0.1:{sandbox.operator.settings.metrics.port}/metrics
+  Logs       : {workdir}/operator.log
+  Point your tools at it (kubectl modelreg included):
+    export PATH={Path(sys.executable).parent}:$PATH KUBECONFIG={sandbox.kubeconfig} \\
+           AWS_ENDPOINT_URL_S3={sandbox.s3.url} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \\
+           AWS_REGION=us-east-1
     kubectl get modelversions,modelpromotions
     kubectl modelreg list""",
             flush=True,
