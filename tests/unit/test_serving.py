@@ -1,7 +1,7 @@
 import jsonpatch
 import pytest
 
-from modelreg.domain.serving import Served, rollout_patch, rollout_state
+from modelreg.domain.serving import DEPLOYMENTS, Served
 
 SERVED = Served("fraud", 3, "s3://m/3.onnx", "c" * 64)
 
@@ -34,37 +34,37 @@ def deployment(**annotations):
 
 def test_patch_touches_only_the_selected_container_and_is_idempotent():
     dep = deployment(**{"modelreg.io/container": "b"})
-    patched = jsonpatch.apply_patch(dep, rollout_patch(dep, SERVED))
+    patched = jsonpatch.apply_patch(dep, DEPLOYMENTS.patch(dep, SERVED))
     containers = patched["spec"]["template"]["spec"]["containers"]
     assert containers[0] == dep["spec"]["template"]["spec"]["containers"][0]
     assert containers[1]["env"] == [{"name": k, "value": v} for k, v in SERVED.env().items()]
     assert patched["spec"]["template"]["metadata"]["annotations"] == {"modelreg.io/version": "3"}
     assert patched["spec"]["template"]["metadata"]["labels"] == {"app": "d"}
-    assert rollout_patch(patched, SERVED) is None
+    assert DEPLOYMENTS.patch(patched, SERVED) is None
 
 
 def test_default_container_keeps_other_vars_in_place():
     dep = deployment()
-    env = jsonpatch.apply_patch(dep, rollout_patch(dep, SERVED))["spec"]["template"]["spec"]["containers"][0]["env"]
+    env = jsonpatch.apply_patch(dep, DEPLOYMENTS.patch(dep, SERVED))["spec"]["template"]["spec"]["containers"][0]["env"]
     assert [e["name"] for e in env] == ["X", "MODEL_URI", "MODEL_NAME", "MODEL_VERSION", "MODEL_SHA256"]
     assert env[1] == {"name": "MODEL_URI", "value": "s3://m/3.onnx"}
 
 
 def test_unknown_container_is_a_clear_error():
     with pytest.raises(ValueError, match="no container 'c'"):
-        rollout_patch(deployment(**{"modelreg.io/container": "c"}), SERVED)
+        DEPLOYMENTS.patch(deployment(**{"modelreg.io/container": "c"}), SERVED)
 
 
 def test_rollout_state_needs_the_new_template_observed_and_available():
-    dep = jsonpatch.apply_patch(deployment(), rollout_patch(deployment(), SERVED))
+    dep = jsonpatch.apply_patch(deployment(), DEPLOYMENTS.patch(deployment(), SERVED))
     dep["status"] = {"observedGeneration": 3, "updatedReplicas": 2, "availableReplicas": 2, "replicas": 2}
-    assert not rollout_state(dep, 3).available  # the controller has not seen generation 4 yet
+    assert not DEPLOYMENTS.state(dep, 3).available  # the controller has not seen generation 4 yet
     dep["status"]["observedGeneration"] = 4
-    assert rollout_state(dep, 3).available
+    assert DEPLOYMENTS.state(dep, 3).available
     dep["status"]["conditions"] = [{"type": "Progressing", "reason": "ProgressDeadlineExceeded", "message": "slow"}]
-    failed = rollout_state(dep, 3)
+    failed = DEPLOYMENTS.state(dep, 3)
     assert failed.failed and "ProgressDeadlineExceeded" in failed.message and "Deployment d" in failed.message
-    assert not rollout_state(dep, 2).failed  # a deadline on another version's template is not ours
+    assert not DEPLOYMENTS.state(dep, 2).failed  # a deadline on another version's template is not ours
 
 
 def test_history_at_a_point_in_time_names_holders_approvers_and_reasons():
