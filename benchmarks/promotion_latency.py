@@ -38,7 +38,7 @@ import kubernetes
 import requests
 
 from modelreg.testing.deployments import SimulatedDeploymentController
-from modelreg.testing.harness import EmulatedCluster, S3Process
+from modelreg.testing.harness import ADMIN, OPERATOR_USER, EmulatedCluster, S3Process
 
 CRD_FILES = sorted((Path(__file__).resolve().parent.parent / "crds").glob("*.yaml"))
 
@@ -61,14 +61,21 @@ def percentile(values: list[float], q: float) -> float:
 class Watch:
     """A watch stream in a thread; waiters are woken on every event."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, cluster: EmulatedCluster, path: str) -> None:
         self.events: list[tuple[float, dict]] = []
         self.changed = threading.Condition()
         self._stop = False
-        threading.Thread(target=self._run, args=(url,), daemon=True).start()
+        threading.Thread(target=self._run, args=(cluster, path), daemon=True).start()
 
-    def _run(self, url: str) -> None:
-        with requests.get(url, params={"watch": "true"}, stream=True, timeout=600) as response:
+    def _run(self, cluster: EmulatedCluster, path: str) -> None:
+        with requests.get(
+            cluster.url + path,
+            params={"watch": "true"},
+            headers=cluster.headers(ADMIN),
+            verify=cluster.ca_file,
+            stream=True,
+            timeout=600,
+        ) as response:
             for line in response.iter_lines():
                 if self._stop:
                     return
@@ -159,22 +166,17 @@ def measure(
     """In namespace `ns` (one of `namespaces`, all of which an operator of its own watches, in a
     process of its own, with the webhook): `versions` versions of model "bench", `deployments`
     serving Deployments, then `rounds` promotions, each approved by bob and timed."""
-    config = kubernetes.client.Configuration()
-    config.host = cluster.url
-    api = kubernetes.client.ApiClient(config)
+    api = kubernetes.client.ApiClient(cluster.configuration(ADMIN))
     as_user = {}
     for user in ("alice", "bob"):  # the promotion's requester and its approver, through the webhook
-        user_config = kubernetes.client.Configuration()
-        user_config.host = cluster.url
-        user_config.api_key = {"authorization": f"Bearer emulator-token-{user}"}
-        as_user[user] = kubernetes.client.CustomObjectsApi(kubernetes.client.ApiClient(user_config))
+        as_user[user] = kubernetes.client.CustomObjectsApi(kubernetes.client.ApiClient(cluster.configuration(user)))
     custom, apps, core = (
         kubernetes.client.CustomObjectsApi(api),
         kubernetes.client.AppsV1Api(api),
         kubernetes.client.CoreV1Api(api),
     )
     # Baseline: the emulator's create -> watch-event round trip.
-    cm_watch = Watch(f"{cluster.url}/api/v1/namespaces/{ns}/configmaps")
+    cm_watch = Watch(cluster, f"/api/v1/namespaces/{ns}/configmaps")
     baseline = []
     for i in range(rounds):
         name = f"probe-{i}"
@@ -230,7 +232,7 @@ def measure(
     env = {**os.environ, **s3_env, "KUBECONFIG": str(kubeconfig)}
     with log.open("w") as stderr:
         operator = subprocess.Popen([sys.executable, str(script), ",".join(namespaces)], env=env, stderr=stderr)
-    controller = SimulatedDeploymentController(cluster.url, [ns], period=0.05).start()
+    controller = SimulatedDeploymentController(cluster.configuration(ADMIN), [ns], period=0.05).start()
     try:
         deadline = time.monotonic() + 600
         while True:
@@ -252,13 +254,13 @@ def measure(
             validating = admission.list_validating_webhook_configuration().items
             if verified == versions and validating:  # approvals are sealed and checked at admission
                 if webhooks == "chart":
-                    as_the_chart_configures(admission, validating, "modelreg-operator")
+                    as_the_chart_configures(admission, validating, OPERATOR_USER)
                 break
             time.sleep(0.5)
         settle(operator.pid, deadline)  # rounds time the steady state, not the start-up listing
 
-        dep_watch = Watch(f"{cluster.url}/apis/apps/v1/namespaces/{ns}/deployments")
-        promo_watch = Watch(f"{cluster.url}/apis/{GROUP}/{VERSION}/namespaces/{ns}/modelpromotions")
+        dep_watch = Watch(cluster, f"/apis/apps/v1/namespaces/{ns}/deployments")
+        promo_watch = Watch(cluster, f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/modelpromotions")
         latencies, admitted, committed = [], [], []
         for r in range(rounds):
             version = r + 1
@@ -350,7 +352,7 @@ def main() -> None:
 
     cluster = EmulatedCluster(CRD_FILES).start()
     cluster.grant_demo_users()
-    cluster.write_kubeconfig(KUBECONFIG, namespace=NS, user="modelreg-operator")
+    cluster.write_kubeconfig(KUBECONFIG, namespace=NS, user=OPERATOR_USER)
     s3 = S3Process().start()
     try:
         latency = measure(

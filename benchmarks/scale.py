@@ -35,7 +35,7 @@ import kubernetes
 import requests
 
 import promotion_latency
-from modelreg.testing.harness import EmulatedCluster, S3Process
+from modelreg.testing.harness import ADMIN, OPERATOR_USER, EmulatedCluster, S3Process
 from modelreg.testing.keys import TEST_SEAL_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,17 +68,19 @@ run_operator(settings, sys.argv[2].split(","))
 
 
 FLOOR = """
-import http.client, json, sys, threading, time
+import http.client, json, ssl, sys, threading, time
 from concurrent.futures import ThreadPoolExecutor
 api, s3, n, namespaces, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].split(","), int(sys.argv[5])
+tls = ssl.create_default_context(cafile=sys.argv[6])  # the emulator's CA
 local = threading.local()
 # moto checks no signature; the header only tells it which service is asked
 S3_AUTH = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0"
-KUBE = {"Authorization": "Bearer emulator-token-modelreg-operator"}
+KUBE = {"Authorization": "Bearer emulator-token-" + sys.argv[7]}  # the operator's identity
 
 def connection(url):
     if not hasattr(local, url):
-        setattr(local, url, http.client.HTTPConnection(url.removeprefix("http://")))
+        setattr(local, url, http.client.HTTPSConnection(url.removeprefix("https://"), context=tls)
+                if url.startswith("https://") else http.client.HTTPConnection(url.removeprefix("http://")))
     return getattr(local, url)
 
 def ask(url, method, path, body=None, headers={}):
@@ -127,12 +129,18 @@ def rss_mib(pid: int) -> float:
 class VerifiedCounter:
     """Counts verified ModelVersions from one cluster-wide watch (no listing load on the emulator)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, cluster: EmulatedCluster) -> None:
         self.verified: set[str] = set()
-        threading.Thread(target=self._run, args=(url,), daemon=True).start()
+        threading.Thread(target=self._run, args=(cluster,), daemon=True).start()
 
-    def _run(self, url: str) -> None:
-        with requests.get(f"{url}/apis/modelreg.io/v1alpha1/modelversions", params={"watch": "true"}, stream=True) as r:
+    def _run(self, cluster: EmulatedCluster) -> None:
+        with requests.get(
+            f"{cluster.url}/apis/modelreg.io/v1alpha1/modelversions",
+            params={"watch": "true"},
+            headers=cluster.headers(ADMIN),
+            verify=cluster.ca_file,
+            stream=True,
+        ) as r:
             for line in r.iter_lines():
                 if line:
                     item = json.loads(line)["object"]
@@ -196,7 +204,7 @@ def main() -> None:
     seal.write_bytes(TEST_SEAL_KEY)
     cluster = EmulatedCluster(CRD_FILES).start()
     cluster.grant_demo_users()
-    cluster.write_kubeconfig(kubeconfig, user="modelreg-operator")
+    cluster.write_kubeconfig(kubeconfig, user=OPERATOR_USER)
     s3 = S3Process().start()
     env = {**os.environ, **s3.environment(), "KUBECONFIG": str(kubeconfig)}
     namespaces = [f"team-{i}" for i in range(args.namespaces)]
@@ -209,9 +217,7 @@ def main() -> None:
             aws_secret_access_key="testing",
         )
         client.create_bucket(Bucket="models")
-        config = kubernetes.client.Configuration()
-        config.host = cluster.url
-        custom = kubernetes.client.CustomObjectsApi(kubernetes.client.ApiClient(config))
+        custom = kubernetes.client.CustomObjectsApi(kubernetes.client.ApiClient(cluster.configuration(ADMIN)))
 
         def create(i: int) -> None:
             data = f"weights {i}".encode()
@@ -249,7 +255,7 @@ def main() -> None:
             cluster,
         )
         print(f"no-op kopf operator: {noop}", flush=True)  # kept if the next phase does not finish
-        counter = VerifiedCounter(cluster.url)
+        counter = VerifiedCounter(cluster)
         modelreg_file = workdir / "modelreg_op.py"
         modelreg_file.write_text(textwrap.dedent(MODELREG))
         ours = measure(
@@ -267,7 +273,10 @@ def main() -> None:
         floor_file = workdir / "floor.py"
         floor_file.write_text(textwrap.dedent(FLOOR))
         run = subprocess.run(
-            [sys.executable, str(floor_file), cluster.url, s3.url, str(args.versions), ",".join(namespaces), "16"],
+            [
+                *(sys.executable, str(floor_file), cluster.url, s3.url, str(args.versions), ",".join(namespaces)),
+                *("16", cluster.ca_file, OPERATOR_USER),
+            ],
             capture_output=True,
             text=True,
         )

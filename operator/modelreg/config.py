@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic_settings import (
     BaseSettings,
@@ -27,6 +28,10 @@ from modelreg.models.stages import Stage, TargetStage
 
 class UnknownSectionError(ValueError):
     """A MODELREG_<SECTION>__<KEY> variable whose section does not exist."""
+
+
+class ConfigFileError(ValueError):
+    """MODELREG_CONFIG names a file that is no YAML mapping."""
 
 
 class Section(BaseModel):
@@ -110,15 +115,26 @@ class WebhookSettings(Section):
     client_ca_file: str | None = None
     # Deletes of stage holders and executed promotions are denied, except by these users: the
     # namespace controller's, so deleting a namespace still completes.
-    namespace_deleters: list[str] = [
-        "system:serviceaccount:kube-system:namespace-controller",
-        "system:kube-controller-manager",
-    ]
+    # (Not `system:kube-controller-manager`: where controllers share its credentials, the garbage
+    # collector deletes as it too.)
+    namespace_deleters: list[str] = ["system:serviceaccount:kube-system:namespace-controller"]
     # Name of the Mutating/ValidatingWebhookConfigurations the operator keeps current (url and
     # caBundle); null when they are installed otherwise (the Helm chart with cert-manager).
     managed: str | None = "modelreg.io"
 
     spellings: ClassVar[dict[str, str]] = {"clientCAFile": "client_ca_file"}
+
+    @field_validator("managed", mode="before")
+    @classmethod
+    def _unmanaged(cls, value: Any) -> Any:
+        # From the environment everything is a string: "null", "none" or "" mean "not managed",
+        # never configurations named "null".
+        if isinstance(value, str) and value.strip().lower() in ("", "null", "none", "~"):
+            return None
+        return value
+
+
+_SPELLINGS = WebhookSettings.spellings  # file key -> field, where camelCase is not the spelling
 
 
 class PolicySettings(Section):
@@ -269,5 +285,25 @@ class Settings(BaseSettings):
         if config_file:
             if not os.path.isfile(config_file):
                 raise FileNotFoundError(f"MODELREG_CONFIG names {config_file!r}, which is not a file")
+            try:
+                with open(config_file, encoding="utf-8") as text:
+                    content = yaml.safe_load(text)
+            except (yaml.YAMLError, UnicodeDecodeError) as exc:
+                where = getattr(exc, "problem_mark", None)
+                line = f" (line {where.line + 1})" if where is not None else ""
+                raise ConfigFileError(f"{config_file} is not valid YAML{line}") from None
+            if content is not None and not isinstance(content, dict):
+                raise ConfigFileError(f"{config_file} must be a YAML mapping of sections, not {type(content).__name__}")
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
         return tuple(sources)
+
+
+def explain(error: ValidationError) -> str:
+    """One line per problem, each key spelled as in the file (camelCase) with its variable's name."""
+    lines = []
+    for problem in error.errors():
+        path = [str(part) for part in problem["loc"]]
+        keys = [next((k for k, v in _SPELLINGS.items() if v == p), to_camel(p)) for p in path]
+        variable = "MODELREG_" + "__".join(path[:2]).upper()
+        lines.append(f"{'.'.join(keys)}: {problem['msg']} (or {variable})")
+    return "; ".join(lines)

@@ -26,9 +26,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class ExpectedDenials(logging.Filter):
+    """kopf logs every admission denial as an ERROR ("Webhook 'x' failed permanently: ..."): a
+    denial is the webhook doing its job, so it is one INFO line, not an error to page anyone about."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and record.name.startswith("kopf"):
+            message = record.getMessage()
+            handler, found, denial = message.partition(" failed permanently: ")
+            if found and handler.startswith("Webhook '"):
+                record.levelno, record.levelname = logging.INFO, "INFO"
+                record.msg, record.args = f"admission denied by {handler.removeprefix('Webhook ')}: {denial}", ()
+        return True
+
+
 def configure(level: str) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(ExpectedDenials())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

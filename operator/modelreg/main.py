@@ -20,9 +20,10 @@ import kopf
 from pydantic import ValidationError
 
 from modelreg import logs
-from modelreg.config import Settings, UnknownSectionError
+from modelreg.config import ConfigFileError, Settings, UnknownSectionError, explain
 from modelreg.domain.leadership import must_stop
 from modelreg.domain.redaction import redact
+from modelreg.domain.seals import Sealer
 from modelreg.domain.serving import TARGET_KINDS, TargetKind
 from modelreg.handlers import kopf_settings, register
 from modelreg.storage.kube import NoCluster, make_api_client, probe_cluster, served_kinds
@@ -54,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         settings = Settings()
-    except (ValidationError, FileNotFoundError, UnknownSectionError) as exc:
+    except ValidationError as exc:
+        print(f"modelreg-operator: invalid configuration: {explain(exc)}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, UnknownSectionError, ConfigFileError) as exc:
         print(f"modelreg-operator: invalid configuration: {exc}", file=sys.stderr)
         return 2
     if not settings.approvals.seal_key_file:
@@ -64,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
             "MODELREG_APPROVALS__SEAL_KEY_FILE=seal.key)",
             file=sys.stderr,
         )
+        return 2
+    try:  # before any connection: a missing or short key is a configuration error, said at once
+        Sealer(read_seal_key(settings.approvals.seal_key_file))
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        print(f"modelreg-operator: approvals.sealKeyFile {settings.approvals.seal_key_file}: {reason}", file=sys.stderr)
         return 2
     try:
         probe_cluster()

@@ -13,7 +13,7 @@ import kubernetes
 import pytest
 
 from modelreg.config import Settings
-from modelreg.testing.harness import EmulatedCluster, OperatorThread, S3Endpoint
+from modelreg.testing.harness import ADMIN, OPERATOR_USER, EmulatedCluster, OperatorThread, S3Endpoint
 from tests.conftest import CRD_FILES, KUBECONFIG
 
 NAMESPACE = "ml"
@@ -56,7 +56,8 @@ def extra_crds() -> list[Path]:
 def cluster(extra_crds: list[Path]) -> Iterator[EmulatedCluster]:
     emulated = EmulatedCluster([*CRD_FILES, *extra_crds]).start()
     emulated.grant_demo_users()
-    emulated.write_kubeconfig(KUBECONFIG, namespace=NAMESPACE, user="modelreg-operator")
+    # The operator acts as the ServiceAccount rbac.yaml binds: it holds only its ClusterRole.
+    emulated.write_kubeconfig(KUBECONFIG, namespace=NAMESPACE, user=OPERATOR_USER)
     yield emulated
     emulated.stop()
 
@@ -80,6 +81,7 @@ def start_operator(cluster: EmulatedCluster, aws_env: dict[str, str], settings: 
     def start(custom: Settings | None = None) -> OperatorThread:
         operator = OperatorThread(custom or settings, [NAMESPACE]).start()
         started.append(operator)
+        webhook_points_at(cluster, operator)
         return operator
 
     yield start
@@ -87,21 +89,38 @@ def start_operator(cluster: EmulatedCluster, aws_env: dict[str, str], settings: 
         operator.stop()
 
 
+def webhook_points_at(cluster: EmulatedCluster, operator: OperatorThread) -> None:
+    """Once the operator runs, wait until the webhook configurations it manages name its port: every
+    webhook fails closed, so a write in between would meet a predecessor's (a restart's) dead port."""
+    webhook = operator.settings.webhook
+    if not operator.running or not webhook.managed:
+        return
+    with api_client(cluster, ADMIN) as client:
+        api = kubernetes.client.AdmissionregistrationV1Api(client)
+
+        def current() -> bool:
+            configs = [
+                *api.list_mutating_webhook_configuration().items,
+                *api.list_validating_webhook_configuration().items,
+            ]
+            urls = [w.client_config.url or "" for c in configs for w in c.webhooks or []]
+            return bool(urls) and all(f":{webhook.port}/" in url for url in urls)
+
+        wait_for(current, timeout=30, what="the webhook configurations to name the new operator")
+
+
 @pytest.fixture
 def operator(start_operator: Callable) -> OperatorThread:
     return start_operator()
 
 
-def api_client(url: str, user: str) -> kubernetes.client.ApiClient:
-    config = kubernetes.client.Configuration()
-    config.host = url
-    config.api_key = {"authorization": f"Bearer emulator-token-{user}"}
-    return kubernetes.client.ApiClient(config)
+def api_client(cluster: EmulatedCluster, user: str) -> kubernetes.client.ApiClient:
+    return kubernetes.client.ApiClient(cluster.configuration(user))
 
 
 @pytest.fixture
 def kube(cluster: EmulatedCluster) -> Iterator[Kube]:
-    with api_client(cluster.url, "admin") as client:
+    with api_client(cluster, ADMIN) as client:
         yield Kube(client, cluster)
 
 
@@ -116,7 +135,7 @@ class Kube:
 
     def as_user(self, user: str) -> Kube:
         if user not in self._users:
-            self._users[user] = Kube(api_client(self.cluster.url, user), self.cluster)
+            self._users[user] = Kube(api_client(self.cluster, user), self.cluster)
         return self._users[user]
 
     def patch_status(self, plural: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
@@ -174,9 +193,7 @@ def wait_for(probe: Callable[[], Any], timeout: float = 20.0, what: str = "condi
 
 @pytest.fixture
 def apps(cluster: EmulatedCluster) -> Iterator[Any]:
-    config = kubernetes.client.Configuration()
-    config.host = cluster.url
-    with kubernetes.client.ApiClient(config) as client:
+    with api_client(cluster, ADMIN) as client:
         yield kubernetes.client.AppsV1Api(client)
 
 
@@ -184,7 +201,7 @@ def apps(cluster: EmulatedCluster) -> Iterator[Any]:
 def deployment_controller(cluster: EmulatedCluster) -> Iterator[Any]:
     from modelreg.testing.deployments import SimulatedDeploymentController
 
-    controller = SimulatedDeploymentController(cluster.url, [NAMESPACE]).start()
+    controller = SimulatedDeploymentController(cluster.configuration(ADMIN), [NAMESPACE]).start()
     yield controller
     controller.stop()
 

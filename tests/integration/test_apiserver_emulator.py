@@ -28,7 +28,13 @@ def mv(name: str | None = None, **meta) -> dict:
 
 
 def patch(cluster, path: str, body, content_type="application/merge-patch+json") -> requests.Response:
-    return requests.patch(cluster.url + path, data=json.dumps(body), headers={"Content-Type": content_type})
+    headers = {**cluster.headers("admin"), "Content-Type": content_type}
+    return requests.patch(cluster.url + path, data=json.dumps(body), headers=headers, verify=cluster.ca_file)
+
+
+def get(cluster, path: str, headers: dict | None = None, **kwargs) -> requests.Response:
+    headers = {**cluster.headers("admin"), **(headers or {})}
+    return requests.get(cluster.url + path, headers=headers, verify=cluster.ca_file, **kwargs)
 
 
 def test_create_assigns_identity_and_drops_status(kube):
@@ -96,7 +102,7 @@ def test_a_staged_refusal_answers_only_its_method_and_resource_until_lifted(clus
     assert refused.status_code == 403
     assert refused.json()["reason"] == "Forbidden"
     assert refused.json()["message"] == 'cannot patch resource "modelversions"'
-    assert requests.get(cluster.url + f"{BASE}/refused").status_code == 200  # other methods are served
+    assert get(cluster, f"{BASE}/refused").status_code == 200  # other methods are served
     cluster.allow("PATCH", "modelversions")
     assert patch(cluster, f"{BASE}/refused", {"spec": {"description": "x"}}).status_code == 200
 
@@ -123,7 +129,7 @@ def test_lists_have_kind_and_honour_label_selectors(cluster, kube):
 
 def test_server_side_table_uses_the_crd_printer_columns(cluster, kube):
     kube.create("modelversions", mv("t1"))
-    table = requests.get(cluster.url + BASE, headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}).json()
+    table = get(cluster, BASE, headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}).json()
     names = [c["name"] for c in table["columnDefinitions"]]
     assert names == ["Name", "Model", "Version", "Stage", "Verified", "Age", "Format", "URI", "Message"]
     assert table["rows"][0]["cells"][:3] == ["t1", "fraud", 1]
@@ -135,7 +141,7 @@ def test_watch_hands_over_from_snapshot_to_stream_without_loss(cluster, kube):
     done = threading.Event()
 
     def watch() -> None:
-        with requests.get(cluster.url + BASE, params={"watch": "true"}, stream=True, timeout=10) as response:
+        with get(cluster, BASE, params={"watch": "true"}, stream=True, timeout=10) as response:
             for line in response.iter_lines():
                 if line:
                     event = json.loads(line)
@@ -197,7 +203,7 @@ def test_events_are_served_by_both_apis_and_field_selectors_narrow_lists(cluster
 
 
 def test_secret_string_data_is_folded_into_data(cluster):
-    with api_client(cluster.url, "admin") as client:
+    with api_client(cluster, "admin") as client:
         core = kubernetes.client.CoreV1Api(client)
         core.create_namespaced_secret("ml", {"metadata": {"name": "s"}, "stringData": {"k": "v1"}})
         core.patch_namespaced_secret("s", "ml", {"stringData": {"k": "v2", "j": "w"}})

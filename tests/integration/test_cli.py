@@ -59,7 +59,7 @@ def test_register_prints_a_valid_manifest_or_applies_it(cli, kube, s3, bucket, t
         "--file",
         str(model),
         "--to",
-        f"s3://{bucket}/fraud/1",
+        f"s3://{bucket}/fraud/1/",
         "--metric",
         "auc=0.91",
         "--param",
@@ -80,7 +80,7 @@ def test_register_prints_a_valid_manifest_or_applies_it(cli, kube, s3, bucket, t
     assert head["ChecksumSHA256"]  # uploaded with a checksum: verification needs no download
 
     code, out, _ = cli(
-        "register", "fraud", "--version", "1", "--file", str(model), "--to", f"s3://{bucket}/fraud/1", "--apply"
+        "register", "fraud", "--version", "1", "--file", str(model), "--to", f"s3://{bucket}/fraud/1/", "--apply"
     )
     assert code == 0 and "fraud-v1 registered" in out
     verified(kube, "fraud-v1")
@@ -120,7 +120,7 @@ def test_promote_approve_history_diff_lineage(cluster, cli, kube, bucket, tmp_pa
                 "--file",
                 str(path),
                 "--to",
-                f"s3://{bucket}/fraud/{version}",
+                f"s3://{bucket}/fraud/{version}/",
                 "--metric",
                 f"auc={auc}",
                 "--run-id",
@@ -148,7 +148,9 @@ def test_promote_approve_history_diff_lineage(cluster, cli, kube, bucket, tmp_pa
                         "resources": ["modelstages"],
                         "verbs": ["approve"],
                         "resourceNames": ["fraud/Production"],
-                    }
+                    },
+                    # approving is annotating: RBAC must let it read and patch promotions too
+                    {"apiGroups": ["modelreg.io"], "resources": ["modelpromotions"], "verbs": ["get", "patch"]},
                 ],
             },
             {
@@ -176,7 +178,7 @@ def test_promote_approve_history_diff_lineage(cluster, cli, kube, bucket, tmp_pa
     code, out, _ = cli("history", "fraud")
     assert code == 0 and "Production" in out and "bob,system:serviceaccount:ci:deployer" in out
     code, out, _ = cli("history", "fraud", "-o", "json")
-    assert json.loads(out)[0]["approvedBy"] == ["bob", "system:serviceaccount:ci:deployer"]
+    assert json.loads(out)["items"][0]["approvedBy"] == ["bob", "system:serviceaccount:ci:deployer"]  # a List
     code, out, _ = cli("history", "fraud", "--at", "2099-01-01T00:00:00Z")  # point in time: who held what
     header, row = out.splitlines()[:2]
     assert header.split()[:3] == ["STAGE", "VERSION", "SINCE"] and row.split()[:2] == ["Production", "2"]

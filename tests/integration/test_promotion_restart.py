@@ -27,7 +27,7 @@ def test_restart_mid_rollout(start_operator, cluster, apps, kube, s3, bucket):
     first.stop()
 
     start_operator()
-    controller = SimulatedDeploymentController(cluster.url, [NAMESPACE]).start()
+    controller = SimulatedDeploymentController(cluster.configuration("admin"), [NAMESPACE]).start()
     try:
         done = succeeded(kube, "p", "Promoted")
     finally:

@@ -20,14 +20,14 @@ MODELREG = [sys.executable, "-c", "from modelreg.testing.sandbox import cli; imp
 
 
 def port_is_closed(url: str) -> bool:
-    host, port = re.match(r"http://([\d.]+):(\d+)", url).groups()
+    host, port = re.match(r"https?://([\d.]+):(\d+)", url).groups()
     with socket.socket() as sock:
         return sock.connect_ex((host, int(port))) != 0
 
 
 def urls(text: str) -> dict[str, str]:
     return {
-        "api": re.search(r"API server : (http://\S+)", text).group(1),
+        "api": re.search(r"API server : (https?://\S+)", text).group(1),
         "s3": re.search(r"S3 endpoint: (http://\S+)", text).group(1),
     }
 
@@ -149,7 +149,7 @@ def test_kubectl_sees_the_columns_meets_the_webhook_and_ctrl_c_stops_everything(
                 "p",
                 "modelreg.io/requested-by=carol",
             ): "set only by the admission",
-            (
+            (  # RBAC gives users no status
                 "alice",
                 "patch",
                 "mv",
@@ -158,11 +158,22 @@ def test_kubectl_sees_the_columns_meets_the_webhook_and_ctrl_c_stops_everything(
                 "--type=merge",
                 "-p",
                 '{"status":{"stage":"Production"}}',
-            ): "written only by the modelreg operator",
+            ): 'is forbidden: User "alice" cannot get resource "modelversions/status"',  # kubectl reads first
         }
         for (user, *args), denial in attacks.items():
             done = as_user(user, *args)
             assert done.returncode != 0 and denial in done.stderr, (args, done.stderr)
+        status = [
+            "patch",
+            "mv",
+            "fraud-v1",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            '{"status":{"stage":"Production"}}',
+        ]
+        as_admin = subprocess.run(["kubectl", *status], env=env, capture_output=True, text=True)
+        assert "written only by the modelreg operator" in as_admin.stderr  # the administrator meets the webhook
         assert as_user("bob", "annotate", "mp", "p", "approval.modelreg.io/bob=bob").returncode == 0
         assert kubectl("get", "mp", "p", "-o", "jsonpath={.metadata.annotations.seal\\.modelreg\\.io/bob}").startswith(
             "webhook|"
@@ -221,6 +232,65 @@ def test_kubectl_applies_the_quickstart_without_flags_and_sees_versions_and_even
             text=True,
         )
         assert bad.returncode != 0 and "Traceback" not in bad.stderr and "InternalError" not in bad.stderr
+    finally:
+        sandbox.send_signal(signal.SIGINT)
+        sandbox.wait(timeout=60)
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_a_200_mib_artifact_registered_in_parts_is_verified(tmp_path):
+    # register uploads it in parts: the store reports their composite SHA-256, never the digest
+    sandbox, banner = start_sandbox(tmp_path)
+    try:
+        endpoints = urls(banner)
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(tmp_path / "kubeconfig"),
+            "AWS_ENDPOINT_URL_S3": endpoints["s3"],
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": "us-east-1",
+        }
+        model = tmp_path / "big.bin"
+        with model.open("wb") as out:
+            for _ in range(200):
+                out.write(os.urandom(1 << 20))
+        command = ["register", "big", "--version", "1", "--file", str(model), "--to", "s3://models/big/1", "--apply"]
+        register = subprocess.run(
+            [sys.executable, "-m", "modelreg.cli.main", *command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert register.returncode == 0, register.stderr
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            done = subprocess.run(
+                [
+                    "kubectl",
+                    "get",
+                    "mv",
+                    "big-v1",
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type=='ArtifactVerified')]}",
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            if '"status":"True"' in done.stdout.replace(" ", "") or '"reason":"ChecksumMismatch"' in done.stdout:
+                break
+            time.sleep(1)
+        assert '"reason":"Verified"' in done.stdout.replace(" ", ""), done.stdout
+        assert '"method":"Stream"' in subprocess.run(
+            ["kubectl", "get", "mv", "big-v1", "-o", "jsonpath={.status.artifact}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout.replace(" ", "")
     finally:
         sandbox.send_signal(signal.SIGINT)
         sandbox.wait(timeout=60)

@@ -138,12 +138,13 @@ def test_a_deployment_naming_a_missing_container_fails_the_promotion_and_blocks_
     assert stage(kube, "fraud-v1") == "Staging"
 
 
-def test_a_version_deleted_mid_rollout_ends_version_not_found(operator, apps, kube, s3, bucket):
+def test_a_version_deleted_mid_rollout_ends_version_not_found(operator, apps, kube, s3, bucket, bypass):
     apps.create_namespaced_deployment(NAMESPACE, deployment("scorer", stage="Staging"))
     register(kube, s3, bucket, 1)
     promote(kube, "s1", 1, target="Staging")
     succeeded(kube, "s1", "RollingOut")  # no Deployment controller: the rollout cannot finish
-    kube.delete("modelversions", "fraud-v1")
+    with bypass:  # admission denies deleting a stage holder: past it (the namespace going, etcd)
+        kube.delete("modelversions", "fraud-v1")
     ended = succeeded(kube, "s1", "VersionNotFound")
     assert "was deleted" in condition(ended, "Succeeded")["message"]
     register(kube, s3, bucket, 2)
@@ -305,3 +306,39 @@ def test_the_same_bytes_overwritten_without_a_checksum_still_serve(operator, app
     env = wait_for(lambda: (e := served_env(apps)).get("MODEL_VERSION") == str(version) and e, what="rolled")
     assert env["MODEL_SHA256"] == hashlib.sha256(COLLIDING_A).hexdigest()
     assert stage(kube, f"fraud-v{version}") == "Staging"
+
+
+def test_a_version_put_between_the_head_and_the_read_is_never_recorded_as_proven(s3, bucket):
+    # Versioned bucket: B (colliding with A) is the latest version when the operator HEADs it; A is
+    # put before the GET. Pinned by ETag alone the GET would hash A and record B's VersionId as
+    # proven, which serving then reads (MODEL_VERSION_ID). Pinned to the VersionId, it hashes B.
+    import asyncio
+
+    from modelreg.domain.model_versions import RetryPolicy
+    from modelreg.domain.seals import Sealer
+    from modelreg.domain.trust import StatusSeals
+    from modelreg.models.resources import ArtifactSpec
+    from modelreg.services.model_versions import ModelVersionReconciler
+    from modelreg.storage.s3 import ObjectStore
+
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    evil = s3.put_object(Bucket=bucket, Key="m.bin", Body=COLLIDING_B)["VersionId"]
+    store = ObjectStore(s3)
+    digest = store.digest
+
+    def racing_digest(location, snapshot, *args, **kwargs):
+        s3.put_object(Bucket=bucket, Key="m.bin", Body=COLLIDING_A)  # right after the HEAD
+        return digest(location, snapshot, *args, **kwargs)
+
+    store.digest = racing_digest
+
+    async def store_for(namespace):
+        return store
+
+    reconciler = ModelVersionReconciler(store_for, RetryPolicy(), 1, StatusSeals(Sealer(b"k" * 32)))
+    spec = ArtifactSpec.model_validate(
+        {"uri": f"s3://{bucket}/m.bin", "sha256": hashlib.sha256(COLLIDING_A).hexdigest()}
+    )
+    verdict, snapshot = asyncio.run(reconciler.check(NAMESPACE, spec, {}, 1))
+    assert snapshot.version_id == evil
+    assert not verdict.verified and verdict.found_sha256 == hashlib.sha256(COLLIDING_B).hexdigest()

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from modelreg.config import Settings
+from modelreg.testing.harness import ADMIN
 from modelreg.testing.serving_targets import (
     ABORT_VERSIONS,
     SimulatedInferenceServiceController,
@@ -40,10 +42,17 @@ def settings() -> Settings:
 
 
 @pytest.fixture
+def cluster(cluster):
+    """The optional RBAC for both kinds (examples/install), as an installation without Helm applies it."""
+    optional = ROOT / "examples" / "install" / "rbac-serving-targets.yaml"
+    cluster.apply(d for d in yaml.safe_load_all(optional.read_text()) if d)
+    return cluster
+
+
+@pytest.fixture
 def controllers(cluster) -> Iterator[None]:
-    started = [
-        c(cluster.url, [NAMESPACE]).start() for c in (SimulatedInferenceServiceController, SimulatedRolloutController)
-    ]
+    kinds = (SimulatedInferenceServiceController, SimulatedRolloutController)
+    started = [kind(cluster.configuration(ADMIN), [NAMESPACE]).start() for kind in kinds]
     yield
     for controller in started:
         controller.stop()

@@ -237,8 +237,39 @@ def test_a_promotion_that_moved_nothing_may_be_withdrawn_and_an_archived_version
     wait_for(lambda: not kube.exists("modelversions", "fraud-v1"), what="deleted")
 
 
-def test_the_namespace_controllers_deletes_are_admitted(operator, kube, s3, bucket, deployment_controller):
+def bind(cluster, name: str, subject: dict, rules: list[dict] | None = None, role: str | None = None) -> None:
+    """A ClusterRole (`rules`) or an existing one (`role`), bound to `subject` cluster-wide."""
+    documents = []
+    if rules is not None:
+        role = name
+        documents.append(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRole",
+                "metadata": {"name": name},
+                "rules": rules,
+            }
+        )
+    documents.append(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [subject],
+        }
+    )
+    cluster.apply(documents)
+
+
+def test_the_namespace_controllers_deletes_are_admitted(operator, cluster, kube, s3, bucket, deployment_controller):
     # deleting a namespace must complete: its controller deletes every object in it
+    bind(
+        cluster,
+        "namespace-controller",
+        {"kind": "ServiceAccount", "name": "namespace-controller", "namespace": "kube-system"},
+        rules=[{"apiGroups": ["modelreg.io"], "resources": ["*"], "verbs": ["get", "list", "delete"]}],
+    )
     register(kube, s3, bucket, 1)
     promote(kube, "p", 1, target="Staging")
     succeeded(kube, "p", "Promoted")
@@ -291,7 +322,13 @@ def ready_reason(kube, name):
 # -- what a GitOps approval proves --------------------------------------------------------------
 
 
-def test_minimum_cluster_approvals_hold_against_gitops_only_approvals(start_operator, kube, s3, bucket):
+def test_minimum_cluster_approvals_hold_against_gitops_only_approvals(start_operator, cluster, kube, s3, bucket):
+    bind(
+        cluster,
+        "argocd-edits",
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "argocd"},
+        role="modelreg-editor",
+    )
     start_operator(
         Settings(
             approvals={"gitops_identity": "argocd", "gitops_stages": ["Production"]},
@@ -333,3 +370,52 @@ def test_an_administrator_removes_a_model_and_its_history_deliberately(
     for name in ("p", "retire"):
         kube.delete("modelpromotions", name)  # the administrator (system:masters) holds delete on modelhistories
         wait_for(lambda n=name: not kube.exists("modelpromotions", n), what=f"{name} removed")
+
+
+def test_a_finalizer_or_owner_reference_set_by_a_user_is_refused(operator, kube, s3, bucket):
+    # dave's plan: hold the delete of a version with his own finalizer until it holds Production
+    register(kube, s3, bucket, 1)
+    promote(kube, "p", 1, approvers=())
+    for plural, name in (("modelversions", "fraud-v1"), ("modelpromotions", "p")):
+        for field, value in (
+            ("finalizers", ["dave.example/hold"]),
+            ("ownerReferences", [{"apiVersion": "v1", "kind": "ConfigMap", "name": "mine", "uid": "0000"}]),
+        ):
+            with pytest.raises(ApiException) as denied:
+                kube.as_user("dave").patch(plural, name, {"metadata": {field: value}})
+            assert denied.value.status == 403 and f"metadata.{field}" in denied.value.body
+    body = version_body("fraud-v2", f"s3://{bucket}/fraud/1.onnx", "a" * 64, version=2)
+    body["metadata"]["finalizers"] = ["dave.example/hold"]
+    with pytest.raises(ApiException) as denied:
+        kube.as_user("dave").create("modelversions", body)
+    assert denied.value.status == 403
+
+
+def test_the_gitops_identity_never_approves_in_the_cluster(start_operator, cluster, kube, s3, bucket):
+    bind(
+        cluster,
+        "argocd-edits",
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "argocd"},
+        role="modelreg-editor",
+    )
+    bind(
+        cluster,
+        "argocd-approves",
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "argocd"},
+        role="modelreg-approver",
+    )
+    start_operator(
+        Settings(
+            approvals={"gitops_identity": "argocd", "gitops_stages": ["Production"]},
+            promotions={"tick_seconds": 0.3},
+        )
+    )
+    register(kube, s3, bucket, 1)
+    promote(kube, "p", 1, approvers=("bob",))
+    with pytest.raises(ApiException) as denied:
+        approve(kube, "p", "argocd")
+    assert denied.value.status == 403 and "does not approve" in denied.value.body
+    wait_for(
+        lambda: condition(kube.get("modelpromotions", "p"), "Succeeded")["message"].startswith("1/2 approvals"),
+        what="bob's approval counted, argocd's refused",
+    )

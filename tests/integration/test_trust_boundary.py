@@ -78,9 +78,11 @@ def test_requested_by_is_stamped_from_the_creating_user(operator, kube, s3, buck
 
 def test_only_the_operator_writes_status_and_the_stage_label(operator, kube, s3, bucket):
     register(kube, s3, bucket, 1)
-    for user in ("admin", "alice"):
-        with pytest.raises(ApiException, match="written only by the modelreg operator"):
-            kube.as_user(user).patch_status("modelversions", "fraud-v1", {"stage": "Production"})
+    # RBAC gives alice no status; the administrator passes RBAC and meets the webhook.
+    with pytest.raises(ApiException, match=r"cannot patch resource \W+modelversions/status"):
+        kube.as_user("alice").patch_status("modelversions", "fraud-v1", {"stage": "Production"})
+    with pytest.raises(ApiException, match="written only by the modelreg operator"):
+        kube.as_user("admin").patch_status("modelversions", "fraud-v1", {"stage": "Production"})
     assert stage(kube, "fraud-v1") is None
     with pytest.raises(ApiException, match=r"modelreg\.io/stage is kept by the modelreg operator"):
         kube.as_user("alice").patch(
@@ -278,3 +280,34 @@ def test_a_version_is_labelled_with_its_model_as_it_is_created(operator, kube, s
     )
     # the create's own response: labelled before the operator has looked at it, a wrong label corrected
     assert created["metadata"]["labels"] == {"modelreg.io/model": "fraud", "team": "risk"}
+
+
+def test_in_managed_mode_the_operators_own_writes_skip_its_webhooks(operator, cluster, kube, s3, bucket):
+    # kopf writes the configurations without matchConditions; the operator adds the chart's own
+    user = "system:serviceaccount:modelreg-system:modelreg-operator"
+
+    def conditions() -> list:
+        return [
+            (w["name"].split(".")[0], w.get("matchConditions"))
+            for c in cluster.api._stored_kind("ValidatingWebhookConfiguration")
+            for w in c.get("webhooks") or []
+        ]
+
+    wait_for(
+        lambda: (
+            all(
+                found == [{"name": "not-the-operator", "expression": f'request.userInfo.username != "{user}"'}]
+                for name, found in conditions()
+                if name in ("check-versions", "status-modelversions", "status-modelpromotions")
+            )
+            and len(conditions()) >= 4
+        ),
+        what="the operator's skip conditions on its managed configuration",
+    )
+    calls = cluster.api.admission.calls
+    before = calls["status-modelversions.modelreg.io"]
+    register(kube, s3, bucket, 1)  # the operator writes its status: the webhook is not asked
+    assert calls["status-modelversions.modelreg.io"] == before
+    with pytest.raises(ApiException):  # anyone else still is
+        kube.patch_status("modelversions", "fraud-v1", {"stage": "Production"})
+    assert calls["status-modelversions.modelreg.io"] == before + 1

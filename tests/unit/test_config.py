@@ -107,6 +107,47 @@ def test_the_sandbox_without_its_extra_says_how_to_install_it(capsys, monkeypatc
     assert "pip install 'modelreg[testing]'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (
+            "verification:\n  maxConcurrent: 0\n",
+            "verification.maxConcurrent: Input should be greater than or equal to 1",
+        ),
+        ("webhook:\n  clientCAFile: 3\n", "webhook.clientCAFile: Input should be a valid string"),
+        ("[unclosed\n", "is not valid YAML (line 2)"),
+        ("- a\n- b\n", "must be a YAML mapping of sections, not list"),
+    ],
+)
+def test_a_bad_config_file_is_one_line_naming_keys_as_written(tmp_path, capsys, monkeypatch, text, says):
+    from modelreg.main import main
+
+    config = tmp_path / "modelreg.yaml"
+    config.write_text(text)
+    monkeypatch.setenv("MODELREG_CONFIG", str(config))
+    assert main(["run", "-A"]) == 2
+    err = capsys.readouterr().err
+    assert says in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_the_seal_key_is_checked_before_any_connection(tmp_path, capsys, monkeypatch):
+    from modelreg.main import main
+
+    key = tmp_path / "seal.key"
+    key.write_bytes(b"short")
+    monkeypatch.setenv("MODELREG_APPROVALS__SEAL_KEY_FILE", str(key))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))  # no cluster either: the key first
+    assert main(["run", "-A"]) == 2
+    err = capsys.readouterr().err
+    assert "approvals.sealKeyFile" in err and "at least 16 bytes" in err and "kubeconfig" not in err
+
+
+@pytest.mark.parametrize("value", ["null", "None", ""])
+def test_managed_null_from_the_environment_means_not_managed(monkeypatch, value):
+    monkeypatch.setenv("MODELREG_WEBHOOK__MANAGED", value)
+    assert Settings().webhook.managed is None
+
+
 def test_serving_targets_default_to_deployments_and_are_enabled_by_file_or_environment(tmp_path, monkeypatch):
     assert Settings().serving.targets.enabled() == {"deployments"}
     config = tmp_path / "modelreg.yaml"

@@ -78,3 +78,25 @@ def test_an_api_outage_is_counted_not_told_on_every_object():
         reports.failed(("ml", f"w{n}"), ApiUnreachable("connection refused"))
     assert told == []  # no Event per object on top of a throttling or absent API server
     assert metrics.RECONCILE_FAILURES.labels(kind="ModelVersion", reason="APIUnavailable")._value.get() == before + 100
+
+
+def test_an_admission_denial_is_an_info_line_not_an_error():
+    import logging
+
+    from modelreg.logs import ExpectedDenials
+
+    denial = logging.LogRecord(
+        "kopf.objects",
+        logging.ERROR,
+        __file__,
+        1,
+        "Webhook 'check-promotions' failed permanently: dave may not",
+        (),
+        None,
+    )
+    assert ExpectedDenials().filter(denial) and denial.levelno == logging.INFO
+    assert denial.getMessage() == "admission denied by 'check-promotions': dave may not"
+    crash = logging.LogRecord(
+        "kopf.objects", logging.ERROR, __file__, 1, "Handler 'x' failed with an exception", (), None
+    )
+    assert ExpectedDenials().filter(crash) and crash.levelno == logging.ERROR

@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.metadata
+import io
+import os
 import re
 import sys
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import argcomplete
 
 from modelreg import GROUP, VERSION
 from modelreg.cli import render
 from modelreg.domain.approvals import approval_key
-from modelreg.domain.artifacts import InvalidURIError, Location, parse_uri
+from modelreg.domain.artifacts import InvalidURIError, Location, directory_digest, parse_uri
 from modelreg.domain.promotions import TERMINAL, reason_of
+from modelreg.models.resources import DNS1123_LABEL
 from modelreg.models.stages import TARGETS
 from modelreg.storage.kube_client import KubeClient, KubeClientError
-from modelreg.storage.local_files import directory_files, file_sha256, local_directory_digest
-from modelreg.storage.s3 import StorageFailure, make_client, upload
+from modelreg.storage.local_files import directory_files, file_sha256
+from modelreg.storage.s3 import StorageFailure, make_client, storage_digest, stored_already, upload
 
 
 class UsageError(Exception):
@@ -45,11 +52,14 @@ _CRITERION = re.compile(r"^\s*([A-Za-z0-9_.-]+)\s*(>=|<=|~)\s*(-?[0-9.eE+-]+)\s*
 
 
 def timestamp(text: str) -> str:
+    """An RFC 3339 time, in UTC (a time without a zone is read as UTC, as the cluster's times are)."""
     try:
-        datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an RFC 3339 time: {text!r} (e.g. 2026-11-01T12:00:00Z)") from None
-    return text
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").replace(".000000Z", "Z")
 
 
 def criterion(text: str) -> dict[str, Any]:
@@ -77,19 +87,30 @@ class Commands:
     @property
     def kube(self) -> KubeClient:
         if self._kube is None:
-            self._kube = KubeClient(self.args.kubeconfig, self.args.context)
+            self._kube = KubeClient(self.args.kubeconfig, self.args.context, self.args.as_user)
         return self._kube
 
     @property
     def namespace(self) -> str:
         return self.args.namespace or self.kube.default_namespace
 
-    def out(self, data: Any, table: str) -> None:
-        print(table if self.args.output == "table" else render.dump(data, self.args.output))
+    def out(self, data: Any, table: str, wide: str | None = None) -> None:
+        """kubectl's -o: table (wide: more columns), name, or json/yaml (a listing as a `List`)."""
+        output = self.args.output
+        if output in ("table", "wide"):
+            print(wide if output == "wide" and wide is not None else table)
+        elif output == "name":
+            objects = data if isinstance(data, list) else [data]
+            print("\n".join(render.resource_name(o) for o in objects if isinstance(o, dict) and "kind" in o))
+        else:
+            print(render.dump(render.as_list(data), output))
 
     def versions(self, model: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        """A model's versions: each number's owner only (a later registration of it is a duplicate)."""
         found = [
-            v for v in self.kube.list("modelversions", namespace or self.namespace) if v["spec"]["modelName"] == model
+            v
+            for v in self.kube.list("modelversions", namespace or self.namespace)
+            if v["spec"]["modelName"] == model and render.ready_reason(v) != "DuplicateVersion"
         ]
         if not found:
             raise KubeClientError(f"model {model!r} has no registered versions in namespace {self.namespace}")
@@ -103,32 +124,50 @@ class Commands:
 
     # -- writing --------------------------------------------------------------------------
     def register(self) -> None:
+        """Register bytes without ever changing bytes a ModelVersion names: everything a user can
+        get wrong is checked before the first byte is uploaded, and an existing object is never
+        overwritten (the same bytes are not uploaded again; other bytes are refused)."""
         a = self.args
-        if bool(a.file) == bool(a.dir):
-            raise UsageError("give exactly one of --file or --dir")
-        try:
-            target = parse_uri(a.to.rstrip("/") + "/")
-        except InvalidURIError as exc:
-            raise UsageError(f"--to: {exc}") from None
+        if sum(map(bool, (a.file, a.dir, a.existing))) != 1:
+            raise UsageError("give exactly one of --file, --dir or --existing")
+        name = _name(a.model, a.version)
+        if not re.fullmatch(DNS1123_LABEL, a.model) or len(a.model) > 63 or len(name) > 253:
+            raise UsageError(f"model name {a.model!r}: lowercase letters, digits and '-' only (a DNS label)")
+        if a.version < 1:
+            raise UsageError(f"--version {a.version}: versions start at 1")
         metrics = key_values(a.metric, "metric", number=True)
         params = key_values(a.param, "param", number=False)
-        source = Path(a.file or a.dir)
+        source = Path(a.file or a.dir or ".")
         if a.file and not source.is_file():
             raise UsageError(f"--file {source}: no such file")
         if a.dir and not source.is_dir():
             raise UsageError(f"--dir {source}: no such directory")
+        if bool(a.existing) == bool(a.to):
+            raise UsageError("--to names where --file or --dir goes; --existing names what is there already")
+        try:
+            target = parse_uri(a.existing or (a.to.rstrip("/") + "/" if a.dir else a.to))
+        except InvalidURIError as exc:
+            raise UsageError(f"--{'existing' if a.existing else 'to'}: {exc}") from None
+        if a.apply:
+            self._not_registered(a.model, a.version, name)
         client = make_client()
-        if a.file:
-            location = Location(target.bucket, target.key + source.name)
+        if a.existing:  # already in storage: nothing uploaded, its digest from storage
+            location = target
+            sha, size = storage_digest(client, location)
+        elif a.file:
+            # a prefix (ending in /) takes the file's name; anything else is the exact key
+            location = Location(target.bucket, target.key + source.name) if target.is_directory else target
             sha, size = file_sha256(source), source.stat().st_size
-            self._upload(client, [(source, location)], size)
+            self._upload(client, [(source, location, sha)], size)
         else:
             location = target
             files = directory_files(source)
             if not files:
                 raise UsageError(f"--dir {source}: no files to register")
-            sha, size = local_directory_digest(source), sum(p.stat().st_size for _, p in files)
-            self._upload(client, [(p, Location(target.bucket, target.key + key)) for key, p in files], size)
+            hashed = [(path, Location(target.bucket, target.key + key), file_sha256(path)) for key, path in files]
+            sha = directory_digest((item[1].key[len(target.key) :], item[2]) for item in hashed)
+            size = sum(path.stat().st_size for _, path in files)
+            self._upload(client, hashed, size)
         lineage = {
             k: v
             for k, v in (
@@ -169,7 +208,22 @@ class Commands:
             f"({location!s}, sha256 {sha[:12]}…); the operator verifies it next",
         )
 
-    def _upload(self, client: Any, items: list[tuple[Path, Location]], total: int) -> None:
+    def _not_registered(self, model: str, version: int, name: str) -> None:
+        taken = [
+            v["metadata"]["name"]
+            for v in self.kube.list("modelversions", self.namespace)
+            if v["metadata"]["name"] == name
+            or (v["spec"].get("modelName") == model and v["spec"].get("version") == version)
+        ]
+        if taken:
+            raise KubeClientError(
+                f"version {version} of model {model!r} is already registered in namespace {self.namespace} "
+                f"(ModelVersion {taken[0]}): nothing was uploaded; register a new version instead"
+            )
+
+    def _upload(self, client: Any, items: list[tuple[Path, Location, str]], total: int) -> None:
+        """Each file to its key, unless the key already holds it (same SHA-256): never over other bytes."""
+        todo = [(path, location) for path, location, sha in items if not stored_already(client, location, sha)]
         done = 0
         interactive = sys.stderr.isatty()
 
@@ -179,9 +233,12 @@ class Commands:
             if interactive and total:
                 print(f"\ruploading {done / total:6.1%} of {total} bytes", end="", file=sys.stderr, flush=True)
 
-        for path, location in items:
+        for path, location in todo:
             upload(client, str(path), location, progress)
-        print(f"\ruploaded {total} bytes in {len(items)} object(s) with SHA-256 checksums", file=sys.stderr)
+        if todo:
+            print(f"\ruploaded {len(todo)} object(s) with SHA-256 checksums", file=sys.stderr)
+        if len(todo) < len(items):
+            print(f"{len(items) - len(todo)} object(s) already in storage with these bytes", file=sys.stderr)
 
     def _emit(self, body: dict[str, Any], plural: str, applied_message: str) -> None:
         if self.args.apply:
@@ -192,6 +249,8 @@ class Commands:
 
     def promote(self) -> None:
         a = self.args
+        if a.apply and not a.allow_pending:  # a typo would otherwise wait forever, "created"
+            self.version(a.model, a.version)
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "ModelPromotion",
@@ -207,22 +266,36 @@ class Commands:
         self._emit(body, "modelpromotions", f"modelpromotion {body['metadata']['name']} created")
 
     def approve(self, remove: bool = False) -> None:
-        self.kube.get("modelpromotions", self.namespace, self.args.promotion)  # "not found" in plain words
+        promotion = self.kube.get("modelpromotions", self.namespace, self.args.promotion)  # "not found" in words
         user = self.kube.whoami()  # the admission webhook checks the rest, and says why it refuses
+        if remove and approval_key(user) not in (promotion["metadata"].get("annotations") or {}):
+            print(f"{user} has no approval on {self.args.promotion} to remove")
+            return
         self.kube.annotate(
             "modelpromotions", self.namespace, self.args.promotion, {approval_key(user): None if remove else user}
         )
         print(f"{'removed the approval of' if remove else 'approved'} {self.args.promotion} as {user}")
 
+    def completion(self) -> None:
+        """For kubectl-modelreg and `kubectl modelreg` alike (kubectl asks kubectl_complete-modelreg)."""
+        print(argcomplete.shellcode(["kubectl-modelreg"], shell=self.args.shell))
+
     # -- reading --------------------------------------------------------------------------
     def list(self) -> None:
         namespace = None if self.args.all_namespaces else self.namespace
         versions = [
-            v for v in self.kube.list("modelversions", namespace) if self.args.model in (None, v["spec"]["modelName"])
+            v
+            for v in self.kube.list("modelversions", namespace)
+            if self.args.model in (None, v["spec"]["modelName"]) and render.ready_reason(v) != "DuplicateVersion"
         ]
         if not versions and self.args.model:
             raise KubeClientError(f"model {self.args.model!r} has no registered versions")
-        self.out(versions, render.version_rows(versions, wide_namespace=namespace is None))
+        wide_namespace = namespace is None
+        self.out(
+            versions,
+            render.version_rows(versions, wide_namespace=wide_namespace),
+            render.version_rows(versions, wide_namespace=wide_namespace, wide=True),
+        )
 
     def describe(self) -> None:
         if self.args.number is None:
@@ -256,52 +329,116 @@ class Commands:
             raise KubeClientError(f"model {self.args.model!r} has no version {self.args.number}")
         self.out(chain, render.lineage_tree(self.args.model, chain))
 
-    def status(self) -> None:
+    def status(self) -> int:
+        """With --watch: exit 0 once the promotion is Promoted, 1 when it ends otherwise (or at
+        --timeout), so a pipeline can gate on it."""
+        deadline = time.monotonic() + self.args.timeout if self.args.timeout else None
         while True:
             promotion = self.kube.get("modelpromotions", self.namespace, self.args.promotion)
             self.out(promotion if self.args.output != "table" else None, render.promotion_status(promotion))
-            if not self.args.watch or reason_of(promotion) in TERMINAL:
-                return
+            reason = reason_of(promotion)
+            if not self.args.watch:
+                return 0
+            if reason in TERMINAL:
+                return 0 if reason == "Promoted" else 1
+            if deadline is not None and time.monotonic() >= deadline:
+                print(
+                    f"error: {self.args.promotion} still {reason or 'pending'} after {self.args.timeout:g}s",
+                    file=sys.stderr,
+                )
+                return 1
             time.sleep(self.args.interval)
             print("---")
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("modelreg")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _global_flags(defaults: bool) -> argparse.ArgumentParser:
+    """kubectl's flags, taken before or after the subcommand. The subcommand's copy has no defaults
+    (SUPPRESS): argparse would otherwise overwrite a value given before the subcommand with them."""
+    flags = argparse.ArgumentParser(add_help=False)
+
+    def default(value: Any) -> Any:
+        return value if defaults else argparse.SUPPRESS
+
+    flags.add_argument(
+        "--kubeconfig", default=default(None), help="path to the kubeconfig (default: $KUBECONFIG or ~/.kube/config)"
+    )
+    flags.add_argument("--context", default=default(None), help="kubeconfig context to use (e.g. --context prod)")
+    flags.add_argument("-n", "--namespace", default=default(None), help="namespace (default: the context's)")
+    flags.add_argument(
+        "-A", "--all-namespaces", action="store_true", default=default(False), help="every namespace you may list"
+    )
+    flags.add_argument(
+        "-o",
+        "--output",
+        choices=["table", "wide", "name", "yaml", "json"],
+        default=default("table"),
+        help="output format: a table (wide: more columns), resource names, or the objects as YAML/JSON",
+    )
+    flags.add_argument(
+        "--as", dest="as_user", metavar="USER", default=default(None), help="act as USER (impersonation, e.g. --as bob)"
+    )
+    return flags
+
+
 def parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--kubeconfig", help="path to the kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
-    common.add_argument("--context", help="kubeconfig context to use")
-    common.add_argument("-n", "--namespace", help="namespace (default: the context's)")
-    common.add_argument("-o", "--output", choices=["table", "yaml", "json"], default="table")
-    top = argparse.ArgumentParser(prog="kubectl modelreg", description=__doc__, parents=[common])
+    top = argparse.ArgumentParser(prog="kubectl modelreg", description=__doc__, parents=[_global_flags(True)])
+    top.add_argument("--version", action="version", version=f"kubectl-modelreg {_version()}")
     sub = top.add_subparsers(dest="command", required=True)
+    common = _global_flags(False)
 
     def command(name: str, help_: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_, parents=[common])
 
     p = command("register", "upload an artifact and print or apply its ModelVersion")
     p.add_argument("model")
-    p.add_argument("--version", type=int, required=True)
-    p.add_argument("--file")
-    p.add_argument("--dir")
-    p.add_argument("--to", required=True, metavar="s3://bucket/prefix")
-    p.add_argument("--metric", action="append", default=[], metavar="K=V")
-    p.add_argument("--param", action="append", default=[], metavar="K=V")
-    p.add_argument("--run-id")
-    p.add_argument("--commit")
-    p.add_argument("--experiment")
-    p.add_argument("--parent", type=int, metavar="VERSION")
+    p.add_argument("--version", type=int, required=True, help="the version number, from 1 (e.g. --version 3)")
+    p.add_argument("--file", help="a local file to upload (e.g. --file model.onnx)")
+    p.add_argument("--dir", help="a local directory to upload, every file under it (e.g. --dir ./checkpoint)")
+    p.add_argument(
+        "--existing",
+        metavar="s3://bucket/key",
+        help="register an object (or a prefix/ of objects) already in storage: nothing is uploaded",
+    )
+    p.add_argument(
+        "--to",
+        metavar="s3://bucket/key",
+        help="where to upload: a URI ending in / is a prefix (the file's name is appended), "
+        "anything else the exact key (e.g. --to s3://models/fraud/3/ or --to s3://models/fraud/3/model.onnx)",
+    )
+    p.add_argument(
+        "--metric", action="append", default=[], metavar="K=V", help="a metric, repeatable (e.g. --metric auc=0.94)"
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="a hyperparameter, repeatable (e.g. --param depth=6)",
+    )
+    p.add_argument("--run-id", help="the training run's id, for lineage (e.g. --run-id 3f2a9c1e)")
+    p.add_argument("--commit", help="the code commit it was trained from (e.g. --commit 1a2b3c4)")
+    p.add_argument("--experiment", help="the experiment's name (e.g. --experiment fraud-detection)")
+    p.add_argument("--parent", type=int, metavar="VERSION", help="the version it was derived from (e.g. --parent 2)")
     p.add_argument(
         "--format",
         choices=["onnx", "pytorch", "tensorflow", "sklearn", "xgboost", "lightgbm", "mlflow", "huggingface", "other"],
+        help="the artifact's format (e.g. --format onnx)",
     )
-    p.add_argument("--description")
+    p.add_argument("--description", help="free text (e.g. --description 'retrained on November data')")
     p.add_argument("--apply", action="store_true", help="create it in the cluster instead of printing it")
 
     p = command("promote", "print or apply a ModelPromotion")
     p.add_argument("model")
     p.add_argument("version", type=int)
-    p.add_argument("--to", required=True, choices=[s.value for s in TARGETS])
-    p.add_argument("--reason")
+    p.add_argument("--to", required=True, choices=[s.value for s in TARGETS], help="the stage (e.g. --to Production)")
+    p.add_argument("--reason", help="why, for the history (e.g. --reason 'better AUC on the backtest')")
     p.add_argument("--name", help="promotion name (default: MODEL-vN-to-stage)")
     p.add_argument(
         "--criteria",
@@ -310,13 +447,17 @@ def parser() -> argparse.ArgumentParser:
         metavar="EXPR",
         help="METRIC>=N, METRIC<=N or METRIC~N (max regression); repeatable",
     )
-    p.add_argument("--apply", action="store_true")
+    p.add_argument("--apply", action="store_true", help="create it in the cluster instead of printing it")
+    p.add_argument(
+        "--allow-pending",
+        action="store_true",
+        help="create it even though the version is not registered yet (it waits for it)",
+    )
 
     for name in ("approve", "unapprove"):
         command(name, f"{name} a promotion as the current user").add_argument("promotion")
     p = command("list", "registered versions")
     p.add_argument("model", nargs="?")
-    p.add_argument("-A", "--all-namespaces", action="store_true")
     p = command("describe", "a model's versions, or one version")
     p.add_argument("model")
     p.add_argument("number", type=int, nargs="?")
@@ -332,21 +473,28 @@ def parser() -> argparse.ArgumentParser:
     p = command("lineage", "a version's parents and training data")
     p.add_argument("model")
     p.add_argument("number", type=int)
+    p = command("completion", "print a shell completion script (e.g. source <(kubectl modelreg completion bash))")
+    p.add_argument("shell", choices=["bash", "zsh", "fish"])
     p = command("status", "a promotion's approvals and rollout")
     p.add_argument("promotion")
-    p.add_argument("--watch", "-w", action="store_true")
+    p.add_argument(
+        "--watch", "-w", action="store_true", help="follow it until it ends: exit 0 when Promoted, 1 otherwise"
+    )
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="with --watch: give up (exit 1) after this long")
     p.add_argument("--interval", type=float, default=2.0, help=argparse.SUPPRESS)
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    top = parser()
+    argcomplete.autocomplete(top)  # answers the shell's completion requests, then exits
+    args = top.parse_args(argv)
     commands = Commands(args)
     handler = (
         (lambda: commands.approve(remove=True)) if args.command == "unapprove" else getattr(commands, args.command)
     )
     try:
-        handler()
+        return handler() or 0
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -355,8 +503,33 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    return 0
+    except BrokenPipeError:  # `... | head`: the reader has what it wanted
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
 
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def complete(argv: list[str] | None = None) -> int:
+    """`kubectl_complete-modelreg ARGS... PARTIAL`: what kubectl runs to complete `kubectl modelreg`
+    (Cobra's protocol: one candidate a line, then `:<directive>`; 4 = no file completion)."""
+    words = list(sys.argv[1:] if argv is None else argv) or [""]
+    line = " ".join(["kubectl-modelreg", *words])
+    env = {"_ARGCOMPLETE": "1", "_ARGCOMPLETE_IFS": "\n", "COMP_LINE": line, "COMP_POINT": str(len(line))}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    found = io.StringIO()
+    try:
+        argcomplete.autocomplete(parser(), output_stream=found, exit_method=lambda code=0: None)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    candidates = [c.strip() for c in found.getvalue().split("\n") if c.strip()]
+    print("\n".join([*candidates, ":4"]))
+    return 0

@@ -16,6 +16,10 @@ def condition(obj: Mapping[str, Any], type_: str) -> Mapping[str, Any]:
     return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == type_), {})
 
 
+def ready_reason(obj: Mapping[str, Any]) -> str | None:
+    return condition(obj, "Ready").get("reason")
+
+
 def age(timestamp: str | None, now: datetime | None = None) -> str:
     if not timestamp:
         return "<unknown>"
@@ -40,8 +44,22 @@ def dump(data: Any, output: str) -> str:
     return yaml.safe_dump(data, sort_keys=False).rstrip()
 
 
-def version_rows(versions: Sequence[Mapping[str, Any]], wide_namespace: bool = False) -> str:
+def as_list(data: Any) -> Any:
+    """A listing as kubectl prints one (`kind: List`); anything else as it is."""
+    if isinstance(data, list):
+        return {"apiVersion": "v1", "kind": "List", "metadata": {}, "items": data}
+    return data
+
+
+def resource_name(obj: Mapping[str, Any]) -> str:
+    """kubectl's -o name: `<kind>.<group>/<name>`."""
+    group = str(obj.get("apiVersion", "")).rpartition("/")[0]
+    return f"{str(obj['kind']).lower()}{'.' + group if group else ''}/{obj['metadata']['name']}"
+
+
+def version_rows(versions: Sequence[Mapping[str, Any]], wide_namespace: bool = False, wide: bool = False) -> str:
     headers = ["NAMESPACE"] * wide_namespace + ["NAME", "MODEL", "VERSION", "STAGE", "VERIFIED", "METRICS", "AGE"]
+    headers += ["FORMAT", "URI", "MESSAGE"] * wide
     rows = []
     for v in sorted(versions, key=lambda v: (v["spec"]["modelName"], v["spec"]["version"])):
         metrics = ",".join(f"{k}={m}" for k, m in sorted((v["spec"].get("metrics") or {}).items()))
@@ -56,6 +74,12 @@ def version_rows(versions: Sequence[Mapping[str, Any]], wide_namespace: bool = F
                 metrics,
                 age(v["metadata"].get("creationTimestamp")),
             ]
+            + [
+                v["spec"]["artifact"].get("format", ""),
+                v["spec"]["artifact"].get("uri", ""),
+                condition(v, "Ready").get("message", ""),
+            ]
+            * wide
         )
     return table(headers, rows)
 

@@ -222,6 +222,9 @@ def tally(
         if same_person(user, requester):
             ignored.append(f"{user} requested this promotion and cannot approve it")
             continue
+        if user == seals.gitops_identity:
+            ignored.append(f"{user} is the GitOps identity: it applies approvals reviewed in git, it does not give one")
+            continue
         if skeleton(user) in counted:
             ignored.append(f"{user} is the same person as {counted[skeleton(user)]['user']}")
             continue

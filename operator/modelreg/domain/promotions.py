@@ -142,6 +142,9 @@ def gates(promotion: Obj, versions: Sequence[Obj], policy: Policy, seals: Approv
     if candidate is None:
         message = f"ModelVersion {spec['modelName']} v{wanted} is not registered in this namespace"
         return Gates(False, "WaitingForVersion", message, approvals, None, None, holder)
+    if candidate["metadata"].get("deletionTimestamp"):  # a version on its way out never takes a stage
+        message = f"ModelVersion {candidate['metadata']['name']} is being deleted"
+        return Gates(False, "WaitingForVersion", message, approvals, None, candidate, holder)
     verified = conditions.find((candidate.get("status") or {}).get("conditions"), "ArtifactVerified")
     criteria = [*policy.default_criteria.get(target, ()), *(spec.get("criteria") or ())]
     current_label = f"v{holder['spec']['version']} in {target}" if holder else "no current version"

@@ -37,6 +37,7 @@ from modelreg.storage.kube import KubeStore
 
 Obj = Mapping[str, Any]
 STAGE_RESOURCE = "modelstages"
+FINALIZER = "modelreg.io/finalizer"  # the operator's own (kopf's, settings.persistence.finalizer)
 HISTORY_RESOURCE = "modelhistories"  # virtual, like modelstages: `delete` on it removes a model's history
 
 
@@ -51,6 +52,16 @@ def _annotations(obj: Obj | None) -> dict[str, str]:
 
 def _labels(obj: Obj | None) -> dict[str, str]:
     return dict(((obj or {}).get("metadata") or {}).get("labels") or {})
+
+
+def _held(obj: Obj | None) -> str | None:
+    """Which of finalizers / ownerReferences `obj` carries that are not the operator's: a finalizer
+    lets its writer choose when a delete admitted long ago completes (after the version came to
+    hold a stage), an owner reference lets the garbage collector delete it. Users set neither."""
+    meta = (obj or {}).get("metadata") or {}
+    if [f for f in meta.get("finalizers") or [] if f != FINALIZER]:
+        return "metadata.finalizers"
+    return "metadata.ownerReferences" if meta.get("ownerReferences") else None
 
 
 def _changed(old: Mapping[str, str], new: Mapping[str, str], keys: set[str]) -> dict[str, str | None]:
@@ -142,6 +153,8 @@ class AdmissionReviewer:
         user = userinfo.get("username", "")
         before, after = _annotations(old), _annotations(new)
         name, namespace = new["metadata"].get("name"), new["metadata"].get("namespace")
+        if user != self.operator_user and (field := _held(new)) and _held(new) != _held(old):
+            return f"{field} of a ModelPromotion are not set by users (its history must not be deletable by them)"
         if operation == "CREATE":
             if new["metadata"].get("generateName"):
                 return "a ModelPromotion needs a fixed metadata.name (no generateName): approvals are bound to it"
@@ -181,6 +194,8 @@ class AdmissionReviewer:
                 continue
             if value != user:
                 return f"{key}: an approval's value must be your own username ({user!r}), not {value!r}"
+            if user == self.seals.gitops_identity:
+                return f"{user} applies approvals reviewed in git when it creates a promotion; it does not approve"
             if key != approval_key(user):
                 return f"{key}: the key for {user!r} is {approval_key(user)}"
             if requester is None:
@@ -234,6 +249,8 @@ class AdmissionReviewer:
                 return f"spec.{field} of a ModelVersion is immutable: register a new version instead"
         if userinfo.get("username") == self.operator_user:
             return None
+        if (field := _held(new)) and _held(new) != _held(old):
+            return f"{field} of a ModelVersion are not set by users (a stage holder must not be deletable by them)"
         if _labels(old).get(STAGE_LABEL) != _labels(new).get(STAGE_LABEL):
             return (
                 f"label {STAGE_LABEL} is kept by the modelreg operator (CI/CD selects by it); it cannot be set by hand"

@@ -216,8 +216,6 @@ class Rollout:
         displaced = next((m for m in moves if m.from_stage == target and m.version == previous), None)
         # the very version displaced (one registered again under its number since is not restored)
         restored = domain.moved_version(versions, displaced) if displaced else None
-        if restored is None and previous and displaced is None:
-            restored = domain.candidate_of(versions, previous)  # the candidate held it
         problem = await self.still_proven(namespace, restored) if restored is not None else None
         if restored is not None and problem is None:
             await self.roll(namespace, promotion["spec"]["modelName"], target, Served.of(restored), outcome)

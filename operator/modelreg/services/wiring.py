@@ -21,6 +21,7 @@ from modelreg.domain.redaction import redact
 from modelreg.domain.seals import Sealer
 from modelreg.domain.serving import DEPLOYMENTS, TargetKind
 from modelreg.domain.trust import StatusSeals
+from modelreg.domain.webhooks import skip_operator_patch
 from modelreg.services.admission import AdmissionReviewer
 from modelreg.services.loops import Loops
 from modelreg.services.model_versions import ModelVersionReconciler, StoreFor
@@ -47,6 +48,8 @@ class Services:
     namespaces: Collection[str]  # watched; none: every namespace
     resync_seconds: float
     stores: ObjectStores
+    kube: kube.KubeStore | None = None
+    managed_webhooks: str | None = None  # the configurations kopf manages (self-signed mode)
     _tasks: list[asyncio.Task] = field(default_factory=list)
     _metrics_server: Any = None
 
@@ -61,8 +64,26 @@ class Services:
             asyncio.create_task(self.loops.resync_every(self.namespaces, self.resync_seconds)),
             asyncio.create_task(self.loops.freeze_every(10.0)),
         ]
+        if self.managed_webhooks:
+            self._tasks.append(asyncio.create_task(self.keep_operator_skipped(self.managed_webhooks)))
         if self.metrics_port:
             self._metrics_server, _ = prometheus_client.start_http_server(self.metrics_port, self.metrics_addr)
+
+    async def keep_operator_skipped(self, name: str, every: float = 5.0) -> None:
+        """The configurations kopf manages skip the operator's own writes, as the chart's do (kopf
+        writes them without matchConditions, at start and whenever its server restarts): a look
+        every few seconds, a patch only when one is missing."""
+        assert self.kube is not None
+        user = self.admission.operator_user
+        while True:
+            try:
+                webhooks = await self.kube.validating_webhooks(name)
+                if webhooks and (ops := skip_operator_patch(webhooks, user)):
+                    await self.kube.patch_validating_webhooks(name, ops)
+                    logger.info("webhook configuration %s: the operator's own writes skip its webhooks", name)
+            except (kube.Conflict, kube.ApiRefused, kube.ApiUnreachable) as exc:  # rewritten meanwhile, or down
+                logger.debug("webhook configuration %s not patched yet: %s", name, redact(str(exc)))
+            await asyncio.sleep(every)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -166,6 +187,12 @@ async def build(
             "storage.allowedPrefixes is empty: single-team mode, every namespace may use every bucket "
             "the operator's storage credentials reach"
         )
+    if not settings.webhook.client_ca_file:
+        logger.warning(
+            "webhook.clientCAFile is not set: anyone who reaches the webhook's port can ask it, in a user's "
+            "name, for what that user may do (seals included); give the API server webhook client "
+            "credentials and set it, or keep the port reachable by the API server only (NetworkPolicy)"
+        )
     stores = ObjectStores()
     model_versions = ModelVersionReconciler(
         object_stores(settings, store, stores),
@@ -220,4 +247,6 @@ async def build(
         namespaces=list(namespaces),
         resync_seconds=settings.promotions.resync_seconds,
         stores=stores,
+        kube=store,
+        managed_webhooks=settings.webhook.managed,
     )

@@ -20,6 +20,7 @@ import yaml
 
 from modelreg import GROUP, VERSION
 from modelreg.domain.policy import PolicyError
+from modelreg.domain.redaction import redact
 from modelreg.domain.serving import TargetKind
 
 
@@ -79,8 +80,13 @@ def probe_cluster(timeout: float = 5.0) -> None:
     try:
         with kubernetes.client.ApiClient() as client:
             kubernetes.client.VersionApi(client).get_code(_request_timeout=timeout)
+    except kubernetes.client.ApiException as exc:  # it answered: say what it said
+        raise NoCluster(f"the Kubernetes API at {', '.join(tried)} answered: {api_message(exc)}") from None
     except Exception as exc:
-        raise NoCluster(f"no Kubernetes API answers {', '.join(tried)}: {type(exc).__name__}") from None
+        reason = redact(str(exc).splitlines()[0]) if str(exc) else ""
+        raise NoCluster(
+            f"no Kubernetes API answers {', '.join(tried)}: {type(exc).__name__} {reason}".rstrip()
+        ) from None
 
 
 # Kubernetes calls block a thread each: their own threads (not asyncio's default few, shared with
@@ -146,6 +152,21 @@ class KubeStore:
             raise ApiRefused(exc.status or 0, api_message(exc)) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise ApiUnreachable(f"{type(exc).__name__}: {exc}") from exc
+
+    async def validating_webhooks(self, name: str) -> list[dict[str, Any]] | None:
+        """The webhooks of ValidatingWebhookConfiguration `name`, None while it does not exist."""
+        api = kubernetes.client.AdmissionregistrationV1Api(self.core.api_client)
+        try:
+            found = await self._call(api.read_validating_webhook_configuration, name)
+        except Gone:
+            return None
+        return api.api_client.sanitize_for_serialization(found).get("webhooks") or []
+
+    async def patch_validating_webhooks(self, name: str, ops: list[dict[str, Any]]) -> None:
+        api = kubernetes.client.AdmissionregistrationV1Api(self.core.api_client)
+        await self._call(
+            api.patch_validating_webhook_configuration, name, ops, _content_type="application/json-patch+json"
+        )
 
     async def whoami(self) -> str:
         return await self._call(whoami, self.custom.api_client)

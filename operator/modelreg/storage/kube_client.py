@@ -16,9 +16,11 @@ class KubeClientError(Exception):
 
 
 class KubeClient:
-    def __init__(self, kubeconfig: str | None, context: str | None) -> None:
+    def __init__(self, kubeconfig: str | None, context: str | None, as_user: str | None = None) -> None:
         try:
             self.client = kubernetes.config.new_client_from_config(config_file=kubeconfig, context=context)
+            if as_user:  # kubectl's --as: the API server checks the `impersonate` permission
+                self.client.set_default_header("Impersonate-User", as_user)
             _, active = kubernetes.config.list_kube_config_contexts(config_file=kubeconfig)
             if context:
                 contexts, _ = kubernetes.config.list_kube_config_contexts(config_file=kubeconfig)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from modelreg.domain.artifacts import directory_digest
-
 _CHUNK = 1 << 20
 
 
@@ -21,7 +19,3 @@ def file_sha256(path: Path) -> str:
 def directory_files(root: Path) -> list[tuple[str, Path]]:
     """(relative key with forward slashes, path) for every regular file, sorted by key."""
     return sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*") if p.is_file())
-
-
-def local_directory_digest(root: Path) -> str:
-    return directory_digest((key, file_sha256(path)) for key, path in directory_files(root))

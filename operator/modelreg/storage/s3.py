@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import itertools
 import math
+import os
 import queue
 import threading
 import time
@@ -31,6 +32,7 @@ from modelreg.domain.artifacts import (
     StoredObject,
     directory_digest,
     directory_snapshot,
+    pinned_version,
 )
 from modelreg.domain.redaction import redact
 
@@ -113,9 +115,14 @@ def _classify(exc: Exception, location: Location | str, action: str) -> StorageF
     )
 
 
-def _pinned(etag: str | None) -> dict[str, str]:
-    """Request arguments that hold a read to the object with this ETag (412 once it is replaced)."""
-    return {"IfMatch": f'"{etag}"'} if etag else {}
+def _pinned(etag: str | None, version_id: str | None = None) -> dict[str, str]:
+    """Request arguments that hold a read to the object the HEAD saw: its ETag (412 once it is
+    replaced) and, on a versioned bucket, its very VersionId. The ETag alone is an MD5: a colliding
+    version put between the HEAD and the read would be hashed and recorded as the one proven."""
+    return {
+        **({"IfMatch": f'"{etag}"'} if etag else {}),
+        **({"VersionId": v} if (v := pinned_version(version_id)) else {}),
+    }
 
 
 def _timestamp(value: Any) -> str | None:
@@ -275,13 +282,18 @@ class ObjectStore:
         if checksum:
             return checksum, "S3Checksum", 0
         if headed:  # a single object: ranged reads side by side
-            digest, read = self.ranged_sha256(location, obj.size, obj.etag, stop)
+            digest, read = self.ranged_sha256(location, obj.size, obj.etag, stop, obj.version_id)
         else:  # a directory member: its siblings already run side by side
-            digest, read = self.stream_sha256(location, obj.etag, stop)
+            digest, read = self.stream_sha256(location, obj.etag, stop, obj.version_id)
         return digest, "Stream", read
 
     def ranged_sha256(
-        self, location: Location, size: int, etag: str | None = None, stop: Stop | None = None
+        self,
+        location: Location,
+        size: int,
+        etag: str | None = None,
+        stop: Stop | None = None,
+        version_id: str | None = None,
     ) -> tuple[str, int]:
         """Hash an object with `range_streams` ranged GETs of `chunk_size` in flight, fed to the hash
         in order: one artifact can use more than one stream's bandwidth; memory stays about
@@ -291,7 +303,7 @@ class ObjectStore:
         stop = (stop or Stop()).including(self._closed)
         stop.check(location)
         if size <= self.chunk_size or self.range_streams <= 1:
-            return self.stream_sha256(location, etag, stop)
+            return self.stream_sha256(location, etag, stop, version_id)
         starts = iter(range(0, size, self.chunk_size))
 
         def fetch(start: int) -> bytes:
@@ -302,7 +314,7 @@ class ObjectStore:
                 Bucket=location.bucket,
                 Key=location.key,
                 Range=f"bytes={start}-{min(size, start + self.chunk_size) - 1}",
-                **_pinned(etag),
+                **_pinned(etag, version_id),
             )
             try:
                 return response["Body"].read()
@@ -328,7 +340,9 @@ class ObjectStore:
             raise StorageFailure(Reason.STORAGE_UNAVAILABLE, f"{location}: read {total} of {size} bytes")
         return digest.hexdigest(), total
 
-    def stream_sha256(self, location: Location, etag: str | None = None, stop: Stop | None = None) -> tuple[str, int]:
+    def stream_sha256(
+        self, location: Location, etag: str | None = None, stop: Stop | None = None, version_id: str | None = None
+    ) -> tuple[str, int]:
         """Hash the object's bytes in bounded memory, downloading and hashing in parallel.
 
         A reader thread fills a small queue while this thread hashes (hashlib and socket
@@ -338,7 +352,12 @@ class ObjectStore:
         stop = (stop or Stop()).including(self._closed)
         stop.check(location)
         response = self._call(
-            location, "GetObject", self.client.get_object, Bucket=location.bucket, Key=location.key, **_pinned(etag)
+            location,
+            "GetObject",
+            self.client.get_object,
+            Bucket=location.bucket,
+            Key=location.key,
+            **_pinned(etag, version_id),
         )
         body = response["Body"]
         chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=self.queue_depth)
@@ -393,13 +412,27 @@ def _when_done(future: Future[T], stop: Stop, location: Location) -> T:
             stop.check(location)
 
 
+_MULTIPART = 64 * 1024 * 1024
+
+
 def upload(client: Any, path: str, location: Location, progress: Callable[[int], None] | None = None) -> None:
-    """Upload with a SHA-256 checksum: single-part uploads then verify without a download.
-    (Multipart uploads get a composite checksum, so the operator streams those.)"""
+    """Upload with a SHA-256 checksum, never over an existing object: single-part uploads (then
+    verified without a download) are conditional (If-None-Match), so a key that appeared meanwhile
+    is refused; multipart ones (their checksum is composite, so the operator streams them) go through
+    boto3's transfer manager, which takes no condition: `stored_already` checked the key just before."""
     from boto3.s3.transfer import TransferConfig
 
-    config = TransferConfig(multipart_threshold=64 * 1024 * 1024, multipart_chunksize=64 * 1024 * 1024)
+    size = os.path.getsize(path)
     try:
+        if size < _MULTIPART:
+            with open(path, "rb") as body:
+                client.put_object(
+                    Bucket=location.bucket, Key=location.key, Body=body, ChecksumAlgorithm="SHA256", IfNoneMatch="*"
+                )
+            if progress is not None:
+                progress(size)
+            return
+        config = TransferConfig(multipart_threshold=_MULTIPART, multipart_chunksize=_MULTIPART)
         client.upload_file(
             path,
             location.bucket,
@@ -408,7 +441,44 @@ def upload(client: Any, path: str, location: Location, progress: Callable[[int],
             Config=config,
             Callback=progress,
         )
-    except (ClientError, BotoCoreError) as exc:
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+            raise StorageFailure(
+                Reason.CHECKSUM_MISMATCH, f"{location} was written by someone else meanwhile: nothing overwritten"
+            ) from exc
+        raise _failure(exc, location, "PutObject") from exc
+    except BotoCoreError as exc:
         raise _failure(exc, location, "PutObject") from exc
     except Exception as exc:  # s3transfer wraps client errors in its own exceptions
         raise StorageFailure(Reason.STORAGE_UNAVAILABLE, redact(f"upload to {location} failed: {exc}")) from exc
+
+
+def stored_already(client: Any, location: Location, sha256: str) -> bool:
+    """Does `location` already hold exactly these bytes? False when nothing is there; a failure
+    when other bytes are (an upload must never replace what a ModelVersion may name)."""
+    store = ObjectStore(client)
+    try:
+        found = store.head(location)
+    except StorageFailure as failure:
+        if failure.reason is Reason.NOT_FOUND:
+            return False
+        raise
+    digest = found.sha256 or store.stream_sha256(location, found.etag)[0]
+    if digest == sha256:
+        return True
+    raise StorageFailure(
+        Reason.CHECKSUM_MISMATCH,
+        f"{location} already holds other bytes (sha256 {digest}): nothing uploaded; choose another --to",
+    )
+
+
+def storage_digest(client: Any, location: Location) -> tuple[str, int]:
+    """(sha256, size) of an object or prefix/ as it is in storage: from its full-object checksum
+    where storage has one, else streamed (a directory: the manifest digest of its members)."""
+    store = ObjectStore(client, max_objects=100_000)
+    try:
+        snapshot = store.snapshot(location)
+        digest, _, _ = store.digest(location, snapshot)
+    finally:
+        store.close()
+    return digest, snapshot.size

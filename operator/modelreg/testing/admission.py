@@ -7,6 +7,7 @@ unreachable webhook with `failurePolicy: Fail` rejects the write with the API se
 from __future__ import annotations
 
 import base64
+import collections
 import copy
 import ssl
 import uuid
@@ -58,6 +59,7 @@ class AdmissionChain:
         # kind ("MutatingWebhookConfiguration" / "ValidatingWebhookConfiguration") -> stored objects
         self.configurations = configurations
         self.bypassed = False  # tests flip this to play an attacker who got past admission
+        self.calls: collections.Counter[str] = collections.Counter()  # webhook name -> requests sent to it
         # (certificate file, key file) presented to webhooks, as an API server's AdmissionConfiguration does
         self.client_cert: tuple[str, str] | None = None
         self._sessions: dict[str, aiohttp.ClientSession] = {}
@@ -175,6 +177,7 @@ class AdmissionChain:
 
     async def _call(self, webhook: Obj, request: dict[str, Any]) -> dict[str, Any] | None:
         name = webhook.get("name", "")
+        self.calls[name] += 1
         config = webhook.get("clientConfig") or {}
         review = {
             "apiVersion": "admission.k8s.io/v1",

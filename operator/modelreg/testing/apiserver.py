@@ -6,16 +6,19 @@ uid, creationTimestamp, generation (bumped on spec changes), a global resourceVe
 bumped on every write, generateName, 409 on a stale resourceVersion, 422 on a failed
 JSON-patch `test` or on a custom resource the CRD's schema or CEL rules reject,
 status-subresource isolation, `kind` on lists, server-side Tables from a CRD's printer
-columns, a lossless list-to-watch hand-over and a bounded request log.
+columns, a lossless list-to-watch hand-over and a bounded request log. Every request is
+authenticated (bearer token; anonymous refused with 401) and authorized from the stored RBAC
+(403), impersonation included, as an API server does.
 """
 
 from __future__ import annotations
 
 import base64
+import contextvars
 import copy
 import secrets
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,10 +30,24 @@ from kmock._internal import rendering  # the Request type handed to _handle()
 from modelreg.domain.merge import merge_patch
 from modelreg.testing import openapi
 from modelreg.testing.admission import AdmissionChain, Rejected
-from modelreg.testing.rbac import Attributes, Authorizer
+from modelreg.testing.rbac import (
+    Attributes,
+    Authorizer,
+    Forbidden,
+    authorize,
+    impersonate,
+    request_info,
+    service_account_groups,
+)
 from modelreg.testing.tables import render_table
 from modelreg.testing.validation import CRDValidator
 
+ADMIN = "admin"  # the user of `emulator-token-admin`, in system:masters
+# Bodies kubectl sends for built-in kinds unless told the server takes JSON only.
+_BINARY_CONTENT_TYPES = {"application/vnd.kubernetes.protobuf", "application/cbor"}
+_RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
+# Who the request being served acts as (after impersonation): admission and SelfSubjectReview ask.
+_ACTING: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("acting_user")
 _REQUEST_LOG_LIMIT = 20  # kmock matches each request it serves against the whole log: keep it short
 
 
@@ -60,9 +77,6 @@ MAX_REQUEST_BYTES = 3 * 1024 * 1024
 class ApiServerEmulator(kmock.KubernetesEmulator):
     """Use as `async with ApiServerEmulator() as api, kmock.Server(api) as server:`."""
 
-    async def __call__(self, raw_request: Any) -> Any:
-        return await super().__call__(raw_request.clone(client_max_size=MAX_REQUEST_BYTES))
-
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self._validators: dict[Any, CRDValidator] = {}
@@ -78,6 +92,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         # (HTTP method, plural) -> (status, message): a refusal a test stages (RBAC, an outage)
         self.refusals: dict[tuple[str, str], tuple[int, str]] = {}
         self.admission = AdmissionChain(self._stored_kind)
+        self._authorizer_cache: tuple[tuple[int, ...], Authorizer] | None = None
         self.resources.load_bundled()
         # Leases (leader election of a second replica) are built in on every API server.
         self.resources["coordination.k8s.io/v1/leases"] = kmock.ResourceInfo(
@@ -184,18 +199,60 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             )
         return aiohttp.web.json_response(document)
 
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        """Authentication and authorization come first, as on an API server: before the body is
+        read (kmock decodes it as text, which a protobuf body is not)."""
+        try:
+            _ACTING.set(self._authenticate_and_authorize(raw_request))
+            if raw_request.content_type in _BINARY_CONTENT_TYPES:  # JSON only: a clear 415, not a 500
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    "the body of the request was in an unknown format - accepted media types include: application/json",
+                )
+        except ApiError as exc:
+            # A Status as the API server writes it (kmock's would carry the emulator's traceback).
+            status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure"}
+            body = {**status, "message": exc.message, "reason": exc.reason, "code": exc.status}
+            return aiohttp.web.json_response(body, status=exc.status)
+        return await super().__call__(raw_request.clone(client_max_size=MAX_REQUEST_BYTES))
+
+    @staticmethod
+    def _authenticate(headers: Mapping[str, str]) -> dict[str, Any]:
+        """Authentication, emulated: the bearer token `emulator-token-<user>` is user <user>;
+        `emulator-token-admin` is also in `system:masters`. Anything else is refused (401), as
+        an API server started with --anonymous-auth=false does."""
+        token = headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        user = token.removeprefix("emulator-token-")
+        if not token.startswith("emulator-token-") or not user:
+            raise ApiError(401, "Unauthorized", "Unauthorized")
+        groups = [*service_account_groups(user), "system:authenticated", *(["system:masters"] if user == ADMIN else [])]
+        return {"username": user, "groups": groups}
+
+    def _authorizer(self) -> Authorizer:
+        stored = [self._stored_kind(kind) for kind in _RBAC_KINDS]
+        identity = tuple(id(objects) for objects in stored)  # _stored_kind keeps a list until a write of its kind
+        if self._authorizer_cache is None or self._authorizer_cache[0] != identity:
+            self._authorizer_cache = (identity, Authorizer(dict(zip(_RBAC_KINDS, stored, strict=True))))
+        return self._authorizer_cache[1]
+
+    def _authenticate_and_authorize(self, raw: aiohttp.web.BaseRequest) -> dict[str, Any]:
+        """The user the request acts as, once it is authenticated, its impersonation allowed, and
+        what it asks allowed by RBAC; else ApiError 401 or 403."""
+        user = self._authenticate(raw.headers)
+        authorizer = self._authorizer()
+        try:
+            # every header, a repeated Impersonate-Group included
+            user = dict(impersonate(authorizer, user, raw.headers.items()))
+            authorize(authorizer, user, request_info(raw.method, raw.path, raw.query))
+        except Forbidden as exc:
+            raise ApiError(403, "Forbidden", exc.message) from None
+        return user
+
     @staticmethod
     def _user(request: rendering.Request) -> dict[str, Any]:
-        """Authentication, emulated: the bearer token `emulator-token-<user>` is user <user>;
-        `emulator-token-admin` is also in `system:masters`; no token is `system:anonymous`."""
-        token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not token and request.headers.get("Impersonate-User"):
-            # kubectl sends no bearer token over plain HTTP, so the sandbox's kubeconfigs also
-            # name their user with `as:` (impersonation); honoured only for token-less requests.
-            return {"username": request.headers["Impersonate-User"], "groups": ["system:authenticated"]}
-        user = token.removeprefix("emulator-token-") if token.startswith("emulator-token-") else "system:anonymous"
-        groups = ["system:authenticated", *(["system:masters"] if user == "admin" else [])]
-        return {"username": user, "groups": groups}
+        """The user the request being served acts as (set by _handle)."""
+        return _ACTING.get()
 
     def _whoami(self, request: rendering.Request) -> dict[str, Any]:
         return {
@@ -230,10 +287,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
     def _review_access(self, review: dict[str, Any]) -> dict[str, Any]:
         spec = review.get("spec") or {}
         attrs = spec.get("resourceAttributes") or {}
-        authorizer = Authorizer(
-            {kind: self._stored_kind(kind) for kind in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")}
-        )
-        allowed = authorizer.allowed(
+        allowed = self._authorizer().allowed(
             Attributes(
                 user=spec.get("user") or "",
                 groups=tuple(spec.get("groups") or ()),

@@ -58,10 +58,11 @@ class SimulatedController:
 
     resource: tuple[str, str, str]  # group, version, plural
 
-    def __init__(self, api_url: str, namespaces: list[str] | None, period: float = 0.2) -> None:
-        """`namespaces` None: every namespace."""
-        config = kubernetes.client.Configuration()
-        config.host = api_url
+    def __init__(
+        self, config: kubernetes.client.Configuration, namespaces: list[str] | None, period: float = 0.2
+    ) -> None:
+        """`config`: where the API is and who the controller is (EmulatedCluster.configuration);
+        `namespaces` None: every namespace."""
         self.custom = kubernetes.client.CustomObjectsApi(kubernetes.client.ApiClient(config))
         self.namespaces, self.period = namespaces, period
         self._stop = threading.Event()

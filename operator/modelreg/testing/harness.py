@@ -1,13 +1,17 @@
 """Run the emulated API server, an S3 endpoint and the real operator on loopback threads.
 
 Used by the integration tests and the sandbox. Everything talks over real HTTP: the
-operator through kopf's client and boto3, exactly as against a cluster and S3.
+operator through kopf's client and boto3, exactly as against a cluster and S3. The API
+emulator serves HTTPS (a CA made per run, written into the kubeconfigs) so that kubectl sends
+its bearer token: client-go sends credentials only over TLS.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -17,9 +21,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import aiohttp.test_utils
 import kmock
 import yaml
 
+from modelreg.storage.tls import self_signed
 from modelreg.testing.apiserver import ApiServerEmulator
 from modelreg.testing.keys import write_seal_key
 
@@ -32,6 +38,10 @@ RBAC_FILE = next(
     Path.cwd() / "examples" / "install" / "rbac.yaml",
 )
 APPROVERS = ("alice", "bob", "carol")
+# The operator's identity: the ServiceAccount that rbac.yaml binds to the modelreg-operator ClusterRole.
+OPERATOR_USER = "system:serviceaccount:modelreg-system:modelreg-operator"
+# Who the emulator's own control plane acts as (the stand-in Deployment controller): system:masters.
+ADMIN = "admin"
 
 
 def free_port() -> int:
@@ -46,7 +56,9 @@ class EmulatedCluster:
     def __init__(self, crd_files: Iterable[str | Path], port: int | None = None) -> None:
         self.crds = [yaml.safe_load(Path(f).read_text()) for f in crd_files]
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.tls = self_signed(["127.0.0.1", "localhost"])
+        self.ca_file = self.tls.ca_file
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -62,7 +74,9 @@ class EmulatedCluster:
         api = ApiServerEmulator()
         for crd in self.crds:
             api.install_crd(crd)
-        async with kmock.Server(api, host="127.0.0.1", port=self.port):
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.tls.cert_file, self.tls.key_file)
+        async with kmock.Server(api, host="127.0.0.1", port=self.port, server_cls=_tls_server(context)):
             self.api = api
             self._ready.set()
             await self._stop.wait()
@@ -96,20 +110,31 @@ class EmulatedCluster:
         assert self.api is not None
         self.api.refusals.pop((method.upper(), plural), None)
 
-    def apply(self, documents: Iterable[dict[str, Any]], user: str = "admin") -> None:
-        """Create objects as `user` (the emulator's administrator by default)."""
+    def configuration(self, user: str) -> Any:
+        """The official client's configuration for `user` (token `emulator-token-<user>`)."""
         import kubernetes
 
         config = kubernetes.client.Configuration()
         config.host = self.url
+        config.ssl_ca_cert = self.ca_file
         config.api_key = {"authorization": f"Bearer emulator-token-{user}"}
-        with kubernetes.client.ApiClient(config) as client:
+        return config
+
+    def headers(self, user: str) -> dict[str, str]:
+        """What a raw HTTP request carries to act as `user` (pass `verify=cluster.ca_file` too)."""
+        return {"Authorization": f"Bearer emulator-token-{user}"}
+
+    def apply(self, documents: Iterable[dict[str, Any]], user: str = ADMIN) -> None:
+        """Create objects as `user` (the emulator's administrator by default)."""
+        import kubernetes
+
+        with kubernetes.client.ApiClient(self.configuration(user)) as client:
             for doc in documents:
                 kubernetes.utils.create_from_dict(client, doc)
 
     def grant_demo_users(self) -> None:
-        """The repository's RBAC, and the contract's users: alice, bob and carol edit and
-        approve; dave edits only."""
+        """The repository's RBAC (which binds OPERATOR_USER to the operator's ClusterRole), and
+        the contract's users: alice, bob and carol edit and approve; dave edits only."""
         self.apply(d for d in yaml.safe_load_all(RBAC_FILE.read_text()) if d)
         bindings = {"modelreg-editor": (*APPROVERS, "dave"), "modelreg-approver": APPROVERS}
         self.apply(
@@ -125,12 +150,17 @@ class EmulatedCluster:
 
     def write_kubeconfig(self, path: str | Path, namespace: str = "default", user: str = "developer") -> Path:
         path = Path(path)
+        ca_data = base64.b64encode(Path(self.ca_file).read_bytes()).decode()
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "modelreg-emulator", "cluster": {"server": self.url}}],
-            # `as` for kubectl, which sends no token over plain HTTP (see ApiServerEmulator._user)
-            "users": [{"name": user, "user": {"token": f"emulator-token-{user}", "as": user}}],
+            "clusters": [
+                {
+                    "name": "modelreg-emulator",
+                    "cluster": {"server": self.url, "certificate-authority-data": ca_data},
+                }
+            ],
+            "users": [{"name": user, "user": {"token": f"emulator-token-{user}"}}],
             "contexts": [
                 {
                     "name": "modelreg-emulator",
@@ -141,6 +171,16 @@ class EmulatedCluster:
         }
         path.write_text(yaml.safe_dump(config))
         return path
+
+
+def _tls_server(context: ssl.SSLContext) -> type[aiohttp.test_utils.RawTestServer]:
+    """kmock's server class, listening with TLS."""
+
+    class TlsServer(aiohttp.test_utils.RawTestServer):
+        async def start_server(self, **kwargs: Any) -> None:
+            await super().start_server(ssl=context, **kwargs)
+
+    return TlsServer
 
 
 class S3Endpoint:

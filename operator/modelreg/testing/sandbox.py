@@ -22,7 +22,7 @@ from pathlib import Path
 
 from modelreg import logs
 from modelreg.config import Settings
-from modelreg.testing.harness import EmulatedCluster, OperatorThread, S3Endpoint
+from modelreg.testing.harness import ADMIN, OPERATOR_USER, EmulatedCluster, OperatorThread, S3Endpoint
 from modelreg.testing.keys import write_seal_key
 
 # The repository's CRDs: beside the package in a clone (editable install), else the working directory.
@@ -32,7 +32,6 @@ CRDS = next(
 )
 NAMESPACE = "default"
 USERS = ("alice", "bob", "carol", "dave")
-OPERATOR_USER = "system:serviceaccount:modelreg-system:modelreg-operator"
 
 
 def crd_files() -> list[Path]:
@@ -56,7 +55,7 @@ class Sandbox:
         self.parts.append(self.cluster.start())
         self.parts.append(self.s3.start())
         os.environ.update(self.s3.environment())
-        self.kubeconfig = self.cluster.write_kubeconfig(self.workdir / "kubeconfig", NAMESPACE, user="admin")
+        self.kubeconfig = self.cluster.write_kubeconfig(self.workdir / "kubeconfig", NAMESPACE, user=ADMIN)
         for user in USERS:  # one identity each: distinct approvers, and dave who may not approve
             self.cluster.write_kubeconfig(self.workdir / f"kubeconfig-{user}", NAMESPACE, user=user)
         # The operator has an identity of its own: only it may write status.
@@ -73,7 +72,7 @@ class Sandbox:
             storage={"allowed_prefixes": {"*": [f"s3://{bucket}/"]}},  # every namespace: the sandbox's bucket
         )
         # Every namespace, as `modelreg-operator run --all-namespaces` on a cluster.
-        self.parts.append(SimulatedDeploymentController(self.cluster.url, None, period=0.3).start())
+        self.parts.append(SimulatedDeploymentController(self.cluster.configuration(ADMIN), None, period=0.3).start())
         self.parts.append(OperatorThread(settings, []).start())
         return self
 
@@ -133,7 +132,7 @@ def demo(sandbox: Sandbox, bucket: str) -> None:
         "--file",
         str(artifacts / "fraud-v1.onnx"),
         "--to",
-        f"s3://{bucket}/fraud/1",
+        f"s3://{bucket}/fraud/1/",
         "--metric",
         "auc=0.91",
         "--run-id",
@@ -149,7 +148,7 @@ def demo(sandbox: Sandbox, bucket: str) -> None:
         "--dir",
         str(artifacts / "fraud-v2"),
         "--to",
-        f"s3://{bucket}/fraud/2",
+        f"s3://{bucket}/fraud/2/",
         "--metric",
         "auc=0.93",
         "--parent",

@@ -1,0 +1,27 @@
+from modelreg.domain.webhooks import skip_operator_patch
+
+USER = "system:serviceaccount:modelreg-system:modelreg-operator"
+CONDITION = {"name": "not-the-operator", "expression": f'request.userInfo.username != "{USER}"'}
+
+
+def test_the_webhooks_that_always_allow_the_operator_get_the_condition_once():
+    webhooks = [
+        {"name": "check-promotions.modelreg.io"},  # reviews the operator too: never skipped
+        {"name": "check-versions.modelreg.io"},
+        {"name": "status-modelversions.modelreg.io", "matchConditions": [CONDITION]},
+        {"name": "status-modelpromotions.modelreg.io", "matchConditions": [{**CONDITION, "expression": "true"}]},
+    ]
+    ops = skip_operator_patch(webhooks, USER)
+    assert ops == [
+        {"op": "test", "path": "/webhooks/1/name", "value": "check-versions.modelreg.io"},
+        {"op": "add", "path": "/webhooks/1/matchConditions", "value": [CONDITION]},
+        {"op": "test", "path": "/webhooks/3/name", "value": "status-modelpromotions.modelreg.io"},
+        {"op": "add", "path": "/webhooks/3/matchConditions", "value": [CONDITION]},
+    ]
+    done = [{**w, "matchConditions": [CONDITION]} if i in (1, 3) else w for i, w in enumerate(webhooks)]
+    assert skip_operator_patch(done, USER) == []
+
+
+def test_a_username_is_quoted_as_a_cel_string():
+    ops = skip_operator_patch([{"name": "check-versions.x"}], 'evil" || true || "')
+    assert ops[1]["value"][0]["expression"] == 'request.userInfo.username != "evil\\" || true || \\""'
