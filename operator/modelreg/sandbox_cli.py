@@ -1,4 +1,5 @@
-"""`modelreg sandbox`: a clear word when the optional `testing` extra is not installed."""
+"""`modelreg`: `fetch` (always installed) and `sandbox` (a clear word when the optional `testing`
+extra is not installed)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,17 @@ import sys
 
 
 def cli(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["fetch"]:  # `pip install modelreg` alone: no test doubles needed
+        from modelreg.cli.fetch import main as fetch
+
+        return fetch(argv[1:])
     try:
         from modelreg.testing.sandbox import cli as sandbox
     except ModuleNotFoundError as exc:
+        if argv[:1] != ["sandbox"]:
+            print("usage: modelreg {fetch,sandbox} ...  (modelreg fetch --help)", file=sys.stderr)
+            return 2
         print(
             f"modelreg sandbox needs the optional extra 'testing' ({exc.name} is not installed): "
             "pip install 'modelreg[testing]'",

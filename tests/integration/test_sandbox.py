@@ -58,6 +58,8 @@ def test_demo_runs_to_completion_and_leaves_nothing_behind(tmp_path):
         "Register two versions",
         "Promote v1 to Production",
         "Status:     Promoted: v1 is Production",
+        '"approvers": [\n    "bob",\n    "carol"\n  ]',  # resolve -o json, after the first promotion
+        "fetched fraud v1 (Production): 1 file(s)",
         "Status:     RolledBack",
         "restored v1",
         "fraud-scorer serves version 1",

@@ -148,6 +148,25 @@ def test_managed_null_from_the_environment_means_not_managed(monkeypatch, value)
     assert Settings().webhook.managed is None
 
 
+def test_the_operator_without_its_extra_says_how_to_install_it(capsys, monkeypatch):
+    import builtins
+    import sys
+
+    from modelreg.operator_cli import main
+
+    real_import = builtins.__import__
+
+    def without_kopf(name, *args, **kwargs):
+        if name == "modelreg.main":
+            raise ModuleNotFoundError("No module named 'kopf'", name="kopf")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "modelreg.main", raising=False)
+    monkeypatch.setattr(builtins, "__import__", without_kopf)
+    assert main(["run", "-A"]) == 2
+    assert "pip install 'modelreg[operator]'" in capsys.readouterr().err
+
+
 def test_serving_targets_default_to_deployments_and_are_enabled_by_file_or_environment(tmp_path, monkeypatch):
     assert Settings().serving.targets.enabled() == {"deployments"}
     config = tmp_path / "modelreg.yaml"

@@ -16,7 +16,7 @@ from typing import Any
 
 import argcomplete
 
-from modelreg import GROUP, VERSION
+from modelreg import GROUP, VERSION, client
 from modelreg.cli import render
 from modelreg.domain.approvals import approval_key
 from modelreg.domain.artifacts import InvalidURIError, Location, directory_digest, parse_uri
@@ -329,6 +329,17 @@ class Commands:
             raise KubeClientError(f"model {self.args.model!r} has no version {self.args.number}")
         self.out(chain, render.lineage_tree(self.args.model, chain))
 
+    def resolve(self) -> None:
+        a = self.args
+        output = "uri" if a.output == "table" else a.output  # the flags' default before the subcommand
+        if output not in _RESOLVE_OUTPUTS:
+            raise UsageError(f"resolve: -o {output}: expected one of {', '.join(_RESOLVE_OUTPUTS)}")
+        try:
+            found = client.resolve(a.reference, a.namespace, a.context, a.kubeconfig, a.as_user)
+        except client.InvalidReference as exc:
+            raise UsageError(str(exc)) from None
+        print(render.resolved(found, output))
+
     def status(self) -> int:
         """With --watch: exit 0 once the promotion is Promoted, 1 when it ends otherwise (or at
         --timeout), so a pipeline can gate on it."""
@@ -351,6 +362,9 @@ class Commands:
             print("---")
 
 
+_RESOLVE_OUTPUTS = ("uri", "json", "yaml", "env")
+
+
 def _version() -> str:
     try:
         return importlib.metadata.version("modelreg")
@@ -358,7 +372,13 @@ def _version() -> str:
         return "unknown"
 
 
-def _global_flags(defaults: bool) -> argparse.ArgumentParser:
+_OUTPUTS = ("table", "wide", "name", "yaml", "json")
+_OUTPUT_HELP = "output format: a table (wide: more columns), resource names, or the objects as YAML/JSON"
+
+
+def _global_flags(
+    defaults: bool, outputs: tuple[str, ...] = _OUTPUTS, output_help: str = _OUTPUT_HELP
+) -> argparse.ArgumentParser:
     """kubectl's flags, taken before or after the subcommand. The subcommand's copy has no defaults
     (SUPPRESS): argparse would otherwise overwrite a value given before the subcommand with them."""
     flags = argparse.ArgumentParser(add_help=False)
@@ -377,9 +397,9 @@ def _global_flags(defaults: bool) -> argparse.ArgumentParser:
     flags.add_argument(
         "-o",
         "--output",
-        choices=["table", "wide", "name", "yaml", "json"],
+        choices=outputs,
         default=default("table"),
-        help="output format: a table (wide: more columns), resource names, or the objects as YAML/JSON",
+        help=output_help,
     )
     flags.add_argument(
         "--as", dest="as_user", metavar="USER", default=default(None), help="act as USER (impersonation, e.g. --as bob)"
@@ -475,6 +495,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("number", type=int)
     p = command("completion", "print a shell completion script (e.g. source <(kubectl modelreg completion bash))")
     p.add_argument("shell", choices=["bash", "zsh", "fish"])
+    resolve_flags = _global_flags(
+        False,
+        _RESOLVE_OUTPUTS,
+        "uri (default); json/yaml: URI, sha256, versionId, version, name, stage, approvers; "
+        "env: KEY=value lines as a serving pod sees them ($GITHUB_ENV, --env-file; not shell-quoted)",
+    )
+    p = sub.add_parser(
+        "resolve",
+        help="the proven artifact of MODEL@STAGE or MODEL@VERSION (exit 1 when nothing proven holds it)",
+        parents=[resolve_flags],
+    )
+    p.add_argument("reference", metavar="MODEL@STAGE|MODEL@VERSION", help="e.g. fraud@production, fraud@3")
     p = command("status", "a promotion's approvals and rollout")
     p.add_argument("promotion")
     p.add_argument(
@@ -498,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (KubeClientError, StorageFailure) as exc:
+    except (KubeClientError, StorageFailure, client.Unresolvable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

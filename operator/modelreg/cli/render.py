@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from modelreg.domain.consumption import Resolved
 from modelreg.models.stages import DISPLAY_ORDER
 
 
@@ -246,3 +247,13 @@ def promotion_status(p: Mapping[str, Any]) -> str:
             f"{d.get('kind', 'Deployment')} {d['name']}: updated={d.get('updated')} available={d.get('available')}"
         )
     return "\n".join(lines)
+
+
+def resolved(found: Resolved, output: str) -> str:
+    if output == "uri":
+        return found.uri
+    if output == "env":
+        # KEY=value lines, read literally by $GITHUB_ENV, docker --env-file and `modelreg fetch --from-env`
+        # (values were checked free of line breaks when resolved)
+        return "\n".join(f"{key}={value}" for key, value in found.env().items())
+    return dump(found.as_dict(), output)

@@ -3,12 +3,16 @@ request shapes with the operator's KubeStore (storage/kube.py)."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import kubernetes
 
 from modelreg import GROUP, VERSION
 from modelreg.storage.kube import api_message, patch_metadata, whoami
+
+_SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
 class KubeClientError(Exception):
@@ -26,9 +30,27 @@ class KubeClient:
                 contexts, _ = kubernetes.config.list_kube_config_contexts(config_file=kubeconfig)
                 active = next(c for c in contexts if c["name"] == context)
         except (kubernetes.config.ConfigException, StopIteration, FileNotFoundError) as exc:
-            raise KubeClientError(f"cannot load kubeconfig: {exc}") from exc
-        self.default_namespace = active.get("context", {}).get("namespace", "default")
+            # in a pod (e.g. `modelreg fetch` as an init container): its service account, as kubectl does
+            if kubeconfig or context or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+                raise KubeClientError(f"cannot load kubeconfig: {exc}") from exc
+            self._in_cluster(as_user)
+        else:
+            self.default_namespace = active.get("context", {}).get("namespace", "default")
         self.custom = kubernetes.client.CustomObjectsApi(self.client)
+
+    def _in_cluster(self, as_user: str | None) -> None:
+        configuration = kubernetes.client.Configuration()
+        try:
+            kubernetes.config.load_incluster_config(client_configuration=configuration)
+        except kubernetes.config.ConfigException as exc:
+            raise KubeClientError(f"no kubeconfig, and the in-cluster service account cannot be used: {exc}") from exc
+        self.client = kubernetes.client.ApiClient(configuration)
+        if as_user:
+            self.client.set_default_header("Impersonate-User", as_user)
+        try:
+            self.default_namespace = Path(_SERVICE_ACCOUNT_NAMESPACE).read_text().strip() or "default"
+        except OSError:
+            self.default_namespace = "default"
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:

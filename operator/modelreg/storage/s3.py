@@ -50,6 +50,10 @@ class StorageFailure(Exception):
         self.message = message
 
 
+class Changed(StorageFailure):
+    """A read pinned with IfMatch found another object (412): what was pinned is gone."""
+
+
 class Stopped(Exception):
     """Hashing stopped because no one wants its answer any more (its caller gave up, its store
     closed): never a verdict on the artifact."""
@@ -89,7 +93,7 @@ def make_client(**overrides: Any) -> Any:
 def _failure(exc: Exception, location: Location | str, action: str) -> StorageFailure:
     failure = _classify(exc, location, action)
     # botocore puts the endpoint URL (credentials and all, when someone wrote them there) in its messages
-    return StorageFailure(failure.reason, redact(failure.message))
+    return type(failure)(failure.reason, redact(failure.message))
 
 
 def _classify(exc: Exception, location: Location | str, action: str) -> StorageFailure:
@@ -99,7 +103,7 @@ def _classify(exc: Exception, location: Location | str, action: str) -> StorageF
         code = str(exc.response.get("Error", {}).get("Code", ""))
         status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
         if code in ("412", "PreconditionFailed") or status == "412":  # an IfMatch pin no longer holds
-            return StorageFailure(
+            return Changed(
                 Reason.STORAGE_UNAVAILABLE, f"{location} changed while it was being verified ({action}); checked again"
             )
         if code in _NOT_FOUND or status == "404":
@@ -175,8 +179,8 @@ class ObjectStore:
         except (ClientError, BotoCoreError) as exc:
             raise _failure(exc, location, action) from exc
 
-    def head(self, location: Location, etag: str | None = None) -> StoredObject:
-        """`etag`: only the object a listing saw (412 if it was replaced since)."""
+    def head(self, location: Location, etag: str | None = None, version_id: str | None = None) -> StoredObject:
+        """`etag`: only the object a listing saw (412 if it was replaced since); `version_id`: that version."""
         head = self._call(
             location,
             "HeadObject",
@@ -184,7 +188,7 @@ class ObjectStore:
             Bucket=location.bucket,
             Key=location.key,
             ChecksumMode="ENABLED",
-            **_pinned(etag),
+            **_pinned(etag, version_id),
         )
         return StoredObject(
             key=location.key,
@@ -294,16 +298,18 @@ class ObjectStore:
         etag: str | None = None,
         stop: Stop | None = None,
         version_id: str | None = None,
+        sink: Callable[[bytes], None] | None = None,
     ) -> tuple[str, int]:
         """Hash an object with `range_streams` ranged GETs of `chunk_size` in flight, fed to the hash
         in order: one artifact can use more than one stream's bandwidth; memory stays about
         range_streams * chunk_size. IfMatch pins every range to the object the HEAD saw. Once
         stopped, ranges in flight are not waited for, but a stalled one still holds the process's
-        exit for up to the read timeout (pool threads are joined at exit; off by default)."""
+        exit for up to the read timeout (pool threads are joined at exit; off by default).
+        `sink` gets the bytes in order as they are hashed (a fetch writes them)."""
         stop = (stop or Stop()).including(self._closed)
         stop.check(location)
         if size <= self.chunk_size or self.range_streams <= 1:
-            return self.stream_sha256(location, etag, stop, version_id)
+            return self.stream_sha256(location, etag, stop, version_id, sink)
         starts = iter(range(0, size, self.chunk_size))
 
         def fetch(start: int) -> bytes:
@@ -332,6 +338,8 @@ class ObjectStore:
                 if (start := next(starts, None)) is not None:
                     pending.append(fetchers.submit(fetch, start))
                 digest.update(part)
+                if sink is not None:
+                    sink(part)
                 total += len(part)
                 stop.check(location)
         finally:  # not waiting for ranges in flight: each ends with its read (bounded by the read timeout)
@@ -341,7 +349,12 @@ class ObjectStore:
         return digest.hexdigest(), total
 
     def stream_sha256(
-        self, location: Location, etag: str | None = None, stop: Stop | None = None, version_id: str | None = None
+        self,
+        location: Location,
+        etag: str | None = None,
+        stop: Stop | None = None,
+        version_id: str | None = None,
+        sink: Callable[[bytes], None] | None = None,
     ) -> tuple[str, int]:
         """Hash the object's bytes in bounded memory, downloading and hashing in parallel.
 
@@ -396,6 +409,8 @@ class ObjectStore:
                 if isinstance(item, BaseException):
                     raise _failure(item, location, "GetObject") from item
                 digest.update(item)
+                if sink is not None:
+                    sink(item)
                 total += len(item)
                 stop.check(location)
         finally:

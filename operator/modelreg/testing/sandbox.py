@@ -94,6 +94,13 @@ def run_cli(*args: str, user: str | None = None, workdir: Path) -> int:
     return kubectl_modelreg([*args, "--kubeconfig", str(kubeconfig)])
 
 
+def run_fetch(*args: str, workdir: Path) -> int:
+    from modelreg.cli.fetch import main as modelreg_fetch
+
+    print(f"$ modelreg fetch {' '.join(args)}", flush=True)
+    return modelreg_fetch([*args, "--kubeconfig", str(workdir / "kubeconfig")])
+
+
 def wait(what: str, probe: Callable[[], bool], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not probe():
@@ -209,6 +216,9 @@ def demo(sandbox: Sandbox, bucket: str) -> None:
     run_cli("approve", "fraud-v1-to-production", user="carol", workdir=workdir)
     wait("v1 promoted", lambda: reason("modelpromotions", "fraud-v1-to-production", "Succeeded") == "Promoted")
     run_cli("status", "fraud-v1-to-production", workdir=workdir)
+    say("What CI/CD and serving pods consume: the proven artifact, its bytes checked before they appear")
+    run_cli("resolve", "fraud@production", "-o", "json", workdir=workdir)
+    run_fetch("fraud@production", "--to", str(artifacts / "serving"), workdir=workdir)
 
     say("Promote v2: its rollout fails (ProgressDeadlineExceeded), so the operator rolls back to v1")
     run_cli(
