@@ -220,6 +220,23 @@ class ElectionSettings(Section):
         return self
 
 
+class ServingTargets(Section):
+    """Which kinds of serving target the operator watches and rolls (label modelreg.io/model). An
+    enabled kind whose CRD is not installed is skipped, with one log line at start-up."""
+
+    deployments: bool = True
+    inference_services: bool = False  # KServe serving.kserve.io/v1beta1
+    rollouts: bool = False  # Argo Rollouts argoproj.io/v1alpha1
+
+    def enabled(self) -> set[str]:
+        """The enabled kinds, named as in the file (TargetKind.key)."""
+        return {to_camel(name) for name, on in self if on}
+
+
+class ServingSettings(Section):
+    targets: ServingTargets = ServingTargets()
+
+
 class LoggingSettings(Section):
     level: str = "INFO"
 
@@ -241,6 +258,7 @@ class Settings(BaseSettings):
     promotions: PromotionSettings = PromotionSettings()
     notifications: NotificationSettings = NotificationSettings()
     election: ElectionSettings = ElectionSettings()
+    serving: ServingSettings = ServingSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @classmethod

@@ -24,8 +24,9 @@ from modelreg.config import ConfigFileError, Settings, UnknownSectionError, expl
 from modelreg.domain.leadership import must_stop
 from modelreg.domain.redaction import redact
 from modelreg.domain.seals import Sealer
+from modelreg.domain.serving import TARGET_KINDS, TargetKind
 from modelreg.handlers import kopf_settings, register
-from modelreg.storage.kube import NoCluster, make_api_client, probe_cluster
+from modelreg.storage.kube import NoCluster, make_api_client, probe_cluster, served_kinds
 from modelreg.storage.lease import LeaseLock
 from modelreg.storage.tls import read_seal_key
 
@@ -186,6 +187,20 @@ def _alive_while_waiting(liveness: str | None) -> Iterator[None]:
         server.server_close()
 
 
+def serving_kinds(settings: Settings) -> list[TargetKind]:
+    """The serving target kinds enabled in `serving.targets` whose CRDs the cluster serves; the
+    others are skipped with one line (kopf would warn of them again on every CRD change)."""
+    enabled = [kind for kind in TARGET_KINDS if kind.key in settings.serving.targets.enabled()]
+    with make_api_client() as client:
+        served = served_kinds(client, enabled)
+    if skipped := [kind for kind in enabled if kind not in served]:
+        logger.warning(
+            "serving.targets: not watching %s: the CRD is not installed (restart the operator after installing it)",
+            ", ".join(f"{kind.kind} ({kind.crd})" for kind in skipped),
+        )
+    return served
+
+
 def _run_kopf(
     settings: Settings, namespaces: Collection[str], liveness: str | None, stop_flag: Any, ready_flag: Any
 ) -> None:
@@ -194,6 +209,7 @@ def _run_kopf(
         read_seal_key(settings.approvals.seal_key_file or ""),
         [read_seal_key(path) for path in settings.approvals.previous_seal_key_files],
         namespaces,
+        serving_kinds(settings),
     )
     if isinstance(stop_flag, threading.Event):
         # kopf waits for a threading.Event in a thread of asyncio's default executor, which is

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -46,8 +47,14 @@ def bucket(s3: Any) -> str:
 
 
 @pytest.fixture
-def cluster() -> Iterator[EmulatedCluster]:
-    emulated = EmulatedCluster(CRD_FILES).start()
+def extra_crds() -> list[Path]:
+    """CRD files installed beside modelreg's (a test module overrides it: e.g. KServe's)."""
+    return []
+
+
+@pytest.fixture
+def cluster(extra_crds: list[Path]) -> Iterator[EmulatedCluster]:
+    emulated = EmulatedCluster([*CRD_FILES, *extra_crds]).start()
     emulated.grant_demo_users()
     # The operator acts as the ServiceAccount rbac.yaml binds: it holds only its ClusterRole.
     emulated.write_kubeconfig(KUBECONFIG, namespace=NAMESPACE, user=OPERATOR_USER)

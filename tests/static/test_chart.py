@@ -52,6 +52,10 @@ MODES = {
         "webhook.port=10443",
     ],
     "no-network-policy": ["--set", "networkPolicy.enabled=false"],
+    "serving-targets": [
+        "--set-json",
+        'serving={"targets":{"deployments":false,"inferenceServices":true,"rollouts":true}}',
+    ],
 }
 
 
@@ -120,6 +124,31 @@ def test_a_typo_in_values_is_rejected():
     )
     done = helm("template", "modelreg", str(CHART), "--set-json", bad_event)
     assert done.returncode != 0 and "events" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("mode", "granted"),
+    [
+        ("default", {("apps", "deployments")}),
+        ("serving-targets", {("serving.kserve.io", "inferenceservices"), ("argoproj.io", "rollouts")}),
+    ],
+)
+def test_each_serving_target_kind_is_granted_only_when_enabled_and_the_operator_told(
+    mode, granted, tmp_path, monkeypatch
+):
+    objects = render(*MODES[mode])
+    operator = next(r for r in by_kind(objects, "ClusterRole") if r["metadata"]["name"] == "modelreg-operator")
+    kinds = {"deployments", "inferenceservices", "rollouts"}
+    rules = [rule for rule in operator["rules"] if set(rule["resources"]) & kinds]
+    assert {(g, r) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]} == granted
+    assert all(rule["verbs"] == ["get", "list", "watch", "patch"] for rule in rules)
+    (tmp_path / "modelreg.yaml").write_text(by_kind(objects, "ConfigMap")[0]["data"]["modelreg.yaml"])
+    monkeypatch.setenv("MODELREG_CONFIG", str(tmp_path / "modelreg.yaml"))
+    enabled = Settings().serving.targets.enabled()
+    assert {k.lower() for k in enabled} == {r for _, r in granted}
+    if mode == "serving-targets":  # the same rules as the optional manifest for installs without Helm
+        optional = yaml.safe_load_all((ROOT / "examples/install/rbac-serving-targets.yaml").read_text())
+        assert [r for d in optional if d["kind"] == "ClusterRole" for r in d["rules"]] == rules
 
 
 def test_two_replicas_one_ready_where_the_webhook_is_served():

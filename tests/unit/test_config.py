@@ -165,3 +165,17 @@ def test_the_operator_without_its_extra_says_how_to_install_it(capsys, monkeypat
     monkeypatch.setattr(builtins, "__import__", without_kopf)
     assert main(["run", "-A"]) == 2
     assert "pip install 'modelreg[operator]'" in capsys.readouterr().err
+
+
+def test_serving_targets_default_to_deployments_and_are_enabled_by_file_or_environment(tmp_path, monkeypatch):
+    assert Settings().serving.targets.enabled() == {"deployments"}
+    config = tmp_path / "modelreg.yaml"
+    config.write_text("serving:\n  targets:\n    inferenceServices: true\n")
+    monkeypatch.setenv("MODELREG_CONFIG", str(config))
+    assert Settings().serving.targets.enabled() == {"deployments", "inferenceServices"}
+    monkeypatch.setenv("MODELREG_SERVING__TARGETS", '{"rollouts": true, "deployments": false}')
+    assert Settings().serving.targets.enabled() == {"inferenceServices", "rollouts"}  # merged key by key
+    config.write_text("serving:\n  targets:\n    knativeServices: true\n")
+    monkeypatch.delenv("MODELREG_SERVING__TARGETS")
+    with pytest.raises(ValidationError, match=r"serving\.targets\.knativeServices"):
+        Settings()

@@ -13,6 +13,7 @@ import jsonpatch
 import pytest
 
 from modelreg.domain.merge import merge_patch
+from modelreg.domain.serving import DEPLOYMENTS
 from modelreg.domain.trust import STAGE, VERIFICATION
 from modelreg.services.promotions import PromotionReconciler
 from modelreg.services.view import PROMOTIONS, VERSIONS, View
@@ -51,10 +52,13 @@ class FakeKube:
         meta = {**stored["metadata"], "labels": merge_patch(stored["metadata"].get("labels") or {}, labels)}
         return self.put(plural, {**stored, "metadata": meta})
 
-    async def list_deployments(self, namespace, selector):
+    async def list_targets(self, kind, namespace, selector):
         return [copy.deepcopy(d) for d in self.deployments.values()]
 
-    async def json_patch_deployment(self, namespace, name, ops):
+    async def get_target(self, kind, namespace, name):
+        return copy.deepcopy(self.deployments.get(name))
+
+    async def json_patch_target(self, kind, namespace, name, ops):
         patched = jsonpatch.apply_patch(self.deployments[name], ops)
         patched["status"] = {"observedGeneration": 2, "updatedReplicas": 1, "availableReplicas": 1, "replicas": 1}
         patched["metadata"].update(generation=2, resourceVersion=str(next(self.versions)))
@@ -210,22 +214,22 @@ async def test_a_deployment_event_already_serving_its_stage_costs_no_read(world)
     kube, _, service, add = world
     add(VERSIONS, version("fraud-v1", 1, stage="Production"))
     reads = []
-    listing = kube.list_deployments
+    read = kube.get_target
 
-    async def counted(namespace, selector):
-        reads.append(selector)
-        return await listing(namespace, selector)
+    async def counted(kind, namespace, name):
+        reads.append(name)
+        return await read(kind, namespace, name)
 
-    kube.list_deployments = counted
+    kube.get_target = counted
     # a Deployment not serving v1: read fresh, then rolled
-    await service.converge_deployment(NS, "serve", "fraud", seen=deployment())
+    await service.converge_target(DEPLOYMENTS, NS, "serve", "fraud", seen=deployment())
     assert len(reads) == 1
     served = kube.deployments["serve"]
     assert served["spec"]["template"]["metadata"]["annotations"]["modelreg.io/version"] == "1"
     # its controller's status updates that follow: nothing read, nothing patched
     generation = served["metadata"]["generation"]
     for _ in range(3):
-        await service.converge_deployment(NS, "serve", "fraud", seen=copy.deepcopy(served))
+        await service.converge_target(DEPLOYMENTS, NS, "serve", "fraud", seen=copy.deepcopy(served))
     assert len(reads) == 1 and kube.deployments["serve"]["metadata"]["generation"] == generation
 
 
@@ -272,16 +276,16 @@ async def test_a_candidate_replaced_during_its_rollout_is_never_served(world):
 async def test_a_failed_label_write_never_leaves_the_rollout_running_on_its_own(world):
     kube, _, service, add = world
     promote_v2_over_v1(add)
-    patch = kube.json_patch_deployment
+    patch = kube.json_patch_target
 
-    async def slow_patch(namespace, name, ops):
+    async def slow_patch(kind, namespace, name, ops):
         await asyncio.sleep(0.05)
-        await patch(namespace, name, ops)
+        await patch(kind, namespace, name, ops)
 
     async def refused(plural, namespace, name, labels):
         raise ApiRefused(403, "cannot patch resource modelversions")
 
-    kube.json_patch_deployment, kube.patch_labels = slow_patch, refused
+    kube.json_patch_target, kube.patch_labels = slow_patch, refused
     with pytest.raises(ApiRefused):
         await service.reconcile(NS, "p", "fraud")  # retried by the scheduler, under the model's lock again
     # the rollout had finished when the failure was raised: nothing runs on outside the lock

@@ -243,7 +243,9 @@ def promotion_status(p: Mapping[str, Any]) -> str:
     for metric, values in (status.get("comparison") or {}).items():
         lines.append(f"  {metric}: {values['candidate']} vs {values['current']} (delta {values['delta']:+g})")
     for d in (status.get("rollout") or {}).get("deployments") or []:
-        lines.append(f"Deployment {d['name']}: updated={d.get('updated')} available={d.get('available')}")
+        lines.append(
+            f"{d.get('kind', 'Deployment')} {d['name']}: updated={d.get('updated')} available={d.get('available')}"
+        )
     return "\n".join(lines)
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import kopf
 
 from modelreg.config import Settings, WebhookSettings
+from modelreg.domain.serving import DEPLOYMENTS, TargetKind
 from modelreg.handlers import admission, model_versions, promotions
 from modelreg.services import wiring
 from modelreg.storage import tls
@@ -21,14 +22,16 @@ def register(
     seal_key: bytes,
     previous_keys: list[bytes] | None = None,
     namespaces: Collection[str] = (),
+    kinds: Sequence[TargetKind] = (DEPLOYMENTS,),
 ) -> kopf.OperatorRegistry:
+    """`kinds`: the serving target kinds to watch and roll (enabled, and served by the API server)."""
     registry = kopf.OperatorRegistry()
     # The official client's login: the in-cluster service account, else the current kubeconfig context.
     kopf.on.login(registry=registry)(kopf.login_via_client)
 
     @kopf.on.startup(registry=registry)
     async def start(memo: kopf.Memo, **_: Any) -> None:
-        memo.services = await wiring.build(settings, seal_key, previous_keys, namespaces)  # the one memo entry
+        memo.services = await wiring.build(settings, seal_key, previous_keys, namespaces, kinds)  # the one memo entry
         await memo.services.start()
 
     @kopf.on.cleanup(registry=registry)
@@ -37,7 +40,7 @@ def register(
             await memo.services.stop()
 
     model_versions.register(registry)
-    promotions.register(registry)
+    promotions.register(registry, kinds)
     admission.register(registry)
     return registry
 

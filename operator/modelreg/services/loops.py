@@ -18,7 +18,7 @@ from typing import Any
 from modelreg import metrics
 from modelreg.domain import model_versions as domain
 from modelreg.domain.promotions import TERMINAL, reason_of, registration_order
-from modelreg.domain.serving import MODEL_LABEL, STAGE_LABEL
+from modelreg.domain.serving import MODEL_LABEL, STAGE_LABEL, TargetKind
 from modelreg.domain.transitions import Transition
 from modelreg.domain.trust import STAGE, StatusSeals
 from modelreg.services.failures import Failure, FailureReports
@@ -222,8 +222,10 @@ class Loops:
             return None  # history: no I/O
         self.reporter.report(await self.promotions.reconcile(*key, promotion["spec"]["modelName"]))
         promotion = self.view.get(PROMOTIONS, *key)
-        # Pending and rolling-out promotions look again each tick (Deployments becoming available).
+        # Pending and rolling-out promotions look again each tick (serving targets becoming available).
         return None if promotion is None or self._finished(promotion) else self.promotion_tick
 
-    async def converge_deployment(self, namespace: str, name: str, model: str, seen: Mapping[str, Any]) -> None:
-        self.reporter.report(await self.promotions.converge_deployment(namespace, name, model, seen))
+    async def converge_target(
+        self, kind: TargetKind, namespace: str, name: str, model: str, seen: Mapping[str, Any]
+    ) -> None:
+        self.reporter.report(await self.promotions.converge_target(kind, namespace, name, model, seen))

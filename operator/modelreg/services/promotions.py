@@ -1,8 +1,8 @@
 """Reconcile ModelPromotions of one model, one at a time, from the operator's view of the cluster.
 
 Every step is idempotent and its state lives in the cluster: the promotion's status
-(RollingOut, previousVersion, the moves), the versions' stageHistory, the Deployments'
-pod-template annotation. A restart at any point repeats no effect.
+(RollingOut, previousVersion, the moves), the versions' stageHistory, the serving targets'
+modelreg.io/version annotation. A restart at any point repeats no effect.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from modelreg.domain.approvals import ApprovalSeals
 from modelreg.domain.artifacts import Reason, Verdict
 from modelreg.domain.merge import merge_patch
 from modelreg.domain.policy import PolicyError, effective_policy
-from modelreg.domain.serving import Served
+from modelreg.domain.serving import DEPLOYMENTS, Served, TargetKind
 from modelreg.domain.transitions import Transition
 from modelreg.domain.trust import RECORD, StatusSeals, forged_keys
 from modelreg.models.stages import EXCLUSIVE
@@ -63,13 +63,14 @@ class PromotionReconciler:
         execution_timeout: float = 3600.0,
         clock: Clock = lambda: datetime.now(UTC),
         minimum_cluster: Mapping[str, int] | None = None,
+        kinds: Sequence[TargetKind] = (DEPLOYMENTS,),
     ) -> None:
         self.kube, self.view, self.clock = kube, view, clock
         self.minimum_cluster = dict(minimum_cluster or {})
         self.required, self.criteria, self.policy_config_map = required, criteria, policy_config_map
         self.seals, self.status_seals = seals, status_seals
         self.still_proven, self.execution_timeout = still_proven, execution_timeout
-        self.rollout = Rollout(kube, view, status_seals, still_proven, clock)
+        self.rollout = Rollout(kube, view, status_seals, still_proven, clock, kinds)
         self._locks: dict[tuple[str, str], asyncio.Lock] = collections.defaultdict(asyncio.Lock)
 
     def _now(self) -> str:
@@ -88,15 +89,15 @@ class PromotionReconciler:
             await self.rollout.restore_stage(namespace, name, model, outcome)
             return outcome
 
-    async def converge_deployment(
-        self, namespace: str, name: str, model: str, seen: Mapping[str, Any] | None = None
+    async def converge_target(
+        self, kind: TargetKind, namespace: str, name: str, model: str, seen: Mapping[str, Any] | None = None
     ) -> Outcome:
-        """`seen`: the Deployment as a watch event showed it; if that already serves its stage's
+        """`seen`: the target as a watch event showed it; if that already serves its stage's
         version, nothing is read."""
-        if seen is not None and convergence.settled(self.view, namespace, model, seen):
+        if seen is not None and convergence.settled(self.view, namespace, model, kind, seen):
             return Outcome()
         async with self._locks[(namespace, model)]:
-            return await convergence.converge(self.kube, self.view, self.still_proven, namespace, name, model)
+            return await convergence.converge(self.kube, self.view, self.still_proven, kind, namespace, name, model)
 
     # -- judging ----------------------------------------------------------------------------
     async def _reconcile(self, namespace: str, name: str, model: str, outcome: Outcome) -> None:
@@ -229,7 +230,7 @@ class PromotionReconciler:
                 status,
                 now,
                 promotion["metadata"].get("generation"),
-                RolledOut=(False, domain.ROLLING_OUT, "moving stages and rolling the serving Deployments"),
+                RolledOut=(False, domain.ROLLING_OUT, "moving stages and rolling the serving targets"),
                 Succeeded=(None, domain.ROLLING_OUT, f"promoting v{promotion['spec']['version']} to {target}"),
             ),
         )
@@ -270,7 +271,7 @@ class PromotionReconciler:
             else domain.candidate_of(versions, spec["version"], domain.registration_order(self.seals))
         )
         now = self._now()
-        # Right before stages move or any Deployment is patched: storage still holds what was proven.
+        # Right before stages move or any serving target is patched: storage still holds what was proven.
         if check is None and serving is not None:
             check = self.still_proven(namespace, serving)
         problem = await check if check is not None else None
@@ -321,7 +322,7 @@ class PromotionReconciler:
                 status,
                 now,
                 promotion["metadata"].get("generation"),
-                RolledOut=(True, "RolledOut", f"{len(states)} Deployment(s) serve v{version}"),
+                RolledOut=(True, "RolledOut", f"{len(states)} serving target(s) serve v{version}"),
                 Succeeded=(True, "Promoted", f"v{version} is {target}"),
             )
         else:

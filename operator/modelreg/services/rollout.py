@@ -1,7 +1,7 @@
-"""Carrying out an execution: stage moves on the versions, the serving Deployments, and undoing both.
+"""Carrying out an execution: stage moves on the versions, the serving targets, and undoing both.
 
 Every step is idempotent against what the cluster records (the versions' sealed stageHistory, the
-Deployments' pod-template annotation), so a step repeated after a restart changes nothing.
+targets' modelreg.io/version annotation), so a step repeated after a restart changes nothing.
 """
 
 from __future__ import annotations
@@ -17,14 +17,13 @@ from modelreg.domain import notifications
 from modelreg.domain import promotions as domain
 from modelreg.domain.artifacts import Verdict
 from modelreg.domain.serving import (
+    DEPLOYMENTS,
     MODEL_LABEL,
     STAGE_LABEL,
-    MisconfiguredDeployment,
+    MisconfiguredTarget,
     RolloutState,
     Served,
-    rollout_patch,
-    rollout_state,
-    served_version,
+    TargetKind,
     stage_of,
 )
 from modelreg.domain.transitions import Transition
@@ -42,9 +41,17 @@ Clock = Callable[[], datetime]
 
 
 class Rollout:
-    def __init__(self, kube: KubeStore, view: View, status_seals: StatusSeals, still_proven: Prover, clock: Clock):
+    def __init__(
+        self,
+        kube: KubeStore,
+        view: View,
+        status_seals: StatusSeals,
+        still_proven: Prover,
+        clock: Clock,
+        kinds: Sequence[TargetKind] = (DEPLOYMENTS,),
+    ):
         self.kube, self.view, self.status_seals = kube, view, status_seals
-        self.still_proven, self.clock = still_proven, clock
+        self.still_proven, self.clock, self.kinds = still_proven, clock, kinds
 
     async def apply_moves(
         self,
@@ -149,27 +156,39 @@ class Rollout:
                     metrics.STAGE_VERSION.remove(namespace, model, stage)
 
     async def roll(self, namespace: str, model: str, stage: str, served: Served, outcome: Outcome) -> list:
-        deployments = await self.kube.list_deployments(namespace, f"{MODEL_LABEL}={model}")
+        """Every serving target of the stage, of every kind, onto `served`; how each rollout is going."""
+        selector = f"{MODEL_LABEL}={model}"
+        listings = await asyncio.gather(*(self.kube.list_targets(kind, namespace, selector) for kind in self.kinds))
 
-        async def roll_one(deployment: dict[str, Any]) -> RolloutState:
+        async def roll_one(kind: TargetKind, target: dict[str, Any]) -> RolloutState:
+            name = target["metadata"]["name"]
             try:
-                ops = rollout_patch(deployment, served)
-            except MisconfiguredDeployment as exc:  # named in the promotion's condition; nothing patched
-                return RolloutState(deployment["metadata"]["name"], False, False, True, str(exc), True)
+                ops = kind.patch(target, served)
+            except MisconfiguredTarget as exc:  # named in the promotion's condition; nothing patched
+                return RolloutState(name, False, False, True, str(exc), True, kind.kind)
             if ops is None:
-                return rollout_state(deployment, served.version)
+                return kind.state(target, served.version)
             with contextlib.suppress(Conflict):  # edited meanwhile: the next tick re-reads and retries
-                await self.kube.json_patch_deployment(namespace, deployment["metadata"]["name"], ops)
-                was = served_version(deployment)
+                await self.kube.json_patch_target(kind, namespace, name, ops)
+                was = kind.served_version(target)
                 message = f"serving {served.model} v{served.version} ({stage})"
                 transition = Transition(
                     "Normal", "ModelRolled", message, f"v{was}" if was else None, f"v{served.version}"
                 )
-                outcome.add(deployment, transition)
-            return rollout_state({**deployment, "status": {}}, served.version)
+                outcome.add(target, transition)
+            return kind.state({**target, "status": {}}, served.version)
 
-        # Every Deployment of the stage at once: the rollout takes the slowest one's time, not the sum.
-        return list(await asyncio.gather(*(roll_one(d) for d in deployments if stage_of(d) == stage)))
+        # Every target of the stage at once: the rollout takes the slowest one's time, not the sum.
+        return list(
+            await asyncio.gather(
+                *(
+                    roll_one(kind, target)
+                    for kind, targets in zip(self.kinds, listings, strict=True)
+                    for target in targets
+                    if stage_of(target) == stage
+                )
+            )
+        )
 
     async def roll_back(
         self,
@@ -205,7 +224,7 @@ class Rollout:
             reason = "RolloutFailed" if reason == "RolledBack" else reason
             if previous:
                 why = problem.message if problem is not None else "it is not registered"
-                message += f"; v{previous} not restored ({why}): the Deployments keep what they have"
+                message += f"; v{previous} not restored ({why}): the serving targets keep what they have"
             else:
                 message += "; no previous version to restore"
         return domain.ended(promotion, promotion["status"], now, reason, message)

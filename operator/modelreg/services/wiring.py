@@ -7,7 +7,7 @@ import gc
 import logging
 import time
 import weakref
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ from modelreg.domain.artifacts import Reason
 from modelreg.domain.notifications import OutboxSeals
 from modelreg.domain.redaction import redact
 from modelreg.domain.seals import Sealer
+from modelreg.domain.serving import DEPLOYMENTS, TargetKind
 from modelreg.domain.trust import StatusSeals
 from modelreg.domain.webhooks import skip_operator_patch
 from modelreg.services.admission import AdmissionReviewer
@@ -170,7 +171,11 @@ def object_stores(settings: Settings, store: kube.KubeStore, stores: ObjectStore
 
 
 async def build(
-    settings: Settings, seal_key: bytes, previous_keys: list[bytes] | None = None, namespaces: Collection[str] = ()
+    settings: Settings,
+    seal_key: bytes,
+    previous_keys: list[bytes] | None = None,
+    namespaces: Collection[str] = (),
+    kinds: Sequence[TargetKind] = (DEPLOYMENTS,),
 ) -> Services:
     sealer = Sealer(seal_key, previous_keys or [])
     approvals = ApprovalSeals(sealer, settings.approvals.gitops_identity, settings.approvals.gitops_stages)
@@ -212,6 +217,7 @@ async def build(
         view,
         execution_timeout=settings.promotions.execution_timeout_seconds,
         minimum_cluster=policy.minimum_cluster_approvals,
+        kinds=kinds,
     )
     notifier = Notifier(store, settings.notifications, settings.storage.operator_namespace, OutboxSeals(sealer))
     # Enough workers that HEAD-bound re-checks of many versions overlap; downloads stay gated per namespace.

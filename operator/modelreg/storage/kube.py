@@ -21,6 +21,7 @@ import yaml
 from modelreg import GROUP, VERSION
 from modelreg.domain.policy import PolicyError
 from modelreg.domain.redaction import redact
+from modelreg.domain.serving import TargetKind
 
 
 @dataclass(frozen=True)
@@ -117,10 +118,25 @@ def whoami(client: kubernetes.client.ApiClient) -> str:
     return kubernetes.client.AuthenticationV1Api(client).create_self_subject_review(body).status.user_info.username
 
 
+def served_kinds(client: kubernetes.client.ApiClient, kinds: Collection[TargetKind]) -> list[TargetKind]:
+    """Those of `kinds` the API server serves (their CRD installed), by discovery (no RBAC needed)."""
+    custom = kubernetes.client.CustomObjectsApi(client)
+    served = []
+    for kind in kinds:
+        try:
+            resources = custom.get_api_resources(kind.group, kind.version).resources
+        except kubernetes.client.ApiException as exc:
+            if exc.status != 404:
+                raise
+            continue
+        if any(r.name == kind.plural for r in resources or []):
+            served.append(kind)
+    return served
+
+
 class KubeStore:
     def __init__(self, client: kubernetes.client.ApiClient) -> None:
         self.custom = kubernetes.client.CustomObjectsApi(client)
-        self.apps = kubernetes.client.AppsV1Api(client)
         self.core = kubernetes.client.CoreV1Api(client)
         self._threads = ThreadPoolExecutor(API_THREADS, thread_name_prefix="kube")
 
@@ -215,16 +231,38 @@ class KubeStore:
     ) -> dict[str, Any]:
         return await self._call(patch_metadata, self.custom, plural, namespace, name, {"labels": labels})
 
-    async def list_deployments(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-        # Raw JSON, so the domain sees the same dict shape as in watch events.
-        response = await self._call(
-            self.apps.list_namespaced_deployment, namespace, label_selector=label_selector, _preload_content=False
+    async def list_targets(self, kind: TargetKind, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        """Serving targets of one kind (any group: the path is the same for apps/v1), as dicts of
+        the shape watch events have, each naming its kind (list items do not on a cluster)."""
+        listing = await self._call(
+            self.custom.list_namespaced_custom_object,
+            kind.group,
+            kind.version,
+            namespace,
+            kind.plural,
+            label_selector=label_selector,
         )
-        return json.loads(response.data)["items"]
+        return [{**item, "apiVersion": kind.api_version, "kind": kind.kind} for item in listing["items"]]
 
-    async def json_patch_deployment(self, namespace: str, name: str, ops: list[dict[str, Any]]) -> None:
+    async def get_target(self, kind: TargetKind, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            found = await self._call(
+                self.custom.get_namespaced_custom_object, kind.group, kind.version, namespace, kind.plural, name
+            )
+        except Gone:
+            return None
+        return {**found, "apiVersion": kind.api_version, "kind": kind.kind}
+
+    async def json_patch_target(self, kind: TargetKind, namespace: str, name: str, ops: list[dict[str, Any]]) -> None:
         await self._call(
-            self.apps.patch_namespaced_deployment, name, namespace, ops, _content_type="application/json-patch+json"
+            self.custom.patch_namespaced_custom_object,
+            kind.group,
+            kind.version,
+            namespace,
+            kind.plural,
+            name,
+            ops,
+            _content_type="application/json-patch+json",
         )
 
     async def _read_or_none(self, fn: Any, name: str, namespace: str) -> Any:

@@ -1,4 +1,5 @@
-"""A stand-in for the Deployment controller, which an emulated API server does not have.
+"""A stand-in for the Deployment controller, which an emulated API server does not have (and
+the generic stand-in controller that testing.serving_targets uses for KServe and Argo Rollouts).
 
 It completes each new pod template's rollout (observedGeneration, replica counts,
 conditions), or fails it with ProgressDeadlineExceeded when the Deployment's annotation
@@ -8,7 +9,7 @@ conditions), or fails it with ProgressDeadlineExceeded when the Deployment's ann
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Self
 
 import kubernetes
 
@@ -51,16 +52,25 @@ def simulated_status(deployment: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-class SimulatedDeploymentController:
+class SimulatedController:
+    """Writes `simulate(obj)` (when not None) as the status of each object of one resource, every
+    `period` seconds: a controller's visible effect, which an emulated API server lacks."""
+
+    resource: tuple[str, str, str]  # group, version, plural
+
     def __init__(
         self, config: kubernetes.client.Configuration, namespaces: list[str] | None, period: float = 0.2
     ) -> None:
         """`config`: where the API is and who the controller is (EmulatedCluster.configuration);
         `namespaces` None: every namespace."""
-        self.apps = kubernetes.client.AppsV1Api(kubernetes.client.ApiClient(config))
+        self.custom = kubernetes.client.CustomObjectsApi(kubernetes.client.ApiClient(config))
         self.namespaces, self.period = namespaces, period
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="deployment-controller", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"{self.resource[2]}-controller", daemon=True)
+
+    @staticmethod
+    def simulate(obj: dict[str, Any]) -> dict[str, Any] | None:
+        raise NotImplementedError
 
     def _run(self) -> None:
         while not self._stop.wait(self.period):
@@ -71,26 +81,29 @@ class SimulatedDeploymentController:
                     continue  # a conflicting write: next round
 
     def sync(self, namespace: str | None) -> None:
-        client = self.apps.api_client
-        listing = client.sanitize_for_serialization(
-            self.apps.list_namespaced_deployment(namespace)
+        group, version, plural = self.resource
+        listing = (
+            self.custom.list_namespaced_custom_object(group, version, namespace, plural)
             if namespace
-            else self.apps.list_deployment_for_all_namespaces()
+            else self.custom.list_cluster_custom_object(group, version, plural)
         )
-        for deployment in listing["items"]:
-            status = simulated_status(deployment)
+        for obj in listing["items"]:
+            status = self.simulate(obj)
             if status is not None:
-                self.apps.patch_namespaced_deployment_status(
-                    deployment["metadata"]["name"],
-                    deployment["metadata"]["namespace"],
-                    {"status": status},
-                    _content_type="application/merge-patch+json",
+                meta = obj["metadata"]
+                self.custom.patch_namespaced_custom_object_status(
+                    group, version, meta["namespace"], plural, meta["name"], {"status": status}
                 )
 
-    def start(self) -> SimulatedDeploymentController:
+    def start(self) -> Self:
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+
+
+class SimulatedDeploymentController(SimulatedController):
+    resource = ("apps", "v1", "deployments")
+    simulate = staticmethod(simulated_status)
