@@ -197,3 +197,18 @@ def test_a_rollout_without_a_template_names_what_to_label_instead():
     ro["spec"] = {"workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "d"}}
     with pytest.raises(MisconfiguredTarget, match=r"Rollout d has no spec\.template"):
         ROLLOUTS.patch(ro, SERVED)
+
+
+def test_an_annotated_init_container_gets_the_model_env_too():
+    # `modelreg fetch --from-env` there: the pod refuses unproven bytes before its server starts
+    dep = deployment(**{"modelreg.io/init-container": "fetch-model"})
+    dep["spec"]["template"]["spec"]["initContainers"] = [{"name": "other"}, {"name": "fetch-model", "image": "m:1"}]
+    patched = jsonpatch.apply_patch(dep, DEPLOYMENTS.patch(dep, SERVED))
+    init = patched["spec"]["template"]["spec"]["initContainers"]
+    assert init[0] == {"name": "other"}
+    assert init[1]["env"] == [{"name": k, "value": v} for k, v in SERVED.env().items()]
+    assert DEPLOYMENTS.patch(patched, SERVED) is None  # idempotent, init container included
+    patched["spec"]["template"]["spec"]["initContainers"][1]["env"][0]["value"] = "tampered"
+    assert DEPLOYMENTS.patch(patched, SERVED) is not None  # a hand edit of it is converged back
+    with pytest.raises(MisconfiguredTarget, match="no init container 'fetch'"):
+        DEPLOYMENTS.patch(deployment(**{"modelreg.io/init-container": "fetch"}), SERVED)

@@ -13,6 +13,9 @@ MODEL_LABEL = "modelreg.io/model"  # on serving targets (opt-in) and on ModelVer
 STAGE_LABEL = "modelreg.io/stage"  # on ModelVersions
 STAGE_ANNOTATION = "modelreg.io/stage"
 CONTAINER_ANNOTATION = "modelreg.io/container"
+# An init container that gets the MODEL_* env too: `modelreg fetch --from-env` there makes the pod
+# refuse bytes that were not proven before the server starts.
+INIT_CONTAINER_ANNOTATION = "modelreg.io/init-container"
 VERSION_ANNOTATION = "modelreg.io/version"  # on a pod template; on an InferenceService itself
 SHA256_ANNOTATION = "modelreg.io/sha256"  # on an InferenceService: what its storageUri was proven to hold
 VERSION_ID_ANNOTATION = "modelreg.io/version-id"  # on an InferenceService: the S3 VersionId proven
@@ -146,28 +149,35 @@ class PodTemplateKind(TargetKind):
                 return index
         raise MisconfiguredTarget(f"{self.kind} {name} has no container {wanted!r} (annotation {CONTAINER_ANNOTATION})")
 
+    def _init_container_index(self, target: Mapping[str, Any]) -> int | None:
+        wanted = (target["metadata"].get("annotations") or {}).get(INIT_CONTAINER_ANNOTATION)
+        if wanted is None:
+            return None
+        for index, container in enumerate(target["spec"]["template"]["spec"].get("initContainers") or []):
+            if container["name"] == wanted:
+                return index
+        name = target["metadata"]["name"]
+        raise MisconfiguredTarget(
+            f"{self.kind} {name} has no init container {wanted!r} (annotation {INIT_CONTAINER_ANNOTATION})"
+        )
+
     def patch(self, target: Mapping[str, Any], served: Served) -> list[dict[str, Any]] | None:
-        index = self._container_index(target)
+        places = [("containers", self._container_index(target))]
+        if (init := self._init_container_index(target)) is not None:
+            places.append(("initContainers", init))
         template = target["spec"]["template"]
-        container = template["spec"]["containers"][index]
-        wanted = served.env()
-        env = [dict(e) for e in container.get("env") or []]
-        current = {e["name"]: e.get("value") for e in env}
         template_annotations = (template.get("metadata") or {}).get("annotations") or {}
-        if all(current.get(k) == v for k, v in wanted.items()) and template_annotations.get(VERSION_ANNOTATION) == str(
+        envs = {place: _with_env(template["spec"][place[0]][place[1]], served.env()) for place in places}
+        if not any(changed for _, changed in envs.values()) and template_annotations.get(VERSION_ANNOTATION) == str(
             served.version
         ):
             return None
-        for name, value in wanted.items():
-            existing = next((e for e in env if e["name"] == name), None)
-            if existing is None:
-                env.append({"name": name, "value": value})
-            else:
-                existing.clear()
-                existing.update(name=name, value=value)  # drops a valueFrom: the model is ours to set
         ops: list[dict[str, Any]] = [
             {"op": "test", "path": "/metadata/resourceVersion", "value": target["metadata"]["resourceVersion"]},
-            {"op": "add", "path": f"/spec/template/spec/containers/{index}/env", "value": env},
+            *(
+                {"op": "add", "path": f"/spec/template/spec/{where}/{index}/env", "value": env}
+                for (where, index), (env, _) in envs.items()
+            ),
         ]
         if "metadata" not in template:
             ops.append({"op": "add", "path": "/spec/template/metadata", "value": {}})
@@ -179,6 +189,22 @@ class PodTemplateKind(TargetKind):
             }
         )
         return ops
+
+
+def _with_env(container: Mapping[str, Any], wanted: Mapping[str, str]) -> tuple[list[dict[str, Any]], bool]:
+    """The container's env with `wanted` set, and whether that changes it."""
+    env = [dict(e) for e in container.get("env") or []]
+    current = {e["name"]: e.get("value") for e in env}
+    if all(current.get(k) == v for k, v in wanted.items()):
+        return env, False
+    for name, value in wanted.items():
+        existing = next((e for e in env if e["name"] == name), None)
+        if existing is None:
+            env.append({"name": name, "value": value})
+        else:
+            existing.clear()
+            existing.update(name=name, value=value)  # drops a valueFrom: the model is ours to set
+    return env, True
 
 
 class DeploymentKind(PodTemplateKind):
