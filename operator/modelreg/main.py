@@ -7,6 +7,7 @@ import contextlib
 import http.server
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
@@ -113,6 +114,11 @@ def run_operator(
     stop = threading.Event()
     if stop_flag is not None:  # the caller's stop also ends the wait and the renewals
         threading.Thread(target=lambda: (_wait_flag(stop_flag), stop.set()), daemon=True).start()
+    elif threading.current_thread() is threading.main_thread():
+        # A pod is stopped with SIGTERM at any moment, also before kopf installs its own handlers
+        # (while it starts up, holding the Lease already): stop gracefully, releasing the Lease.
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, lambda *_: stop.set())
     with _alive_while_waiting(liveness):
         while not _try(lock.hold):
             if stop.wait(election.retry_seconds):
