@@ -145,3 +145,52 @@ def test_what_the_registry_does_not_allow_raises_mlflow_exceptions(ml, kube, s3,
     with pytest.raises(MlflowException, match="immutable"):
         repo.log_artifact(__file__)
     assert kube.exists("modelversions", "fraud-v1")
+
+
+def test_a_context_in_the_uri_acts_as_that_contexts_user_and_never_more(ml, cluster, kube, s3, bucket, tmp_path, monkeypatch):
+    """modelreg://CONTEXT/NAMESPACE: the store acts with that context's credentials, nothing else."""
+    import yaml
+
+    merged: dict = {"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [], "contexts": []}
+    for user in ("alice", "bob", "mallory"):
+        config = yaml.safe_load(cluster.write_kubeconfig(tmp_path / f"kc-{user}", namespace="default", user=user).read_text())
+        merged["clusters"] = config["clusters"]
+        merged["users"].append(config["users"][0])
+        merged["contexts"].append({"name": user, "context": {**config["contexts"][0]["context"]}})
+    merged["current-context"] = "alice"
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(merged))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
+    register(kube, s3, bucket, 1)
+
+    as_bob = MlflowClient(registry_uri="modelreg://bob/ml")
+    as_bob.set_registered_model_alias("fraud", "staging", 1)
+    assert kube.get("modelpromotions", "fraud-v1-to-staging")["metadata"]["annotations"]["modelreg.io/requested-by"] == "bob"
+    assert [v.version for v in MlflowClient(registry_uri="modelreg:///ml").search_model_versions("name='fraud'")] == ["1"]
+
+    with pytest.raises(MlflowException, match="(?i)forbidden") as refused:
+        MlflowClient(registry_uri="modelreg://mallory/ml").search_model_versions("name='fraud'")
+    assert refused.value.error_code == "PERMISSION_DENIED"
+
+
+MLMODEL = b"""flavors:
+  python_function:
+    loader_module: tests.integration.mlflow_loader
+    data: weights.bin
+    python_version: 3.11.0
+"""
+
+
+def test_pyfunc_load_model_of_an_alias_gets_the_verified_directory(ml, kube, s3, bucket):
+    put(s3, bucket, "fraud/3/model/MLmodel", MLMODEL)
+    put(s3, bucket, "fraud/3/model/weights.bin", b"fraud weights v3")
+    mlflow.register_model(f"s3://{bucket}/fraud/3/model", "fraud")
+    ml.set_registered_model_alias("fraud", "production", 1)
+    approve(kube, "fraud-v1-to-production", "bob", "carol")
+    succeeded(kube, "fraud-v1-to-production", "Promoted")
+
+    model = mlflow.pyfunc.load_model("models:/fraud@production")
+    assert model.predict(None) == [b"fraud weights v3"]
+
+    put(s3, bucket, "fraud/3/model/weights.bin", b"tampered")  # overwritten after the proof
+    with pytest.raises(MlflowException, match="nothing was written"):
+        mlflow.pyfunc.load_model("models:/fraud/1")
