@@ -190,7 +190,9 @@ class ModelregStore(AbstractStore):
                 )
             versions, namespace = self._all()
             if front.owners(versions, name):
-                raise _error(f"registered model {name!r} already exists in namespace {namespace}", RESOURCE_ALREADY_EXISTS)
+                raise _error(
+                    f"registered model {name!r} already exists in namespace {namespace}", RESOURCE_ALREADY_EXISTS
+                )
         # nothing is stored: the model exists once its first version is registered
         return RegisteredModel(name=name, creation_timestamp=0, last_updated_timestamp=0)
 
@@ -337,14 +339,18 @@ class ModelregStore(AbstractStore):
             mv = self._version(name, version)
             kube, namespace = self._kube()
             tags = change(front.tags_of(mv))
-            kube.annotate(_VERSIONS, namespace, mv["metadata"]["name"], {front.TAGS_ANNOTATION: front.tags_annotation(tags)})
+            kube.annotate(
+                _VERSIONS, namespace, mv["metadata"]["name"], {front.TAGS_ANNOTATION: front.tags_annotation(tags)}
+            )
 
     def get_model_version_download_uri(self, name, version):
         """Where MLflow downloads this version from: the verified scheme, so the bytes are fetched
         by modelreg and checked against the proven SHA-256 (the proven s3:// URI is `source`)."""
         with _as_mlflow_errors():
             versions, namespace = self._all()
-            found = decide(Reference(front.model_name(name), version=front.version_number(version)), versions, namespace)
+            found = decide(
+                Reference(front.model_name(name), version=front.version_number(version)), versions, namespace
+            )
             return front.verified_uri(self.target, namespace, found.model, found.version, found.sha256)
 
     # -- stages: aliases and MLflow's legacy stages ---------------------------------------------
@@ -515,9 +521,7 @@ class VerifiedArtifactRepository(ArtifactRepository):
             if not where.is_dir():
                 return []
             return [
-                FileInfo(
-                    str(p.relative_to(base)), p.is_dir(), None if p.is_dir() else p.stat().st_size
-                )
+                FileInfo(str(p.relative_to(base)), p.is_dir(), None if p.is_dir() else p.stat().st_size)
                 for p in sorted(where.iterdir())
             ]
 

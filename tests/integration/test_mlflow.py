@@ -34,7 +34,9 @@ def ml(cluster, operator, aws_env, tmp_path, monkeypatch) -> MlflowClient:
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
-    monkeypatch.setattr("mlflow.store.model_registry.abstract_store.AWAIT_MODEL_VERSION_CREATE_SLEEP_INTERVAL_SECONDS", 0.2)
+    monkeypatch.setattr(
+        "mlflow.store.model_registry.abstract_store.AWAIT_MODEL_VERSION_CREATE_SLEEP_INTERVAL_SECONDS", 0.2
+    )
     mlflow_store.register()  # what the entry points do for an installed modelreg[mlflow]
     mlflow.set_registry_uri("modelreg:///ml")
     yield MlflowClient()
@@ -50,13 +52,19 @@ def test_register_search_promote_through_an_alias_and_load_the_proven_bytes(ml, 
     v1 = mlflow.register_model(put(s3, bucket, "fraud/1/model.onnx", b"fraud weights v1"), "fraud")
     assert (v1.name, v1.version) == ("fraud", "1")
     assert ml.get_model_version("fraud", "1").status == "READY"  # register_model waited for the proof
-    assert kube.get("modelversions", "fraud-v1")["spec"]["artifact"]["sha256"] == hashlib.sha256(b"fraud weights v1").hexdigest()
+    assert (
+        kube.get("modelversions", "fraud-v1")["spec"]["artifact"]["sha256"]
+        == hashlib.sha256(b"fraud weights v1").hexdigest()
+    )
 
     with mlflow.start_run() as run:
         mlflow.log_metric("auc", 0.94)
         mlflow.log_param("max_depth", 6)
     v2 = ml.create_model_version(
-        "fraud", put(s3, bucket, "fraud/2/model.onnx", b"fraud weights v2"), run_id=run.info.run_id, tags={"team": "risk"}
+        "fraud",
+        put(s3, bucket, "fraud/2/model.onnx", b"fraud weights v2"),
+        run_id=run.info.run_id,
+        tags={"team": "risk"},
     )
     assert v2.version == "2"
     spec = kube.get("modelversions", "fraud-v2")["spec"]
@@ -147,13 +155,17 @@ def test_what_the_registry_does_not_allow_raises_mlflow_exceptions(ml, kube, s3,
     assert kube.exists("modelversions", "fraud-v1")
 
 
-def test_a_context_in_the_uri_acts_as_that_contexts_user_and_never_more(ml, cluster, kube, s3, bucket, tmp_path, monkeypatch):
+def test_a_context_in_the_uri_acts_as_that_contexts_user_and_never_more(
+    ml, cluster, kube, s3, bucket, tmp_path, monkeypatch
+):
     """modelreg://CONTEXT/NAMESPACE: the store acts with that context's credentials, nothing else."""
     import yaml
 
     merged: dict = {"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [], "contexts": []}
     for user in ("alice", "bob", "mallory"):
-        config = yaml.safe_load(cluster.write_kubeconfig(tmp_path / f"kc-{user}", namespace="default", user=user).read_text())
+        config = yaml.safe_load(
+            cluster.write_kubeconfig(tmp_path / f"kc-{user}", namespace="default", user=user).read_text()
+        )
         merged["clusters"] = config["clusters"]
         merged["users"].append(config["users"][0])
         merged["contexts"].append({"name": user, "context": {**config["contexts"][0]["context"]}})
@@ -164,10 +176,15 @@ def test_a_context_in_the_uri_acts_as_that_contexts_user_and_never_more(ml, clus
 
     as_bob = MlflowClient(registry_uri="modelreg://bob/ml")
     as_bob.set_registered_model_alias("fraud", "staging", 1)
-    assert kube.get("modelpromotions", "fraud-v1-to-staging")["metadata"]["annotations"]["modelreg.io/requested-by"] == "bob"
-    assert [v.version for v in MlflowClient(registry_uri="modelreg:///ml").search_model_versions("name='fraud'")] == ["1"]
+    assert (
+        kube.get("modelpromotions", "fraud-v1-to-staging")["metadata"]["annotations"]["modelreg.io/requested-by"]
+        == "bob"
+    )
+    assert [v.version for v in MlflowClient(registry_uri="modelreg:///ml").search_model_versions("name='fraud'")] == [
+        "1"
+    ]
 
-    with pytest.raises(MlflowException, match="(?i)forbidden") as refused:
+    with pytest.raises(MlflowException, match=r"(?i)forbidden") as refused:
         MlflowClient(registry_uri="modelreg://mallory/ml").search_model_versions("name='fraud'")
     assert refused.value.error_code == "PERMISSION_DENIED"
 

@@ -89,8 +89,7 @@ def stage_for_alias(alias: str) -> str:
     stage = _ALIASES.get(alias.strip().lower())
     if stage is None:
         raise NotAllowed(
-            f"alias {alias!r}: modelreg's aliases are its stages ({', '.join(_ALIASES)}); "
-            "other aliases are not kept"
+            f"alias {alias!r}: modelreg's aliases are its stages ({', '.join(_ALIASES)}); other aliases are not kept"
         )
     return stage
 
