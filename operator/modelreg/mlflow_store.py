@@ -226,8 +226,8 @@ class ModelregStore(AbstractStore):
     def delete_registered_model(self, name):
         with _as_mlflow_errors():
             versions = self._versions(name)
-            for v in versions:
-                front.refuse_if_holder(v, "delete the model: its")
+            for v in versions:  # the whole model goes only when no version of it holds a stage
+                front.refuse_if_holder(v, "delete the model with")
             kube, namespace = self._kube()
             for v in versions:
                 kube.delete(_VERSIONS, namespace, v["metadata"]["name"])
