@@ -71,6 +71,13 @@ class KubeClient:
     def create(self, plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._call(self.custom.create_namespaced_custom_object, GROUP, VERSION, namespace, plural, body)
 
+    def patch(self, plural: str, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A merge patch of the object (not its status)."""
+        return self._call(self.custom.patch_namespaced_custom_object, GROUP, VERSION, namespace, plural, name, body)
+
+    def delete(self, plural: str, namespace: str, name: str) -> None:
+        self._call(self.custom.delete_namespaced_custom_object, GROUP, VERSION, namespace, plural, name)
+
     def annotate(self, plural: str, namespace: str, name: str, annotations: dict[str, str | None]) -> dict:
         return self._call(patch_metadata, self.custom, plural, namespace, name, {"annotations": annotations})
 
