@@ -188,5 +188,5 @@ def test_a_progress_bar_only_on_a_terminal(tty):
     bar.advance(2 << 20)
     bar.advance(2 << 20)
     bar.finish()
-    assert ("100.0%" in stream.getvalue()) is tty
+    assert ("100%" in stream.getvalue() and "4.00M" in stream.getvalue()) is tty  # percentage, size, rate
     assert (stream.getvalue() == "") is not tty

@@ -18,6 +18,7 @@ import argcomplete
 
 from modelreg import GROUP, VERSION, client
 from modelreg.cli import render
+from modelreg.cli.progress import Bar
 from modelreg.domain.approvals import approval_key
 from modelreg.domain.artifacts import InvalidURIError, Location, directory_digest, parse_uri
 from modelreg.domain.promotions import TERMINAL, reason_of
@@ -158,7 +159,7 @@ class Commands:
             # a prefix (ending in /) takes the file's name; anything else is the exact key
             location = Location(target.bucket, target.key + source.name) if target.is_directory else target
             sha, size = file_sha256(source), source.stat().st_size
-            self._upload(client, [(source, location, sha)], size)
+            self._upload(client, [(source, location, sha)])
         else:
             location = target
             files = directory_files(source)
@@ -167,7 +168,7 @@ class Commands:
             hashed = [(path, Location(target.bucket, target.key + key), file_sha256(path)) for key, path in files]
             sha = directory_digest((item[1].key[len(target.key) :], item[2]) for item in hashed)
             size = sum(path.stat().st_size for _, path in files)
-            self._upload(client, hashed, size)
+            self._upload(client, hashed)
         lineage = {
             k: v
             for k, v in (
@@ -221,22 +222,18 @@ class Commands:
                 f"(ModelVersion {taken[0]}): nothing was uploaded; register a new version instead"
             )
 
-    def _upload(self, client: Any, items: list[tuple[Path, Location, str]], total: int) -> None:
+    def _upload(self, client: Any, items: list[tuple[Path, Location, str]]) -> None:
         """Each file to its key, unless the key already holds it (same SHA-256): never over other bytes."""
         todo = [(path, location) for path, location, sha in items if not stored_already(client, location, sha)]
-        done = 0
-        interactive = sys.stderr.isatty()
-
-        def progress(n: int) -> None:
-            nonlocal done
-            done += n
-            if interactive and total:
-                print(f"\ruploading {done / total:6.1%} of {total} bytes", end="", file=sys.stderr, flush=True)
-
-        for path, location in todo:
-            upload(client, str(path), location, progress)
+        bar = Bar("uploading")
+        bar.started(sum(path.stat().st_size for path, _ in todo))
+        try:
+            for path, location in todo:
+                upload(client, str(path), location, bar.advance)
+        finally:
+            bar.finish()
         if todo:
-            print(f"\ruploaded {len(todo)} object(s) with SHA-256 checksums", file=sys.stderr)
+            print(f"uploaded {len(todo)} object(s) with SHA-256 checksums", file=sys.stderr)
         if len(todo) < len(items):
             print(f"{len(items) - len(todo)} object(s) already in storage with these bytes", file=sys.stderr)
 
