@@ -112,3 +112,17 @@ def test_policy_example_is_a_valid_namespace_policy():
     policy = effective_policy({"Production": 2}, {}, yaml.safe_load(config_map["data"]["policy.yaml"]))
     assert policy.required_approvals["Production"] == 3
     assert policy.default_criteria["Production"] == [{"metric": "latency_p99_ms", "max": 50}]
+
+
+def test_the_krew_manifest_names_the_plugin_and_its_binaries():
+    text = (ROOT / "packaging/krew/modelreg.yaml").read_text()
+    # krew-release-bot's template: the URI and sha256 line is filled in per release
+    manifest = yaml.safe_load(text.replace('{{ addURIAndSha "', "uri: ").replace('" .TagName }}', ""))
+    assert manifest["apiVersion"] == "krew.googlecontainertools.github.com/v1alpha2" and manifest["kind"] == "Plugin"
+    assert manifest["metadata"]["name"] == "modelreg"
+    platform = manifest["spec"]["platforms"][0]
+    assert platform["bin"] == "kubectl-modelreg"
+    assert {f["from"] for f in platform["files"]} >= {"kubectl-modelreg", "kubectl_complete-modelreg"}
+    scripts = (ROOT / "pyproject.toml").read_text()
+    assert 'kubectl-modelreg = "modelreg.cli.main:main"' in scripts
+    assert 'kubectl_complete-modelreg = "modelreg.cli.main:complete"' in scripts
