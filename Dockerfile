@@ -4,6 +4,9 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator ./operator
 RUN pip install --no-cache-dir . && rm -rf /src
+# modelreg_build_info{commit}: docker build --build-arg MODELREG_COMMIT=$(git rev-parse HEAD)
+ARG MODELREG_COMMIT=unknown
+ENV MODELREG_COMMIT=${MODELREG_COMMIT}
 USER 65532:65532
 ENTRYPOINT ["modelreg-operator"]
 CMD ["run", "--all-namespaces"]

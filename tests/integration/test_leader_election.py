@@ -13,7 +13,8 @@ from tests.integration.conftest import NAMESPACE, wait_for
 
 
 def lease(kube):
-    return kubernetes.client.CoordinationV1Api(kube.client).read_namespaced_lease("modelreg-operator", "modelreg-system")
+    leases = kubernetes.client.CoordinationV1Api(kube.client)
+    return leases.read_namespaced_lease("modelreg-operator", "modelreg-system")
 
 
 def test_an_api_answering_lease_calls_after_3s_keeps_one_leader(cluster, aws_env, kube, start_operator):

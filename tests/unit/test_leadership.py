@@ -27,7 +27,7 @@ def test_election_timings_are_checked_as_client_go_does():
     assert (defaults.lease_seconds, defaults.renew_deadline_seconds, defaults.retry_seconds) == (15, 10, 2)
     with pytest.raises(ValidationError, match="leaseSeconds must be greater than renewDeadlineSeconds"):
         ElectionSettings(lease_seconds=10, renew_deadline_seconds=10)
-    with pytest.raises(ValidationError, match="renewDeadlineSeconds must be greater than retrySeconds x 1.2"):
+    with pytest.raises(ValidationError, match=r"renewDeadlineSeconds must be greater than retrySeconds x 1\.2"):
         ElectionSettings(renew_deadline_seconds=2.4, retry_seconds=2)
     ElectionSettings(lease_seconds=3, renew_deadline_seconds=2, retry_seconds=0.5)
 
@@ -35,5 +35,5 @@ def test_election_timings_are_checked_as_client_go_does():
 def test_log_levels_in_any_case():
     assert LoggingSettings(level="debug").level == "DEBUG"
     assert LoggingSettings(level="Warn").level == "WARNING"
-    with pytest.raises(ValidationError, match="logging.level must be one of"):
+    with pytest.raises(ValidationError, match=r"logging\.level must be one of"):
         LoggingSettings(level="verbose")
