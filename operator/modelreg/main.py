@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import http.server
 import logging
 import os
@@ -138,8 +137,17 @@ def run_operator(
         while not stop.wait(election.retry_seconds):
             began = time.monotonic()
             left = renewal_timeout(since(), election.renew_deadline_seconds)
-            if left > 0 and _try(functools.partial(lock.hold, timeout=left)):
+            if left <= 0:
+                continue
+            try:
+                held = lock.hold(timeout=left)
+            except Exception as exc:  # slow or down: retried until the deadline
+                logger.warning("leader election: renewal failed, retrying: %s", redact(str(exc)))
+                continue
+            if held:
                 renewed_from[0] = began
+            else:
+                logger.warning("leader election: renewal refused (held by %s); retrying", lock.holder)
 
     def watchdog() -> None:  # apart from renew(): a call that hangs cannot keep this replica running
         while not stop.wait(0.2):

@@ -34,6 +34,7 @@ class LeaseLock:
         # The resourceVersion our last write left: a renewal is then one call, not a read and a
         # write, so a slow API server costs one round trip per renewal.
         self._ours: str | None = None
+        self.holder: str | None = None  # who held it when hold() last answered False (for the log)
 
     def _read(self, timeout: float) -> Any:
         try:
@@ -45,18 +46,26 @@ class LeaseLock:
 
     def hold(self, timeout: float | None = None) -> bool:
         """Take or renew the lease; False while another replica holds it (or won a race for it).
-        `timeout` bounds each call (a renewal passes the time left before its deadline)."""
-        timeout = max(0.05, self.timeout if timeout is None else timeout)
+        `timeout` bounds the whole attempt, each call getting what is left of it (a renewal passes
+        the time left before its renew deadline)."""
+        ends = time.monotonic() + (self.timeout if timeout is None else timeout)
+
+        def left() -> float:
+            remaining = ends - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("the Lease was not answered in time")
+            return remaining
+
         now = datetime.now(UTC)
         stamp = now.strftime(MICRO)
         spec = {"holderIdentity": self.identity, "renewTime": stamp, "leaseDurationSeconds": int(self.duration)}
-        if self._ours is not None and self._renew(spec, timeout):
+        if self._ours is not None and self._renew(spec, left()):
             return True
-        lease = self._read(timeout)
+        lease = self._read(left())
         try:
             if lease is None:
                 body = {"metadata": {"name": self.name}, "spec": {**spec, "acquireTime": stamp, "leaseTransitions": 0}}
-                self._keep(self.api.create_namespaced_lease(self.namespace, body, _request_timeout=timeout))
+                self._keep(self.api.create_namespaced_lease(self.namespace, body, _request_timeout=left()))
                 return True
             seen = (lease.spec.holder_identity, str(lease.spec.renew_time))
             if seen != self._seen:  # renewed (or changed hands) since last asked: the wait starts over
@@ -65,15 +74,17 @@ class LeaseLock:
                 lease.spec.holder_identity, time.monotonic() - self._seen_at, lease.spec.lease_duration_seconds or 0
             )
             if not may_hold(state, self.identity):
+                self.holder = state.holder
                 return False
             if state.holder != self.identity:
                 spec.update(acquireTime=stamp, leaseTransitions=(lease.spec.lease_transitions or 0) + 1)
             # resourceVersion precondition: of two replicas taking an expired lease, one wins
             patch = {"metadata": {"resourceVersion": lease.metadata.resource_version}, "spec": spec}
-            self._keep(self.api.patch_namespaced_lease(self.name, self.namespace, patch, _request_timeout=timeout))
+            self._keep(self.api.patch_namespaced_lease(self.name, self.namespace, patch, _request_timeout=left()))
             return True
         except kubernetes.client.ApiException as exc:
             if exc.status == 409:
+                self.holder = "(a concurrent write)"
                 return False
             raise
 
