@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,32 +62,40 @@ class LeaseLock:
         spec = {"holderIdentity": self.identity, "renewTime": stamp, "leaseDurationSeconds": int(self.duration)}
         if self._ours is not None and self._renew(spec, left()):
             return True
-        lease = self._read(left())
-        try:
-            if lease is None:
-                body = {"metadata": {"name": self.name}, "spec": {**spec, "acquireTime": stamp, "leaseTransitions": 0}}
-                self._keep(self.api.create_namespaced_lease(self.namespace, body, _request_timeout=left()))
-                return True
-            seen = (lease.spec.holder_identity, str(lease.spec.renew_time))
-            if seen != self._seen:  # renewed (or changed hands) since last asked: the wait starts over
-                self._seen, self._seen_at = seen, time.monotonic()
-            state = LeaseState(
-                lease.spec.holder_identity, time.monotonic() - self._seen_at, lease.spec.lease_duration_seconds or 0
-            )
-            if not may_hold(state, self.identity):
-                self.holder = state.holder
-                return False
-            if state.holder != self.identity:
-                spec.update(acquireTime=stamp, leaseTransitions=(lease.spec.lease_transitions or 0) + 1)
-            # resourceVersion precondition: of two replicas taking an expired lease, one wins
-            patch = {"metadata": {"resourceVersion": lease.metadata.resource_version}, "spec": spec}
-            self._keep(self.api.patch_namespaced_lease(self.name, self.namespace, patch, _request_timeout=left()))
+        while True:
+            lease = self._read(left())
+            ours = lease is not None and lease.spec.holder_identity == self.identity
+            try:
+                return self._take(lease, spec, stamp, left)
+            except kubernetes.client.ApiException as exc:
+                if exc.status != 409:
+                    raise
+                if not ours:  # another replica won the race for it
+                    self.holder = "(a concurrent write)"
+                    return False
+                # Ours, changed since read: a renewal of ours that timed out here but was applied
+                # there. Read it again, within the time left.
+
+    def _take(self, lease: Any, spec: dict[str, Any], stamp: str, left: Callable[[], float]) -> bool:
+        if lease is None:
+            body = {"metadata": {"name": self.name}, "spec": {**spec, "acquireTime": stamp, "leaseTransitions": 0}}
+            self._keep(self.api.create_namespaced_lease(self.namespace, body, _request_timeout=left()))
             return True
-        except kubernetes.client.ApiException as exc:
-            if exc.status == 409:
-                self.holder = "(a concurrent write)"
-                return False
-            raise
+        seen = (lease.spec.holder_identity, str(lease.spec.renew_time))
+        if seen != self._seen:  # renewed (or changed hands) since last asked: the wait starts over
+            self._seen, self._seen_at = seen, time.monotonic()
+        state = LeaseState(
+            lease.spec.holder_identity, time.monotonic() - self._seen_at, lease.spec.lease_duration_seconds or 0
+        )
+        if not may_hold(state, self.identity):
+            self.holder = state.holder
+            return False
+        if state.holder != self.identity:
+            spec = {**spec, "acquireTime": stamp, "leaseTransitions": (lease.spec.lease_transitions or 0) + 1}
+        # resourceVersion precondition: of two replicas taking an expired lease, one wins
+        patch = {"metadata": {"resourceVersion": lease.metadata.resource_version}, "spec": spec}
+        self._keep(self.api.patch_namespaced_lease(self.name, self.namespace, patch, _request_timeout=left()))
+        return True
 
     def _renew(self, spec: dict[str, Any], timeout: float) -> bool:
         """Renew what our last write left, in one call; False (read it again) if anyone wrote since."""
