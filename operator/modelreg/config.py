@@ -205,18 +205,24 @@ class NotificationSettings(Section):
 
 class ElectionSettings(Section):
     """Replicas take turns through a Lease in the operator's namespace: one runs, the others wait
-    alive but not ready, and take over within about leaseSeconds when it stops renewing."""
+    alive but not ready, and take over within about leaseSeconds when it stops renewing. As
+    client-go's elector: the leader retries a renewal until renewDeadlineSeconds after the last one
+    began (each call bounded by the time left), then stops, before a standby may take the Lease."""
 
     enabled: bool = True
     lease_name: str = "modelreg-operator"
-    lease_seconds: Annotated[float, Field(ge=2, le=300)] = 15.0
-    # How often the holder renews and a standby asks.
+    lease_seconds: Annotated[float, Field(ge=1, le=300)] = 15.0
+    renew_deadline_seconds: Annotated[float, Field(ge=0.5, le=300)] = 10.0
+    # How often the holder renews (and retries a failed renewal) and a standby asks.
     retry_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
 
     @model_validator(mode="after")
     def _renew_within_the_lease(self) -> ElectionSettings:
-        if self.retry_seconds * 2 > self.lease_seconds:
-            raise ValueError("election.retrySeconds must be at most half of leaseSeconds")
+        # client-go's NewLeaderElector checks, with its JitterFactor 1.2
+        if self.lease_seconds <= self.renew_deadline_seconds:
+            raise ValueError("election.leaseSeconds must be greater than renewDeadlineSeconds")
+        if self.renew_deadline_seconds <= self.retry_seconds * 1.2:
+            raise ValueError("election.renewDeadlineSeconds must be greater than retrySeconds x 1.2")
         return self
 
 
@@ -239,6 +245,15 @@ class ServingSettings(Section):
 
 class LoggingSettings(Section):
     level: str = "INFO"
+
+    @field_validator("level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        # any case (`debug` as `DEBUG`), as the chart's logLevel accepts
+        level = {"WARN": "WARNING"}.get(value.strip().upper(), value.strip().upper())
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("logging.level must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL (any case)")
+        return level
 
 
 class Settings(BaseSettings):

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from modelreg import logs
 from modelreg.config import ConfigFileError, Settings, UnknownSectionError, explain
-from modelreg.domain.leadership import must_stop
+from modelreg.domain.leadership import must_stop, overran, renewal_timeout
 from modelreg.domain.redaction import redact
 from modelreg.domain.seals import Sealer
 from modelreg.domain.serving import TARGET_KINDS, TargetKind
@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         settings,
         namespaces=args.namespaces or (),
         liveness=None if args.liveness == "none" else args.liveness,
+        exit_hard=lambda: os._exit(1),
     )
     return 0
 
@@ -96,9 +97,12 @@ def run_operator(
     liveness: str | None = None,
     stop_flag: Any = None,
     ready_flag: Any = None,
+    exit_hard: Callable[[], None] | None = None,
 ) -> None:
     """Run until stopped; no namespaces means all of them. With leader election, a replica waits
-    (alive, not ready) until it holds the Lease, and stops if it cannot keep it."""
+    (alive, not ready) until it holds the Lease, and stops if it cannot renew it within the renew
+    deadline. `exit_hard` ends the process if stopping takes until the Lease's end (`main` passes
+    os._exit; threads in tests cannot)."""
     election = settings.election
     if not election.enabled:
         return _run_kopf(settings, namespaces, liveness, stop_flag, ready_flag)
@@ -109,7 +113,7 @@ def run_operator(
         election.lease_name,
         identity,
         election.lease_seconds,
-        timeout=election.retry_seconds,
+        timeout=election.renew_deadline_seconds,
     )
     stop = threading.Event()
     if stop_flag is not None:  # the caller's stop also ends the wait and the renewals
@@ -119,33 +123,59 @@ def run_operator(
         # (while it starts up, holding the Lease already): stop gracefully, releasing the Lease.
         for number in (signal.SIGTERM, signal.SIGINT):
             signal.signal(number, lambda *_: stop.set())
+    renewed_from = [time.monotonic()]  # when the last successful take or renewal began
     with _alive_while_waiting(liveness):
-        while not _try(lock.hold):
+        while True:
+            began = time.monotonic()
+            if _try(lock.hold):
+                renewed_from[0] = began
+                break
             if stop.wait(election.retry_seconds):
                 return
     logger.info("leader election: %s holds Lease %s/%s", identity, settings.storage.operator_namespace, lock.name)
     lost = threading.Event()
 
-    renewed_from = [time.monotonic()]  # when the last successful renewal began
+    def since() -> float:
+        return time.monotonic() - renewed_from[0]
 
     def renew() -> None:
+        # A failed renewal is retried every retrySeconds until the deadline, each call bounded by
+        # the time left: slow answers cost the Lease only when none arrives within the deadline.
         while not stop.wait(election.retry_seconds):
             began = time.monotonic()
-            if _try(lock.hold):
+            left = renewal_timeout(since(), election.renew_deadline_seconds)
+            if left <= 0:
+                continue
+            try:
+                held = lock.hold(timeout=left)
+            except Exception as exc:  # slow or down: retried until the deadline
+                logger.warning("leader election: renewal failed, retrying: %s", redact(str(exc)))
+                continue
+            if held:
                 renewed_from[0] = began
+            else:
+                logger.warning("leader election: renewal refused (held by %s); retrying", lock.holder)
 
     def watchdog() -> None:  # apart from renew(): a call that hangs cannot keep this replica running
         while not stop.wait(0.2):
-            if must_stop(time.monotonic() - renewed_from[0], election.lease_seconds, election.retry_seconds):
-                logger.error("leader election: Lease %s not renewed in time; stopping", lock.name)
+            if must_stop(since(), election.renew_deadline_seconds):
+                deadline = election.renew_deadline_seconds
+                logger.error("leader election: Lease %s not renewed within %ss; stopping", lock.name, deadline)
                 lost.set()
                 stop.set()
+        while lost.is_set() and not stopped.wait(0.2):  # never serve past the Lease
+            if overran(since(), election.lease_seconds, election.retry_seconds) and exit_hard is not None:
+                logger.error("leader election: still stopping at the end of Lease %s; exiting", lock.name)
+                exit_hard()
+                return
 
+    stopped = threading.Event()
     threading.Thread(target=renew, name="lease-renewal", daemon=True).start()
     threading.Thread(target=watchdog, name="lease-watchdog", daemon=True).start()
     try:
         _run_kopf(settings, namespaces, liveness, stop, ready_flag)
     finally:
+        stopped.set()
         stop.set()
         if not lost.is_set():
             with contextlib.suppress(Exception):  # a graceful stop hands over at once

@@ -5,7 +5,27 @@ Recorded where the decisions are carried out (services); names follow Prometheus
 
 from __future__ import annotations
 
+import importlib.metadata
+import os
+import platform
+
+import prometheus_client
 from prometheus_client import Counter, Gauge, Histogram
+
+# `_created` series double every counter's and histogram's series for a value nobody alerts on.
+prometheus_client.disable_created_metrics()
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("modelreg")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        return "unknown"
+
+
+BUILD_INFO = Gauge("modelreg_build_info", "Always 1: the running operator's build", ["version", "commit", "python"])
+# The commit is stamped at image build (Dockerfile ARG MODELREG_COMMIT); a source install has none.
+BUILD_INFO.labels(_version(), os.environ.get("MODELREG_COMMIT") or "unknown", platform.python_version()).set(1)
 
 VERIFICATIONS = Counter(
     "modelreg_verifications_total",
@@ -36,12 +56,15 @@ STAGE_VERSION = Gauge(
     "The version that holds an exclusive stage of a model",
     ["namespace", "model", "stage"],
 )
-WEBHOOK_DELIVERIES = Counter(
-    "modelreg_webhook_deliveries_total",
+# Notifications (outgoing HTTP webhooks), named apart from the admission webhook
+NOTIFICATION_DELIVERIES = Counter(
+    "modelreg_notification_deliveries_total",
     "Notification delivery attempts by endpoint and outcome (delivered, retried, failed, dropped)",
     ["endpoint", "outcome"],
 )
-OUTBOX_DEPTH = Gauge("modelreg_webhook_outbox_depth", "Notifications not yet delivered, per endpoint", ["endpoint"])
+OUTBOX_DEPTH = Gauge(
+    "modelreg_notification_outbox_depth", "Notifications not yet delivered, per endpoint", ["endpoint"]
+)
 RECHECK_QUEUE_DEPTH = Gauge("modelreg_recheck_queue_depth", "ModelVersions whose storage check is due and not yet done")
 RECHECK_LAG = Gauge("modelreg_recheck_lag_seconds", "How long the most overdue storage check has waited")
 RECONCILE_FAILURES = Counter(

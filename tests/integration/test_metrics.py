@@ -48,3 +48,36 @@ def test_metrics_follow_a_register_verify_promote_scenario(operator, kube, s3, b
     for histogram in ("modelreg_approval_to_rollout_seconds_count", "modelreg_rollout_duration_seconds_count"):
         assert after[(histogram, ())] >= before.get((histogram, ()), 0) + 1
     assert after[("modelreg_verification_duration_seconds_count", ())] >= 2
+
+
+def declared(operator) -> tuple[set[str], str]:
+    """Every series name the operator's /metrics declares (a labelled metric with no sample yet
+    still has its HELP/TYPE lines), and the raw text."""
+    url = f"http://127.0.0.1:{operator.settings.metrics.port}/metrics"
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+    names = set()
+    for family in text_string_to_metric_families(text):
+        names.update(family.name + suffix for suffix in suffixes.get(family.type, ("",)))
+        names.update(sample.name for sample in family.samples)
+    return names, text
+
+
+def test_every_metric_the_charts_alerts_and_dashboard_use_is_exported(operator):
+    from tests.static.test_chart_day_two import monitored_metrics
+
+    names, text = declared(operator)
+    used = monitored_metrics()
+    assert used and used <= names, sorted(used - names)
+    assert "_created" not in text  # series nobody alerts on, doubling every counter's
+    assert "modelreg_webhook_" not in text  # notifications are modelreg_notification_*
+
+
+def test_the_build_is_exported(operator):
+    import platform
+
+    info = [(labels, value) for (name, labels), value in scrape(operator).items() if name == "modelreg_build_info"]
+    assert len(info) == 1
+    labels, value = dict(info[0][0]), info[0][1]
+    assert value == 1 and labels["python"] == platform.python_version()
+    assert labels["version"] and labels["commit"]

@@ -120,9 +120,9 @@ def test_signed_events_arrive_in_order_per_object(kube, s3, bucket, start_operat
         assert receiver.repeats == []
         wait_for(lambda: outbox(kube) == {}, what="the outbox emptied")
         after = scrape(operator)
-        delivered = ("modelreg_webhook_deliveries_total", (("endpoint", "ci"), ("outcome", "delivered")))
+        delivered = ("modelreg_notification_deliveries_total", (("endpoint", "ci"), ("outcome", "delivered")))
         assert after[delivered] - before.get(delivered, 0) == len(receiver.events)
-        assert after[("modelreg_webhook_outbox_depth", (("endpoint", "ci"),))] == 0
+        assert after[("modelreg_notification_outbox_depth", (("endpoint", "ci"),))] == 0
         assert after[("modelreg_recheck_queue_depth", ())] == 0  # nothing overdue once all is verified
     finally:
         receiver.stop()

@@ -17,7 +17,7 @@ from modelreg.testing.harness import OperatorThread
 from tests.integration.conftest import NAMESPACE, wait_for
 from tests.integration.promotion_helpers import approve, promote, register, succeeded
 
-ELECTION = {"lease_seconds": 3, "retry_seconds": 0.5}
+ELECTION = {"lease_seconds": 3, "renew_deadline_seconds": 2, "retry_seconds": 0.5}
 
 
 @pytest.fixture
@@ -73,7 +73,8 @@ import sys
 from modelreg.config import Settings
 from modelreg.main import run_operator
 from modelreg.testing.harness import with_test_trust
-run_operator(with_test_trust(Settings(election={"lease_seconds": 3, "retry_seconds": 0.5})), [sys.argv[1]])
+election = {"lease_seconds": 3, "renew_deadline_seconds": 2, "retry_seconds": 0.5}
+run_operator(with_test_trust(Settings(election=election)), [sys.argv[1]])
 """
 
 

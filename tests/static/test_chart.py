@@ -16,7 +16,8 @@ from tests.conftest import CRD_FILES, ROOT
 CHART = ROOT / "charts" / "modelreg"
 HELM = ROOT / ".venv" / "bin" / "helm"
 K8S_VERSION = "1.33"
-NOT_BUILT_IN = {"Certificate", "Issuer", "ServiceMonitor"}  # cert-manager's and the Prometheus Operator's
+# cert-manager's and the Prometheus Operator's
+NOT_BUILT_IN = {"Certificate", "Issuer", "ServiceMonitor", "PrometheusRule"}
 
 MODES = {
     "default": [],
@@ -55,6 +56,43 @@ MODES = {
     "serving-targets": [
         "--set-json",
         'serving={"targets":{"deployments":false,"inferenceServices":true,"rollouts":true}}',
+    ],
+    # day two (tests/static/test_chart_day_two.py): monitoring, scheduling and pod extras
+    "monitoring": [
+        "--set",
+        "prometheusRule.enabled=true",
+        "--set",
+        "grafanaDashboard.enabled=true",
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+        "--set",
+        "metrics.serviceMonitor.labels.release=kube-prometheus-stack",
+    ],
+    "pod-extras": [
+        "--set",
+        "podDisruptionBudget.enabled=true",
+        "--set",
+        "logLevel=debug",
+        "--set",
+        "priorityClassName=system-cluster-critical",
+        "--set-json",
+        'podLabels={"team":"ml-platform"}',
+        "--set-json",
+        'extraEnv=[{"name":"HTTPS_PROXY","value":"http://proxy:3128"}]',
+        "--set-json",
+        'extraVolumes=[{"name":"ca","configMap":{"name":"corp-ca"}}]',
+        "--set-json",
+        'extraVolumeMounts=[{"name":"ca","mountPath":"/etc/ssl/corp","readOnly":true}]',
+        "--set-json",
+        'topologySpreadConstraints=[{"maxSkew":1,"topologyKey":"kubernetes.io/hostname","whenUnsatisfiable":'
+        '"ScheduleAnyway","labelSelector":{"matchLabels":{"app.kubernetes.io/name":"modelreg"}}}]',
+        "--set-json",
+        'nodeSelector={"kubernetes.io/os":"linux"}',
+        "--set-json",
+        'tolerations=[{"key":"dedicated","operator":"Equal","value":"platform","effect":"NoSchedule"}]',
+        "--set-json",
+        'affinity={"nodeAffinity":{"preferredDuringSchedulingIgnoredDuringExecution":[{"weight":1,"preference":'
+        '{"matchExpressions":[{"key":"pool","operator":"In","values":["system"]}]}}]}}',
     ],
 }
 

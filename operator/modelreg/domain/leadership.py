@@ -21,6 +21,18 @@ def may_hold(lease: LeaseState | None, me: str) -> bool:
     return lease.unchanged_seconds > lease.duration_seconds
 
 
-def must_stop(seconds_since_last_renewal_began: float, lease_seconds: float, retry_seconds: float) -> bool:
-    """The holder stops before a standby may take over: one retry (and a call's time) early."""
-    return seconds_since_last_renewal_began > lease_seconds - retry_seconds
+def must_stop(seconds_since_last_renewal_began: float, renew_deadline_seconds: float) -> bool:
+    """The holder stops once it could not renew within the renew deadline (client-go's
+    renewDeadline), which is shorter than the lease: a standby may take over only after the lease,
+    counted from when it saw the last renewal, which began no earlier than the holder's count."""
+    return seconds_since_last_renewal_began > renew_deadline_seconds
+
+
+def renewal_timeout(seconds_since_last_renewal_began: float, renew_deadline_seconds: float) -> float:
+    """What is left for one renewal call: never past the deadline (0 when it passed)."""
+    return max(0.0, renew_deadline_seconds - seconds_since_last_renewal_began)
+
+
+def overran(seconds_since_last_renewal_began: float, lease_seconds: float, retry_seconds: float) -> bool:
+    """Still running this close to the lease's end (a stop that hangs): exit hard, or two would serve."""
+    return seconds_since_last_renewal_began > lease_seconds - min(retry_seconds, lease_seconds / 4)

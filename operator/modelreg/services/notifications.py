@@ -89,7 +89,7 @@ class Notifier:
         self.unsaved[namespace][entry.key] = entry.record
         for dropped in domain.overflow(list(self.pending[namespace].values()), self.settings.max_pending):
             self._remove(namespace, dropped)
-            metrics.WEBHOOK_DELIVERIES.labels(dropped.endpoint, "dropped").inc()
+            metrics.NOTIFICATION_DELIVERIES.labels(dropped.endpoint, "dropped").inc()
             self._report(
                 dropped,
                 "NotificationDropped",
@@ -245,15 +245,15 @@ class Notifier:
         finally:
             entry.in_flight = False
         if domain.delivered(status):
-            metrics.WEBHOOK_DELIVERIES.labels(entry.endpoint, "delivered").inc()
+            metrics.NOTIFICATION_DELIVERIES.labels(entry.endpoint, "delivered").inc()
             self._remove(namespace, entry)
         elif secret is not None and not domain.retryable(status):
-            metrics.WEBHOOK_DELIVERIES.labels(entry.endpoint, "failed").inc()
+            metrics.NOTIFICATION_DELIVERIES.labels(entry.endpoint, "failed").inc()
             self._remove(namespace, entry)
             message = f"{entry.type} {entry.id}: endpoint {entry.endpoint} answered HTTP {status}; not retried"
             self._report(entry, "NotificationFailed", message)
         else:
-            metrics.WEBHOOK_DELIVERIES.labels(entry.endpoint, "retried").inc()
+            metrics.NOTIFICATION_DELIVERIES.labels(entry.endpoint, "retried").inc()
             entry.attempts += 1
             settings = self.settings
             delay = domain.retry_delay(

@@ -128,6 +128,9 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         self.requests_served = 0
         # (HTTP method, plural) -> (status, message): a refusal a test stages (RBAC, an outage)
         self.refusals: dict[tuple[str, str], tuple[int, str]] = {}
+        # (HTTP method or "*", plural) -> seconds each such request waits before it is served: a slow
+        # (or, with a long wait, silent) API server
+        self.delays: dict[tuple[str, str], float] = {}
         self.admission = AdmissionChain(self._stored_kind)
         self._authorizer_cache: tuple[tuple[int, ...], Authorizer] | None = None
         self.resources.load_bundled()
@@ -193,6 +196,9 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         writes = (kmock.action.CREATE, kmock.action.UPDATE, kmock.action.DELETE)
         try:
             plural = request.resource.plural if request.resource is not None else None
+            delay = self.delays.get((request.method.value, plural or "")) or self.delays.get(("*", plural or ""))
+            if delay:
+                await asyncio.sleep(delay)
             if (refusal := self.refusals.get((request.method.value, plural or ""))) is not None:
                 raise ApiError(refusal[0], _REASONS.get(refusal[0], "InternalError"), refusal[1])
             if request.url.path.startswith("/openapi/"):

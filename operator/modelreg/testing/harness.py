@@ -106,6 +106,14 @@ class EmulatedCluster:
         assert self.api is not None
         self.api.refusals[(method.upper(), plural)] = (status, message)
 
+    def delay(self, method: str, plural: str, seconds: float | None) -> None:
+        """Answer each `method` ("*": any) request on `plural` only after `seconds` (None: at once again)."""
+        assert self.api is not None
+        if seconds is None:
+            self.api.delays.pop((method.upper(), plural), None)
+        else:
+            self.api.delays[(method.upper(), plural)] = seconds
+
     def allow(self, method: str, plural: str) -> None:
         assert self.api is not None
         self.api.refusals.pop((method.upper(), plural), None)
