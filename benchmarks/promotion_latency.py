@@ -343,10 +343,11 @@ def main() -> None:
     parser.add_argument("--deployments", type=int, default=3)
     parser.add_argument(
         "--webhooks",
-        choices=("chart", "kopf"),
+        choices=("chart", "managed"),
         default="chart",
         help="chart: the operator's own writes skip the webhooks that always allow them, as the Helm "
-        "chart configures them (matchConditions); kopf: as kopf manages them (every write reviewed)",
+        "chart configures them (matchConditions); managed: self-signed mode, where the operator adds the "
+        "same conditions to the configurations kopf writes",
     )
     args = parser.parse_args()
 
@@ -363,7 +364,7 @@ def main() -> None:
         cluster.stop()
     latency.report(
         f"{args.versions} ModelVersions, {args.deployments} Deployments, {args.rounds} rounds, "
-        f"webhooks as {'the chart' if args.webhooks == 'chart' else 'kopf'} configures them"
+        f"webhooks {'as the chart configures them' if args.webhooks == 'chart' else 'managed by the operator'}"
     )
 
 

@@ -35,7 +35,7 @@ import kubernetes
 import requests
 
 import promotion_latency
-from modelreg.testing.harness import ADMIN, OPERATOR_USER, EmulatedCluster, S3Process
+from modelreg.testing.harness import ADMIN, OPERATOR_USER, EmulatedCluster, S3Process, free_port
 from modelreg.testing.keys import TEST_SEAL_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,8 +59,12 @@ MODELREG = """
 import sys
 from modelreg.config import Settings
 from modelreg.main import run_operator
+# chart: the chart's configurations spare the operator's own writes, so no webhook is asked for them;
+# managed: the operator serves its webhook and keeps the configurations itself (self-signed mode)
+managed = {"addr": "127.0.0.1", "host": "127.0.0.1", "port": int(sys.argv[5])}
+webhook = {"managed": None} if sys.argv[4] == "chart" else managed
 settings = Settings(
-    approvals={"seal_key_file": sys.argv[3]}, webhook={"managed": None}, metrics={"port": 0},
+    approvals={"seal_key_file": sys.argv[3]}, webhook=webhook, metrics={"port": 0},
     verification={"recheck_seconds": 600},
 )
 run_operator(settings, sys.argv[2].split(","))
@@ -198,6 +202,13 @@ def main() -> None:
         help="versions carry modelreg.io/model, as the label-versions webhook sets it at creation on a cluster "
         "(here they are created past admission, so by default the operator writes the label)",
     )
+    parser.add_argument(
+        "--webhooks",
+        choices=("chart", "managed"),
+        default="chart",
+        help="chart: the Helm chart's webhook configurations (the operator's own writes skip them); "
+        "managed: self-signed mode, the operator serves and keeps the configurations itself",
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="modelreg-scale-"))
     kubeconfig, seal = workdir / "kubeconfig", workdir / "seal.key"
@@ -260,15 +271,33 @@ def main() -> None:
         modelreg_file.write_text(textwrap.dedent(MODELREG))
         ours = measure(
             "modelreg",
-            [sys.executable, str(modelreg_file), str(args.versions), ",".join(namespaces), str(seal)],
+            [
+                *(sys.executable, str(modelreg_file), str(args.versions), ",".join(namespaces), str(seal)),
+                *(args.webhooks, str(free_port())),
+            ],
             env,
             lambda _: len(counter.verified) >= args.versions,
             args.idle,
             cluster,
         )
+        if args.webhooks == "managed":  # its configurations stay (fail closed) pointing at its stopped server
+            admission = kubernetes.client.AdmissionregistrationV1Api(
+                kubernetes.client.ApiClient(cluster.configuration(ADMIN))
+            )
+            for config in admission.list_validating_webhook_configuration().items:
+                admission.delete_validating_webhook_configuration(config.metadata.name)
+            for config in admission.list_mutating_webhook_configuration().items:
+                admission.delete_mutating_webhook_configuration(config.metadata.name)
         # Before the floor, whose writes carry no seal: an operator would re-verify them all.
         latency = promotion_latency.measure(
-            cluster, s3.environment(), kubeconfig, namespaces, namespaces[0], args.promotions, args.promotions
+            cluster,
+            s3.environment(),
+            kubeconfig,
+            namespaces,
+            namespaces[0],
+            args.promotions,
+            args.promotions,
+            webhooks=args.webhooks,
         )
         floor_file = workdir / "floor.py"
         floor_file.write_text(textwrap.dedent(FLOOR))
@@ -287,7 +316,7 @@ def main() -> None:
         s3.stop()
         cluster.stop()
     n = args.versions
-    print(f"{n} ModelVersions over {args.namespaces} namespaces (same emulator, same run)")
+    print(f"{n} ModelVersions over {args.namespaces} namespaces (same emulator, same run), webhooks: {args.webhooks}")
     print(f"{'':28}{'modelreg':>12}{'no-op kopf':>12}{'ratio':>8}")
     rows = [
         ("time to verify / see all (s)", ours["seconds"], noop["seconds"]),
@@ -308,7 +337,8 @@ def main() -> None:
     print(f"  of which alone: the HEADs (moto) {heads:.2f} s, the status patches and Events (emulator) {writes:.2f} s")
     latency.report(
         f"{args.promotions} promotions in {namespaces[0]} ({n // len(namespaces) + args.promotions} versions there), "
-        f"by an operator watching all {len(namespaces)} namespaces, webhooks as the chart configures them"
+        f"by an operator watching all {len(namespaces)} namespaces, webhooks "
+        + ("as the chart configures them" if args.webhooks == "chart" else "managed by the operator (self-signed)")
     )
 
 
