@@ -40,7 +40,6 @@ def environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.PackageLoader("modelreg.cli.ui", "templates"),
         autoescape=True,
-        undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
@@ -215,6 +214,8 @@ class _Handler(BaseHTTPRequestHandler):
                     self._page(404, None)
         except KubeClientError as exc:
             self._page(502, pages.error(502, str(exc)))
+        except Exception as exc:  # a page that cannot render says so (escaped), not a dropped connection
+            self._page(500, pages.error(500, f"{exc.__class__.__name__}: {exc}"))
 
     do_HEAD = do_GET
 
