@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
 
 # Sent with every answer: scripts and styles only from the server itself, no framing, no referrer
-# (the first URL carries the token), nothing cached.
+# beyond the server itself (`no-referrer` would make the browser send `Origin: null` on its own
+# POSTs; the token leaves the URL at the first redirect anyway), nothing cached.
 HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -26,7 +27,7 @@ HEADERS = {
     ),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
     "Cross-Origin-Resource-Policy": "same-origin",
 }
