@@ -203,11 +203,13 @@ def test_in_a_browser_bob_approves_dave_is_denied_and_changes_appear_live(ui, ku
             page.get_by_role("button", name=f"Approve {fraud}").click()
             assert page.get_by_role("status").inner_text() == f"approved {fraud} as bob"
             wait_for(
-                lambda: [
-                    (a["user"], a.get("via"))
-                    for a in kube.get("modelpromotions", fraud).get("status", {}).get("approvals") or []
-                ]
-                == [("bob", "webhook")],
+                lambda: (
+                    [
+                        (a["user"], a.get("via"))
+                        for a in kube.get("modelpromotions", fraud).get("status", {}).get("approvals") or []
+                    ]
+                    == [("bob", "webhook")]
+                ),
                 what="bob's approval counted via the webhook",
             )
             page.screenshot(path=str(tmp_path / "approved.png"), full_page=True)

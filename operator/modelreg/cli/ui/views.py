@@ -112,7 +112,14 @@ def chart(metric: str, points: Sequence[tuple[int, float, str]]) -> dict[str, An
         + "".join(f"; {stage}: v{version} = {value:g}" for version, value, stage in points if stage),
         "path": " ".join(f"{'M' if i == 0 else 'L'}{x(v)},{y(val)}" for i, (v, val, _) in enumerate(points)),
         "marks": [
-            {"x": x(v), "y": y(val), "stage": stage, "version": v, "value": f"{val:g}"}
+            {
+                "x": x(v),
+                "y": y(val),
+                "anchor": "start" if x(v) < WIDTH / 4 else "end" if x(v) > WIDTH * 3 / 4 else "middle",
+                "stage": stage,
+                "version": v,
+                "value": f"{val:g}",
+            }
             for v, val, stage in points
             if stage
         ],
