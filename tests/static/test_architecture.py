@@ -18,4 +18,4 @@ def test_import_contracts_hold():
         env={"PYTHONPATH": "operator", "PATH": f"{sys.prefix}/bin"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Contracts: 3 kept, 0 broken" in result.stdout
+    assert "Contracts: 4 kept, 0 broken" in result.stdout

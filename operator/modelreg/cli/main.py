@@ -273,6 +273,35 @@ class Commands:
         )
         print(f"{'removed the approval of' if remove else 'approved'} {self.args.promotion} as {user}")
 
+    def ui(self) -> int:
+        """A local web interface acting as the user (their kubeconfig, context and --as)."""
+        from modelreg.cli.ui.security import is_loopback
+        from modelreg.cli.ui.server import Pages, UIServer  # jinja2 only when the UI runs
+
+        namespace = None if self.args.all_namespaces else self.namespace
+        pages = Pages(self.kube, namespace, self.kube.whoami(), self.args.context or "")
+        try:
+            server = UIServer(pages, self.args.address, self.args.port)
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {self.args.address}:{self.args.port}: {exc.strerror}") from None
+        if not is_loopback(self.args.address):
+            print(
+                f"warning: listening on {self.args.address}, not loopback: anyone who can reach it and has the URL "
+                f"acts as {pages.viewer}",
+                file=sys.stderr,
+            )
+        print(f"modelreg ui as {pages.viewer} ({namespace or 'all namespaces'}): {server.url}", flush=True)
+        print("Press Ctrl-C to stop.", flush=True)
+        if not self.args.no_browser:
+            import webbrowser
+
+            webbrowser.open(server.url)
+        try:
+            server.serve_forever()
+        finally:
+            server.httpd.server_close()
+        return 0
+
     def completion(self) -> None:
         """For kubectl-modelreg and `kubectl modelreg` alike (kubectl asks kubectl_complete-modelreg)."""
         print(argcomplete.shellcode(["kubectl-modelreg"], shell=self.args.shell))
@@ -490,6 +519,12 @@ def parser() -> argparse.ArgumentParser:
     p = command("lineage", "a version's parents and training data")
     p.add_argument("model")
     p.add_argument("number", type=int)
+    p = command("ui", "a local web interface acting with your kubeconfig credentials (prints its URL)")
+    p.add_argument("--port", type=int, default=0, help="port to listen on (default: any free port)")
+    p.add_argument(
+        "--address", default="127.0.0.1", help="address to listen on (default: loopback only; e.g. --address ::1)"
+    )
+    p.add_argument("--no-browser", action="store_true", help="only print the URL, do not open a browser")
     p = command("completion", "print a shell completion script (e.g. source <(kubectl modelreg completion bash))")
     p.add_argument("shell", choices=["bash", "zsh", "fish"])
     resolve_flags = _global_flags(

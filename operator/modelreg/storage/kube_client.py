@@ -4,10 +4,13 @@ request shapes with the operator's KubeStore (storage/kube.py)."""
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import kubernetes
+import kubernetes.watch
 
 from modelreg import GROUP, VERSION
 from modelreg.storage.kube import api_message, patch_metadata, whoami
@@ -83,3 +86,29 @@ class KubeClient:
 
     def whoami(self) -> str:
         return self._call(whoami, self.client)
+
+    def watch(self, plural: str, namespace: str | None, stop: threading.Event) -> Iterator[dict[str, Any]]:
+        """Events on modelreg objects (type, object) after a list, until `stop` is set: a watch as
+        the user, resumed from its last resourceVersion (re-listed when the server says 410 Gone)."""
+        if namespace is None:
+            fn, args = self.custom.list_cluster_custom_object, (GROUP, VERSION, plural)
+        else:
+            fn, args = self.custom.list_namespaced_custom_object, (GROUP, VERSION, namespace, plural)
+        version = self._call(fn, *args)["metadata"].get("resourceVersion")
+        while not stop.is_set():
+            watcher = kubernetes.watch.Watch()
+            try:
+                for event in watcher.stream(fn, *args, resource_version=version, timeout_seconds=5):
+                    if stop.is_set():
+                        break
+                    if event.get("type") == "ERROR":
+                        version = self._call(fn, *args)["metadata"].get("resourceVersion")
+                        break
+                    version = (event["object"].get("metadata") or {}).get("resourceVersion", version)
+                    yield event
+            except kubernetes.client.ApiException as exc:
+                if exc.status != 410:
+                    raise KubeClientError(api_message(exc)) from exc
+                version = self._call(fn, *args)["metadata"].get("resourceVersion")
+            finally:
+                watcher.stop()

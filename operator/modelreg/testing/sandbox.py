@@ -294,7 +294,8 @@ def cli(argv: list[str] | None = None) -> int:
            AWS_ENDPOINT_URL_S3={sandbox.s3.url} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \\
            AWS_REGION=us-east-1
     kubectl get modelversions,modelpromotions
-    kubectl modelreg list""",
+    kubectl modelreg list
+    kubectl modelreg ui --as bob     # the web interface, acting as bob (prints its URL)""",
             flush=True,
         )
         if args.demo:
