@@ -32,6 +32,18 @@ def urls(text: str) -> dict[str, str]:
     }
 
 
+def tools_env(workdir: Path, banner: str) -> dict[str, str]:
+    """What the banner's `export` line sets: kubectl and AWS tooling pointed at the sandbox."""
+    return {
+        **os.environ,
+        "KUBECONFIG": str(workdir / "kubeconfig"),
+        "AWS_ENDPOINT_URL_S3": urls(banner)["s3"],
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+    }
+
+
 def start_sandbox(tmp_path: Path) -> tuple[subprocess.Popen, str]:
     """`modelreg sandbox` in the background, and what it printed up to "Press Ctrl-C"."""
     sandbox = subprocess.Popen(
@@ -77,15 +89,7 @@ def test_demo_runs_to_completion_and_leaves_nothing_behind(tmp_path):
 def test_kubectl_sees_the_columns_meets_the_webhook_and_ctrl_c_stops_everything(tmp_path):
     sandbox, banner = start_sandbox(tmp_path)
     try:
-        endpoints = urls(banner)
-        env = {
-            **os.environ,
-            "KUBECONFIG": str(tmp_path / "kubeconfig"),
-            "AWS_ENDPOINT_URL_S3": endpoints["s3"],
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_REGION": "us-east-1",
-        }
+        env = tools_env(tmp_path, banner)
         model = tmp_path / "m.onnx"
         model.write_bytes(b"weights")
         register = subprocess.run(
@@ -185,7 +189,7 @@ def test_kubectl_sees_the_columns_meets_the_webhook_and_ctrl_c_stops_everything(
         sandbox.send_signal(signal.SIGINT)
         sandbox.wait(timeout=60)
     assert sandbox.returncode == 0
-    assert all(port_is_closed(url) for url in endpoints.values())
+    assert all(port_is_closed(url) for url in urls(banner).values())
     assert Path(tmp_path / "kubeconfig").exists()
 
 
@@ -244,15 +248,7 @@ def test_a_200_mib_artifact_registered_in_parts_is_verified(tmp_path):
     # register uploads it in parts: the store reports their composite SHA-256, never the digest
     sandbox, banner = start_sandbox(tmp_path)
     try:
-        endpoints = urls(banner)
-        env = {
-            **os.environ,
-            "KUBECONFIG": str(tmp_path / "kubeconfig"),
-            "AWS_ENDPOINT_URL_S3": endpoints["s3"],
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_REGION": "us-east-1",
-        }
+        env = tools_env(tmp_path, banner)
         model = tmp_path / "big.bin"
         with model.open("wb") as out:
             for _ in range(200):

@@ -322,13 +322,19 @@ def ready_reason(kube, name):
 # -- what a GitOps approval proves --------------------------------------------------------------
 
 
+def argocd_holds(cluster, *roles: str) -> None:
+    """The GitOps identity, bound to `roles` (as Argo CD's service account is on a cluster)."""
+    for role in roles:
+        bind(
+            cluster,
+            f"argocd-{role}",
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "argocd"},
+            role=role,
+        )
+
+
 def test_minimum_cluster_approvals_hold_against_gitops_only_approvals(start_operator, cluster, kube, s3, bucket):
-    bind(
-        cluster,
-        "argocd-edits",
-        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "argocd"},
-        role="modelreg-editor",
-    )
+    argocd_holds(cluster, "modelreg-editor")
     start_operator(
         Settings(
             approvals={"gitops_identity": "argocd", "gitops_stages": ["Production"]},
@@ -392,18 +398,7 @@ def test_a_finalizer_or_owner_reference_set_by_a_user_is_refused(operator, kube,
 
 
 def test_the_gitops_identity_never_approves_in_the_cluster(start_operator, cluster, kube, s3, bucket):
-    bind(
-        cluster,
-        "argocd-edits",
-        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "argocd"},
-        role="modelreg-editor",
-    )
-    bind(
-        cluster,
-        "argocd-approves",
-        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "argocd"},
-        role="modelreg-approver",
-    )
+    argocd_holds(cluster, "modelreg-editor", "modelreg-approver")
     start_operator(
         Settings(
             approvals={"gitops_identity": "argocd", "gitops_stages": ["Production"]},
