@@ -25,7 +25,7 @@ from pathlib import Path
 import boto3
 from boto3.s3.transfer import TransferConfig
 
-from modelreg.testing.harness import S3Process
+from modelreg.sandbox.harness import S3Process
 
 MIB = 1 << 20
 BUCKET, KEY = "bench", "large/model.bin"

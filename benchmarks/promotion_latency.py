@@ -37,8 +37,8 @@ import boto3
 import kubernetes
 import requests
 
-from modelreg.testing.deployments import SimulatedDeploymentController
-from modelreg.testing.harness import ADMIN, OPERATOR_USER, EmulatedCluster, S3Process
+from modelreg.sandbox.deployments import SimulatedDeploymentController
+from modelreg.sandbox.harness import ADMIN, OPERATOR_USER, EmulatedCluster, S3Process
 
 CRD_FILES = sorted((Path(__file__).resolve().parent.parent / "crds").glob("*.yaml"))
 
@@ -47,7 +47,7 @@ OPERATOR = """
 import sys
 from modelreg.config import Settings
 from modelreg.main import run_operator
-from modelreg.testing.harness import with_test_trust
+from modelreg.sandbox.harness import with_test_trust
 settings = Settings(promotions={"tick_seconds": 1}, policy={"required_approvals": {"Production": 1}})
 run_operator(with_test_trust(settings), sys.argv[1].split(","))
 """

@@ -35,8 +35,8 @@ import kubernetes
 import requests
 
 import promotion_latency
-from modelreg.testing.harness import ADMIN, OPERATOR_USER, EmulatedCluster, S3Process, free_port
-from modelreg.testing.keys import TEST_SEAL_KEY
+from modelreg.sandbox.harness import ADMIN, OPERATOR_USER, EmulatedCluster, S3Process, free_port
+from modelreg.sandbox.keys import TEST_SEAL_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 CRD_FILES = sorted((ROOT / "crds").glob("*.yaml"))

@@ -22,8 +22,8 @@ from pathlib import Path
 import boto3
 
 from modelreg.domain.artifacts import Location
+from modelreg.sandbox.harness import S3Process
 from modelreg.storage.s3 import ObjectStore, make_client
-from modelreg.testing.harness import S3Process
 
 CHUNK = 1024 * 1024
 

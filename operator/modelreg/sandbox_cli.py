@@ -1,5 +1,5 @@
 """`modelreg`: `fetch` (always installed) and `sandbox` (a clear word when the optional `testing`
-extra is not installed)."""
+extra `sandbox` is not installed)."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ def cli(argv: list[str] | None = None) -> int:
 
         return fetch(argv[1:])
     try:
-        from modelreg.testing.sandbox import cli as sandbox
+        from modelreg.sandbox.main import cli as sandbox
     except ModuleNotFoundError as exc:
         if argv[:1] != ["sandbox"]:
             print("usage: modelreg {fetch,sandbox} ...  (modelreg fetch --help)", file=sys.stderr)
             return 2
         print(
-            f"modelreg sandbox needs the optional extra 'testing' ({exc.name} is not installed): "
-            "pip install 'modelreg[testing]'",
+            f"modelreg sandbox needs the optional extra 'sandbox' ({exc.name} is not installed): "
+            "pip install 'modelreg[sandbox]'",
             file=sys.stderr,
         )
         return 2

@@ -11,7 +11,7 @@ import kubernetes
 import pytest
 
 from modelreg.config import Settings
-from modelreg.testing.harness import OperatorThread, S3Endpoint
+from modelreg.sandbox.harness import OperatorThread, S3Endpoint
 from tests.integration.conftest import NAMESPACE, Kube, condition
 from tests.integration.test_model_version_verification import model_version, verified_reason
 

@@ -13,7 +13,7 @@ import kubernetes
 import pytest
 
 from modelreg.config import Settings
-from modelreg.testing.harness import ADMIN, OPERATOR_USER, EmulatedCluster, OperatorThread, S3Endpoint
+from modelreg.sandbox.harness import ADMIN, OPERATOR_USER, EmulatedCluster, OperatorThread, S3Endpoint
 from tests.conftest import CRD_FILES, KUBECONFIG
 
 NAMESPACE = "ml"
@@ -199,7 +199,7 @@ def apps(cluster: EmulatedCluster) -> Iterator[Any]:
 
 @pytest.fixture
 def deployment_controller(cluster: EmulatedCluster) -> Iterator[Any]:
-    from modelreg.testing.deployments import SimulatedDeploymentController
+    from modelreg.sandbox.deployments import SimulatedDeploymentController
 
     controller = SimulatedDeploymentController(cluster.configuration(ADMIN), [NAMESPACE]).start()
     yield controller

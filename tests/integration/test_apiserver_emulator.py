@@ -1,4 +1,4 @@
-"""The API-server semantics modelreg.testing adds to kmock behave like a real API server."""
+"""The API-server semantics modelreg.sandbox adds to kmock behave like a real API server."""
 
 from __future__ import annotations
 

@@ -10,8 +10,8 @@ import boto3
 import pytest
 
 from modelreg.domain.artifacts import Location
+from modelreg.sandbox.harness import S3Process
 from modelreg.storage.s3 import ObjectStore, StorageFailure, make_client
-from modelreg.testing.harness import S3Process
 
 SIZE = 512 * 1024 * 1024
 BLOCK = os.urandom(1024 * 1024)

@@ -14,7 +14,7 @@ import yaml
 from modelreg.cli.main import main as kubectl_modelreg
 from modelreg.config import Settings
 from modelreg.domain.artifacts import directory_digest
-from modelreg.testing.validation import CRDValidator
+from modelreg.sandbox.validation import CRDValidator
 from tests.conftest import ROOT
 from tests.integration.conftest import condition, wait_for
 from tests.integration.promotion_helpers import succeeded

@@ -9,7 +9,7 @@ import ssl
 
 import requests
 
-from modelreg.testing.harness import OPERATOR_USER
+from modelreg.sandbox.harness import OPERATOR_USER
 
 MVS = "/apis/modelreg.io/v1alpha1/namespaces/ml/modelversions"
 WEBHOOKS = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import kubernetes
 
 from modelreg.config import Settings
-from modelreg.testing.harness import OperatorThread
+from modelreg.sandbox.harness import OperatorThread
 from tests.integration.conftest import NAMESPACE, wait_for
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from modelreg.config import Settings
-from modelreg.testing.harness import free_port
+from modelreg.sandbox.harness import free_port
 from tests.integration.conftest import wait_for
 from tests.integration.promotion_helpers import approve, promote, register, succeeded
 from tests.integration.test_metrics import scrape

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from modelreg.config import Settings
-from modelreg.testing.deployments import SimulatedDeploymentController
+from modelreg.sandbox.deployments import SimulatedDeploymentController
 from tests.integration.conftest import NAMESPACE, wait_for
 from tests.integration.promotion_helpers import deployment, promote, register, stage, succeeded
 

@@ -13,7 +13,7 @@ import kubernetes
 import pytest
 
 from modelreg.config import Settings
-from modelreg.testing.harness import OperatorThread
+from modelreg.sandbox.harness import OperatorThread
 from tests.integration.conftest import NAMESPACE, wait_for
 from tests.integration.promotion_helpers import approve, promote, register, succeeded
 
@@ -72,7 +72,7 @@ REPLICA = """
 import sys
 from modelreg.config import Settings
 from modelreg.main import run_operator
-from modelreg.testing.harness import with_test_trust
+from modelreg.sandbox.harness import with_test_trust
 election = {"lease_seconds": 3, "renew_deadline_seconds": 2, "retry_seconds": 0.5}
 run_operator(with_test_trust(Settings(election=election)), [sys.argv[1]])
 """
@@ -132,7 +132,7 @@ def test_a_standby_answers_its_liveness_probe():
     import urllib.request
 
     from modelreg.main import _alive_while_waiting
-    from modelreg.testing.harness import free_port
+    from modelreg.sandbox.harness import free_port
 
     port = free_port()
     with _alive_while_waiting(f"http://127.0.0.1:{port}/healthz"):

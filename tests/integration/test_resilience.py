@@ -8,7 +8,7 @@ import boto3
 import pytest
 
 from modelreg import metrics
-from modelreg.testing.harness import S3Endpoint
+from modelreg.sandbox.harness import S3Endpoint
 from tests.integration.conftest import NAMESPACE, condition, wait_for
 from tests.integration.promotion_helpers import deployment, promote, register, succeeded, version_body
 from tests.integration.test_model_version_verification import model_version, verified_reason

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-MODELREG = [sys.executable, "-c", "from modelreg.testing.sandbox import cli; import sys; sys.exit(cli())"]
+MODELREG = [sys.executable, "-c", "from modelreg.sandbox.main import cli; import sys; sys.exit(cli())"]
 
 
 def port_is_closed(url: str) -> bool:

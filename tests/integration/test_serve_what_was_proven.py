@@ -179,7 +179,7 @@ def test_a_dead_store_of_one_team_delays_no_promotion_of_another(cluster, aws_en
     import socket
     import time
 
-    from modelreg.testing.harness import OperatorThread
+    from modelreg.sandbox.harness import OperatorThread
 
     blackhole = socket.socket()  # accepts connections (the kernel's backlog) and never answers
     blackhole.bind(("127.0.0.1", 0))

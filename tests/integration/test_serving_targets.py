@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from modelreg.config import Settings
-from modelreg.testing.harness import ADMIN
+from modelreg.sandbox.harness import ADMIN
 from modelreg.testing.serving_targets import (
     ABORT_VERSIONS,
     SimulatedInferenceServiceController,

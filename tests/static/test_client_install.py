@@ -44,12 +44,12 @@ def test_the_base_install_leaves_the_operator_to_an_extra():
     base = {_distribution(r) for r in PYPROJECT["dependencies"]}
     assert {"kubernetes", "boto3"} <= base and not base & {"kopf", "aiohttp", "prometheus-client", "cryptography"}
     assert "kopf" in {_distribution(r) for r in PYPROJECT["optional-dependencies"]["operator"]}
-    assert "modelreg[operator]" in PYPROJECT["optional-dependencies"]["testing"]  # the sandbox runs the operator
+    assert "modelreg[operator]" in PYPROJECT["optional-dependencies"]["sandbox"]  # the sandbox runs the operator
     assert 'pip install --no-cache-dir ".[operator]"' in (ROOT / "Dockerfile").read_text()
 
 
 def test_modelreg_client_imports_without_kopf_or_boto3():
-    blocked = modules_of(("operator", "testing")) | {"boto3", "botocore", "s3transfer"}
+    blocked = modules_of(("operator", "sandbox")) | {"boto3", "botocore", "s3transfer"}
     assert {"kopf", "aiohttp", "kmock", "moto"} <= blocked
     result = import_without(
         blocked,
@@ -63,13 +63,13 @@ def test_modelreg_client_imports_without_kopf_or_boto3():
 
 def test_the_commands_of_the_base_install_run_without_the_operator():
     result = import_without(
-        modules_of(("operator", "testing")),
+        modules_of(("operator", "sandbox")),
         "import sys; import modelreg.cli.main; from modelreg.sandbox_cli import cli; "
         "sys.argv = ['modelreg', 'fetch', '--help']; cli()",
     )
     assert result.returncode == 0, result.stderr
     assert "usage: modelreg fetch" in result.stdout and "--from-env" in result.stdout
     sandbox = import_without(
-        modules_of(("operator", "testing")), "from modelreg.sandbox_cli import cli; cli(['sandbox'])"
+        modules_of(("operator", "sandbox")), "from modelreg.sandbox_cli import cli; cli(['sandbox'])"
     )
-    assert "pip install 'modelreg[testing]'" in sandbox.stderr
+    assert "pip install 'modelreg[sandbox]'" in sandbox.stderr

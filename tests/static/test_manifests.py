@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from modelreg.models.resources import ModelPromotionSpec, ModelVersionSpec
-from modelreg.testing.validation import CRDValidator
+from modelreg.sandbox.validation import CRDValidator
 from tests.conftest import CRD_FILES, ROOT
 
 K8S_VERSION = "1.33"

@@ -52,7 +52,7 @@ def test_every_abstract_method_of_the_registry_store_is_implemented():
 
 
 def test_the_plugin_imports_without_the_operators_dependencies():
-    blocked = modules_of(("operator", "testing"))
+    blocked = modules_of(("operator", "sandbox"))
     assert {"kopf", "aiohttp", "kmock", "moto"} <= blocked
     result = import_without(
         blocked,

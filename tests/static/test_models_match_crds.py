@@ -65,7 +65,7 @@ def test_fields_agree(crd_file, part, model):
     ],
 )
 def test_models_reject_what_the_crd_rejects(broken):
-    from modelreg.testing.validation import CRDValidator
+    from modelreg.sandbox.validation import CRDValidator
 
     spec = {"modelName": "fraud", "version": 1, "artifact": {"uri": "s3://models/x", "sha256": "a" * 64}, **broken}
     validator = CRDValidator.from_file(ROOT / "crds/modelversions.modelreg.io.yaml")

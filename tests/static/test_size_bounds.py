@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from modelreg.testing.validation import CRDValidator
+from modelreg.sandbox.validation import CRDValidator
 from tests.conftest import ROOT
 
 MV_FILE = ROOT / "crds" / "modelversions.modelreg.io.yaml"

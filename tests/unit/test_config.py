@@ -98,13 +98,13 @@ def test_the_sandbox_without_its_extra_says_how_to_install_it(capsys, monkeypatc
     real_import = builtins.__import__
 
     def without_celpy(name, *args, **kwargs):
-        if name.startswith("modelreg.testing"):
+        if name.startswith("modelreg.sandbox"):
             raise ModuleNotFoundError("No module named 'celpy'", name="celpy")
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", without_celpy)
     assert cli(["sandbox"]) == 2
-    assert "pip install 'modelreg[testing]'" in capsys.readouterr().err
+    assert "pip install 'modelreg[sandbox]'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

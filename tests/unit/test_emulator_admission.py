@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelreg.testing.admission import AdmissionChain, Rejected
+from modelreg.sandbox.admission import AdmissionChain, Rejected
 
 NOT_THE_OPERATOR = 'request.userInfo.username != "system:serviceaccount:modelreg-system:modelreg"'
 

@@ -9,7 +9,7 @@ import base64
 
 import pytest
 
-from modelreg.testing import protobuf
+from modelreg.sandbox import protobuf
 
 # kubectl create secret generic s2 --from-literal=a=b --from-literal=empty=
 SECRET = (

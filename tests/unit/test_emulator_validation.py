@@ -3,7 +3,7 @@
 import copy
 from pathlib import Path
 
-from modelreg.testing.validation import CRDValidator
+from modelreg.sandbox.validation import CRDValidator
 
 VERSIONS = CRDValidator.from_file(Path(__file__).resolve().parents[2] / "crds/modelversions.modelreg.io.yaml")
 VALID = {

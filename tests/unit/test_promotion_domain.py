@@ -16,7 +16,7 @@ from modelreg.domain.promotions import (
     stage_record,
     superseded_by,
 )
-from modelreg.testing.keys import approval_seals, sealed_annotations
+from modelreg.sandbox.keys import approval_seals, sealed_annotations
 
 SEALS = approval_seals()
 

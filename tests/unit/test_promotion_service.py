@@ -15,10 +15,10 @@ import pytest
 from modelreg.domain.merge import merge_patch
 from modelreg.domain.serving import DEPLOYMENTS
 from modelreg.domain.trust import STAGE, VERIFICATION
+from modelreg.sandbox.keys import approval_seals, sealed_annotations, status_seals
 from modelreg.services.promotions import PromotionReconciler
 from modelreg.services.view import PROMOTIONS, VERSIONS, View
 from modelreg.storage.kube import ApiRefused, Conflict
-from modelreg.testing.keys import approval_seals, sealed_annotations, status_seals
 
 NS = "ml"
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

@@ -1,6 +1,6 @@
 """The emulator's RBAC answers (the sandbox's SubjectAccessReviews) match the API server's rules."""
 
-from modelreg.testing.rbac import Attributes, Authorizer
+from modelreg.sandbox.rbac import Attributes, Authorizer
 
 
 def approve(user, name, namespace="ml", groups=()):
@@ -69,7 +69,7 @@ def test_bindings_resource_names_namespaces_groups_and_aggregation():
 
 # -- every request, as the emulator authorizes it ------------------------------------------------
 def test_requests_map_to_rbac_attributes_as_the_api_server_parses_them():
-    from modelreg.testing.rbac import RequestInfo, request_info
+    from modelreg.sandbox.rbac import RequestInfo, request_info
 
     mvs = "/apis/modelreg.io/v1alpha1/namespaces/ml/modelversions"
     assert request_info("GET", mvs, {}) == RequestInfo("list", "modelreg.io", "modelversions", namespace="ml", path=mvs)
@@ -95,7 +95,7 @@ def test_requests_map_to_rbac_attributes_as_the_api_server_parses_them():
 def test_every_request_is_authorized_and_the_denial_reads_as_the_api_servers():
     import pytest
 
-    from modelreg.testing.rbac import Forbidden, authorize, request_info
+    from modelreg.sandbox.rbac import Forbidden, authorize, request_info
 
     rbac = Authorizer(RBAC)
     dave = {"username": "dave", "groups": ["system:authenticated"]}
@@ -114,7 +114,7 @@ def test_every_request_is_authorized_and_the_denial_reads_as_the_api_servers():
 def test_impersonation_needs_the_impersonate_verb_on_each_user_group_and_service_account():
     import pytest
 
-    from modelreg.testing.rbac import Forbidden, impersonate
+    from modelreg.sandbox.rbac import Forbidden, impersonate
 
     rbac = Authorizer(
         {

@@ -1,4 +1,1 @@
-"""Test doubles for the integration tests and the sandbox (optional extra `modelreg[testing]`).
-
-Nothing in the operator imports this package: it is a stand-in for a real API server.
-"""
+"""Test-only stand-ins (not part of the sandbox): controllers for serving kinds the sandbox does not run."""

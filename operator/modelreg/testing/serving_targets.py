@@ -14,7 +14,7 @@ import hashlib
 import json
 from typing import Any
 
-from modelreg.testing.deployments import FAIL_VERSIONS, SimulatedController
+from modelreg.sandbox.deployments import FAIL_VERSIONS, SimulatedController
 
 ABORT_VERSIONS = "simulate.modelreg.io/abort-versions"
 

@@ -33,9 +33,9 @@ from kmock._internal import parsing, rendering  # the Request type handed to _ha
 from multidict import CIMultiDict
 
 from modelreg.domain.merge import merge_patch
-from modelreg.testing import openapi, protobuf
-from modelreg.testing.admission import AdmissionChain, Rejected
-from modelreg.testing.rbac import (
+from modelreg.sandbox import openapi, protobuf
+from modelreg.sandbox.admission import AdmissionChain, Rejected
+from modelreg.sandbox.rbac import (
     Attributes,
     Authorizer,
     Forbidden,
@@ -44,8 +44,8 @@ from modelreg.testing.rbac import (
     request_info,
     service_account_groups,
 )
-from modelreg.testing.tables import render_table
-from modelreg.testing.validation import CRDValidator
+from modelreg.sandbox.tables import render_table
+from modelreg.sandbox.validation import CRDValidator
 
 ADMIN = "admin"  # the user of `emulator-token-admin`, in system:masters
 # What /version reports: kubectl on this machine is 1.32 (no skew warning), and the chart asks >= 1.28.

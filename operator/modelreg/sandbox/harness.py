@@ -25,9 +25,9 @@ import aiohttp.test_utils
 import kmock
 import yaml
 
+from modelreg.sandbox.apiserver import ApiServerEmulator
+from modelreg.sandbox.keys import write_seal_key
 from modelreg.storage.tls import self_signed
-from modelreg.testing.apiserver import ApiServerEmulator
-from modelreg.testing.keys import write_seal_key
 
 RBAC_FILE = next(
     (

@@ -1,6 +1,6 @@
 """`modelreg sandbox [--demo]`: the whole registry on loopback, for a machine with no cluster.
 
-Starts the API emulator (an EMULATOR: see modelreg.testing.apiserver), moto's S3, a stand-in
+Starts the API emulator (an EMULATOR: see modelreg.sandbox.apiserver), moto's S3, a stand-in
 Deployment controller and the real operator; writes kubeconfigs for kubectl and
 `kubectl modelreg`; runs until Ctrl-C. `--demo` walks register -> verify -> promote ->
 approve -> rollout -> rollback and stops.
@@ -22,8 +22,8 @@ from pathlib import Path
 
 from modelreg import logs
 from modelreg.config import Settings
-from modelreg.testing.harness import ADMIN, OPERATOR_USER, EmulatedCluster, OperatorThread, S3Endpoint
-from modelreg.testing.keys import write_seal_key
+from modelreg.sandbox.harness import ADMIN, OPERATOR_USER, EmulatedCluster, OperatorThread, S3Endpoint
+from modelreg.sandbox.keys import write_seal_key
 
 # The repository's CRDs: beside the package in a clone (editable install), else the working directory.
 CRDS = next(
@@ -49,7 +49,7 @@ class Sandbox:
         self.parts: list = []
 
     def start(self, bucket: str) -> Sandbox:
-        from modelreg.testing.deployments import SimulatedDeploymentController  # imports `kubernetes`
+        from modelreg.sandbox.deployments import SimulatedDeploymentController  # imports `kubernetes`
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.parts.append(self.cluster.start())
@@ -113,8 +113,8 @@ def wait(what: str, probe: Callable[[], bool], timeout: float = 60.0) -> None:
 def demo(sandbox: Sandbox, bucket: str) -> None:
     import kubernetes
 
+    from modelreg.sandbox.deployments import FAIL_VERSIONS
     from modelreg.storage.kube_client import KubeClient
-    from modelreg.testing.deployments import FAIL_VERSIONS
 
     workdir = sandbox.workdir
     kube = KubeClient(str(sandbox.kubeconfig), None)
