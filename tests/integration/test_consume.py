@@ -19,7 +19,7 @@ from modelreg.config import Settings
 from modelreg.domain.artifacts import directory_digest
 from modelreg.sandbox_cli import cli as modelreg_command
 from tests.integration.conftest import condition, wait_for
-from tests.integration.promotion_helpers import promote, register, succeeded
+from tests.integration.promotion_helpers import promote, register, succeeded, version_body
 
 
 @pytest.fixture
@@ -71,19 +71,7 @@ def upload_directory(s3, bucket: str, prefix: str, files: dict[str, bytes]) -> s
 
 def register_directory(kube, bucket: str, prefix: str, digest: str, version: int, model: str = "llm") -> str:
     name = f"{model}-v{version}"
-    kube.create(
-        "modelversions",
-        {
-            "apiVersion": "modelreg.io/v1alpha1",
-            "kind": "ModelVersion",
-            "metadata": {"name": name},
-            "spec": {
-                "modelName": model,
-                "version": version,
-                "artifact": {"uri": f"s3://{bucket}/{prefix}", "sha256": digest},
-            },
-        },
-    )
+    kube.create("modelversions", version_body(name, f"s3://{bucket}/{prefix}", digest, model=model, version=version))
     wait_for(lambda: reason_of(kube, name) == "Verified", what=f"{name} verified")
     return name
 
