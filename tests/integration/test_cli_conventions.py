@@ -201,6 +201,10 @@ def test_listings_as_kubectl_prints_them(run, kube, s3, bucket, tmp_path):
     assert run("list", "-o", "name")[1].split() == ["modelversion.modelreg.io/fraud-v1"]
     header = run("list", "-o", "wide")[1].splitlines()[0].split()
     assert header[-3:] == ["FORMAT", "URI", "MESSAGE"]
+    code, out, _ = run("list", "-o", "jsonpath={range .items[*]}{.metadata.name}={.spec.version}{end}")
+    assert code == 0 and out == "fraud-v1=1"
+    code, _, err = run("list", "-o", "jsonpath={.items[?(}")
+    assert code == 2 and err.startswith("error: jsonpath")
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")

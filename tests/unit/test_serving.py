@@ -212,3 +212,37 @@ def test_an_annotated_init_container_gets_the_model_env_too():
     assert DEPLOYMENTS.patch(patched, SERVED) is not None  # a hand edit of it is converged back
     with pytest.raises(MisconfiguredTarget, match="no init container 'fetch'"):
         DEPLOYMENTS.patch(deployment(**{"modelreg.io/init-container": "fetch"}), SERVED)
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{.items[*].metadata.name}", "a b"),
+        ('{range .items[*]}{.metadata.name}{"\\t"}{.spec.version}{"\\n"}{end}', "a\t1\nb\t2\n"),
+        ('{.items[0].status.conditions[?(@.type=="Succeeded")].reason}', "Promoted"),
+        ("names: {.items[1].metadata.name}!", "names: b!"),
+        ("{.items[0].spec}", '{"version": 1}'),
+        ("{range .nothing[*]}x{end}done", "done"),
+    ],
+)
+def test_kubectl_jsonpath_templates(template, expected):
+    from modelreg.cli.render import as_list, jsonpath
+
+    items = [
+        {
+            "metadata": {"name": "a"},
+            "spec": {"version": 1},
+            "status": {"conditions": [{"type": "Ready", "reason": "R"}, {"type": "Succeeded", "reason": "Promoted"}]},
+        },
+        {"metadata": {"name": "b"}, "spec": {"version": 2}},
+    ]
+    assert jsonpath(template, as_list(items)) == expected
+
+
+def test_a_bad_jsonpath_is_an_error_not_a_traceback():
+    from modelreg.cli.render import JsonPathError, jsonpath
+
+    with pytest.raises(JsonPathError):
+        jsonpath("{.items[?(}", {})
+    with pytest.raises(JsonPathError):
+        jsonpath("x{end}", {})

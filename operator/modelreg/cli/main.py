@@ -103,6 +103,11 @@ class Commands:
         elif output == "name":
             objects = data if isinstance(data, list) else [data]
             print("\n".join(render.resource_name(o) for o in objects if isinstance(o, dict) and "kind" in o))
+        elif output.startswith("jsonpath="):
+            try:
+                print(render.jsonpath(output.removeprefix("jsonpath="), render.as_list(data)), end="")
+            except render.JsonPathError as exc:
+                raise UsageError(str(exc)) from None
         else:
             print(render.dump(render.as_list(data), output))
 
@@ -398,8 +403,20 @@ def _version() -> str:
         return "unknown"
 
 
-_OUTPUTS = ("table", "wide", "name", "yaml", "json")
-_OUTPUT_HELP = "output format: a table (wide: more columns), resource names, or the objects as YAML/JSON"
+_OUTPUTS = ("table", "wide", "name", "yaml", "json", "jsonpath=TEMPLATE")
+_OUTPUT_HELP = (
+    "output format: a table (wide: more columns), resource names, the objects as YAML/JSON, or kubectl's "
+    "jsonpath (e.g. -o jsonpath='{.items[*].metadata.name}')"
+)
+
+
+def _output_format(outputs: tuple[str, ...]) -> Any:
+    def parse(value: str) -> str:
+        if value in outputs or ("jsonpath=TEMPLATE" in outputs and value.startswith("jsonpath=")):
+            return value
+        raise argparse.ArgumentTypeError(f"{value!r}: expected {', '.join(outputs)}")
+
+    return parse
 
 
 def _global_flags(
@@ -423,7 +440,8 @@ def _global_flags(
     flags.add_argument(
         "-o",
         "--output",
-        choices=outputs,
+        type=_output_format(outputs),
+        metavar="|".join(outputs),
         default=default("table"),
         help=output_help,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -50,6 +51,65 @@ def as_list(data: Any) -> Any:
     if isinstance(data, list):
         return {"apiVersion": "v1", "kind": "List", "metadata": {}, "items": data}
     return data
+
+
+class JsonPathError(ValueError):
+    pass
+
+
+_TEMPLATE = re.compile(r"\{((?:[^{}\"]|\"(?:[^\"\\]|\\.)*\")*)\}")
+
+
+def jsonpath(template: str, data: Any) -> str:
+    """kubectl's -o jsonpath=TEMPLATE: text with `{.field}`, `{.items[*].x}`, filters
+    `[?(@.type=="Ready")]`, `{"\\n"}` and `{range EXPR}…{end}`, each EXPR JSONPath (jsonpath-ng)."""
+    parts: list[tuple[str, str]] = []  # ("text", s) or ("expr", s)
+    position = 0
+    for match in _TEMPLATE.finditer(template):
+        parts.append(("text", template[position : match.start()]))
+        parts.append(("expr", match.group(1).strip()))
+        position = match.end()
+    parts.append(("text", template[position:]))
+    out, rest = _render(parts, data)
+    if rest:
+        raise JsonPathError("jsonpath: {end} without {range}")
+    return out
+
+
+def _render(parts: list[tuple[str, str]], context: Any) -> tuple[str, list[tuple[str, str]]]:
+    """The text for `parts` up to an unmatched {end}, and what follows it."""
+    out = []
+    while parts:
+        (kind, value), parts = parts[0], parts[1:]
+        if kind == "text":
+            out.append(value)
+        elif value == "end":
+            return "".join(out), parts
+        elif value.startswith('"'):
+            out.append(json.loads(value))
+        elif value.startswith("range "):
+            body = parts
+            for item in _query(value.removeprefix("range ").strip(), context):
+                text, parts = _render(body, item)
+                out.append(text)
+            if not _query(value.removeprefix("range ").strip(), context):
+                _, parts = _render(body, None)
+        else:
+            out.append(" ".join(v if isinstance(v, str) else json.dumps(v) for v in _query(value, context)))
+    return "".join(out), []
+
+
+def _query(expression: str, context: Any) -> list[Any]:
+    from jsonpath_ng.exceptions import JsonPathParserError
+    from jsonpath_ng.ext import parse
+
+    if context is None:
+        return []
+    path = "$" if expression in ("@", "$", ".") else "$" + expression.removeprefix("$").removeprefix("@")
+    try:
+        return [found.value for found in parse(path).find(context)]
+    except (JsonPathParserError, Exception) as exc:  # the library raises bare Exceptions for some input
+        raise JsonPathError(f"jsonpath {expression!r}: {exc}") from None
 
 
 def resource_name(obj: Mapping[str, Any]) -> str:
