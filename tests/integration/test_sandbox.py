@@ -77,6 +77,7 @@ def test_demo_runs_to_completion_and_leaves_nothing_behind(tmp_path):
         "fraud-scorer serves version 1",
         "└── fraud v1",
         "Demo complete.",
+        "kubectl modelreg ui --as bob",
     ):
         assert step in out, step
     # the webhook's denials, as the CLI prints them

@@ -249,6 +249,11 @@ def demo(sandbox: Sandbox, bucket: str) -> None:
     run_cli("diff", "fraud", "1", "2", workdir=workdir)
     run_cli("lineage", "fraud", "2", workdir=workdir)
     say("Demo complete.")
+    print(
+        "To look at the registry in a browser: `modelreg sandbox` (without --demo), then, with the export line "
+        "it prints,\n  kubectl modelreg ui --as bob      # models, charts, timelines; Approve as bob",
+        flush=True,
+    )
 
 
 def _interrupt(*_: object) -> None:
