@@ -28,7 +28,7 @@ from modelreg.domain.seals import Sealer
 from modelreg.domain.serving import TARGET_KINDS, TargetKind
 from modelreg.handlers import kopf_settings, register
 from modelreg.storage.kube import NoCluster, make_api_client, probe_cluster, served_kinds
-from modelreg.storage.lease import LeaseLock
+from modelreg.storage.lease import LeaderLabel, LeaseLock
 from modelreg.storage.tls import read_seal_key
 
 logger = logging.getLogger(__name__)
@@ -124,6 +124,8 @@ def run_operator(
         for number in (signal.SIGTERM, signal.SIGINT):
             signal.signal(number, lambda *_: stop.set())
     renewed_from = [time.monotonic()]  # when the last successful take or renewal began
+    label = LeaderLabel(make_api_client(), os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE"))
+    _try(lambda: label.mark(False) or True)  # a restarted container is a standby until it leads again
     with _alive_while_waiting(liveness):
         while True:
             began = time.monotonic()
@@ -133,6 +135,19 @@ def run_operator(
             if stop.wait(election.retry_seconds):
                 return
     logger.info("leader election: %s holds Lease %s/%s", identity, settings.storage.operator_namespace, lock.name)
+    marked = threading.Event()  # the Services route to this pod once its label says it leads
+    serving = threading.Event()  # kopf's: started, its webhook server with it
+
+    def lead_when_serving() -> None:
+        while not serving.wait(0.2):
+            if stop.is_set():
+                return
+        if ready_flag is not None and hasattr(ready_flag, "set"):
+            ready_flag.set()
+        if _try(lambda: label.mark(True) or True):
+            marked.set()
+
+    threading.Thread(target=lead_when_serving, name="leader-label", daemon=True).start()
     lost = threading.Event()
 
     def since() -> float:
@@ -153,6 +168,8 @@ def run_operator(
                 continue
             if held:
                 renewed_from[0] = began
+                if serving.is_set() and not marked.is_set() and _try(lambda: label.mark(True) or True):
+                    marked.set()
             else:
                 logger.warning("leader election: renewal refused (held by %s); retrying", lock.holder)
 
@@ -173,10 +190,12 @@ def run_operator(
     threading.Thread(target=renew, name="lease-renewal", daemon=True).start()
     threading.Thread(target=watchdog, name="lease-watchdog", daemon=True).start()
     try:
-        _run_kopf(settings, namespaces, liveness, stop, ready_flag)
+        _run_kopf(settings, namespaces, liveness, stop, serving)
     finally:
         stopped.set()
         stop.set()
+        with contextlib.suppress(Exception):  # no traffic for a replica that stopped leading
+            label.mark(False)
         if not lost.is_set():
             with contextlib.suppress(Exception):  # a graceful stop hands over at once
                 lock.release()

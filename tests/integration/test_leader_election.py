@@ -59,3 +59,31 @@ def test_an_api_that_stops_answering_stops_the_leader_before_its_lease_ends(clus
         assert taken.lease_transitions == (held.lease_transitions or 0) + 1
     finally:
         standby.stop()
+
+
+def test_the_lease_holder_labels_its_own_pod_and_unlabels_it_when_it_stops(
+    cluster, aws_env, kube, start_operator, monkeypatch
+):
+    # The webhook and metrics Services select the pod labelled modelreg.io/leader: every replica is
+    # ready (a disruption budget can let a drain evict either), traffic reaches the Lease holder.
+    core = kubernetes.client.CoreV1Api(kube.client)
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "modelreg-0", "labels": {"modelreg.io/leader": "true"}},  # left by a crash
+        "spec": {"containers": [{"name": "operator", "image": "modelreg"}]},
+    }
+    core.create_namespaced_pod("modelreg-system", pod)
+    monkeypatch.setenv("POD_NAME", "modelreg-0")
+    monkeypatch.setenv("POD_NAMESPACE", "modelreg-system")
+
+    def leader_label() -> str | None:
+        return (core.read_namespaced_pod("modelreg-0", "modelreg-system").metadata.labels or {}).get(
+            "modelreg.io/leader"
+        )
+
+    settings = Settings(promotions={"tick_seconds": 0.3})
+    leader = start_operator(settings)
+    wait_for(lambda: leader_label() == "true", what="the leader's label on its pod")
+    leader.stop()
+    wait_for(lambda: leader_label() is None, what="the label gone with the leadership")

@@ -189,12 +189,18 @@ def test_each_serving_target_kind_is_granted_only_when_enabled_and_the_operator_
         assert [r for d in optional if d["kind"] == "ClusterRole" for r in d["rules"]] == rules
 
 
-def test_two_replicas_one_ready_where_the_webhook_is_served():
-    deployment = by_kind(render(), "Deployment")[0]
+def test_two_ready_replicas_and_the_services_reach_the_lease_holder_alone():
+    objects = render()
+    deployment = by_kind(objects, "Deployment")[0]
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert deployment["spec"]["replicas"] == 2
-    assert container["readinessProbe"] == {"tcpSocket": {"port": "webhook"}, "periodSeconds": 5}
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"  # a standby answers it too
+    # a standby answers /healthz too: both are ready, so a disruption budget lets a drain evict either
+    assert container["readinessProbe"] == {"httpGet": {"path": "/healthz", "port": "health"}, "periodSeconds": 5}
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    env = {e["name"]: e.get("valueFrom") for e in container["env"]}
+    assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}  # the pod the leader labels
+    for service in by_kind(objects, "Service"):
+        assert service["spec"]["selector"]["modelreg.io/leader"] == "true", service["metadata"]["name"]
 
 
 def test_the_operator_runs_locked_down():
@@ -234,7 +240,8 @@ def test_the_operator_holds_no_wildcard_and_namespaced_mode_binds_no_cluster_wid
     election = next(r for r in by_kind(objects, "Role") if r["metadata"]["name"].endswith("-election"))
     assert election["metadata"]["namespace"] == "modelreg-system"  # the Lease only, in the release namespace
     assert election["rules"] == [
-        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "patch"]}
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "patch"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]},  # its own pod's leader label
     ]
     outbox = [r for r in by_kind(objects, "Role") if r["metadata"]["name"].endswith("-notifications")]
     if mode == "notifications":  # the outbox and the signing keys by name, in the release namespace only

@@ -88,9 +88,10 @@ def test_monitoring_and_a_budget_render_valid_in_every_mode(mode):
     assert budget["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
 
 
-def test_the_budget_is_off_by_default_and_never_with_one_replica():
-    assert not by_kind(render(), "PodDisruptionBudget")
-    one = render("--set", "podDisruptionBudget.enabled=true", "--set", "replicaCount=1")
+def test_the_budget_is_on_by_default_and_never_with_one_replica():
+    (budget,) = by_kind(render(), "PodDisruptionBudget")
+    assert budget["spec"]["maxUnavailable"] == 1  # both replicas ready: a drain evicts one at a time
+    one = render("--set", "replicaCount=1")
     assert not by_kind(one, "PodDisruptionBudget")  # a budget for one pod blocks every drain
 
 

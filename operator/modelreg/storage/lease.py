@@ -125,3 +125,23 @@ class LeaseLock:
         except kubernetes.client.ApiException as exc:
             if exc.status != 409:
                 raise
+
+
+LEADER_LABEL = "modelreg.io/leader"
+
+
+class LeaderLabel:
+    """The label on this replica's own pod that the webhook and metrics Services select: both
+    replicas are ready (a PodDisruptionBudget can then let a drain evict either), and traffic
+    reaches the Lease holder alone. Pod name and namespace come from the Downward API (POD_NAME,
+    POD_NAMESPACE); outside a pod there is nothing to label."""
+
+    def __init__(self, client: kubernetes.client.ApiClient, name: str | None, namespace: str | None) -> None:
+        self.api = kubernetes.client.CoreV1Api(client)
+        self.name, self.namespace = name, namespace
+
+    def mark(self, leading: bool, timeout: float = 5.0) -> None:
+        if not self.name or not self.namespace:
+            return
+        body = {"metadata": {"labels": {LEADER_LABEL: "true" if leading else None}}}
+        self.api.patch_namespaced_pod(self.name, self.namespace, body, _request_timeout=timeout)
