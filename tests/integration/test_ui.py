@@ -170,6 +170,10 @@ def test_pages_show_models_charts_versions_gates_and_lineage(ui, kube, fraud):
     promotions = session.get(base + "/promotions").text
     assert fraud in promotions and "0/2" in promotions and "Requested by alice" in promotions
     assert '<button type="submit" aria-label="Approve fraud-v2-to-production">Approve</button>' in promotions
+    assert "For you: you may approve it." in promotions  # the API server's answer (SelfSubjectAccessReview)
+    outsider = ui("dave")  # an editor without the approve permission is told so before trying
+    dave = signed_in(outsider)
+    assert "RBAC does not let you approve fraud/Production" in dave.get(outsider.gate.origin + "/promotions").text
     requester = ui("alice")  # the requester gets no Approve button, nor a badge
     alice = signed_in(requester)
     assert "you requested it" in alice.get(requester.gate.origin + "/promotions").text

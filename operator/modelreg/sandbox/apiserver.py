@@ -207,6 +207,11 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
                 return aiohttp.web.json_response(self._whoami(request), status=201)
             if request.resource is not None and request.resource.plural == "subjectaccessreviews":
                 return aiohttp.web.json_response(self._review_access(request.data), status=201)
+            if request.resource is not None and request.resource.plural == "selfsubjectaccessreviews":
+                # "may I?": the same review, of whoever asks (after impersonation)
+                user = self._user(request)
+                spec = {**(request.data.get("spec") or {}), "user": user["username"], "groups": user.get("groups")}
+                return aiohttp.web.json_response(self._review_access({**request.data, "spec": spec}), status=201)
             if request.resource is not None and request.action in writes and (request.name or request.data):
                 # Served here, not by KubernetesEmulator's own (semantics-free) write.
                 status, result = await self._write(request)

@@ -84,6 +84,18 @@ class KubeClient:
     def annotate(self, plural: str, namespace: str, name: str, annotations: dict[str, str | None]) -> dict:
         return self._call(patch_metadata, self.custom, plural, namespace, name, {"annotations": annotations})
 
+    def may(self, verb: str, resource: str, name: str, namespace: str, group: str = GROUP) -> bool:
+        """SelfSubjectAccessReview: may the current user do this? (Every user may ask about themselves.)"""
+        api = kubernetes.client.AuthorizationV1Api(self.client)
+        attributes = {"group": group, "resource": resource, "verb": verb, "name": name, "namespace": namespace}
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attributes},
+        }
+        review = self._call(api.create_self_subject_access_review, body)
+        return bool(review.status and review.status.allowed)
+
     def whoami(self) -> str:
         return self._call(whoami, self.client)
 

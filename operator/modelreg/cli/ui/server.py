@@ -81,9 +81,14 @@ class Pages:
         return self.render("version.html", title=f"{model} v{number}", namespace=namespace, page=page)
 
     def promotions(self, csrf: str, message: str = "", failed: bool = False) -> str:
-        rows = views.promotions_page(
-            self._list("modelpromotions", self.namespace), self._list("modelversions", self.namespace), self.viewer
-        )
+        promotions = self._list("modelpromotions", self.namespace)
+        # whether RBAC lets the viewer approve each open promotion's stage: asked of the API server
+        # (a SelfSubjectAccessReview, as `kubectl auth can-i`); the webhook still has the last word
+        entitled = {
+            (ns, name): self.kube.may("approve", "modelstages", f"{model}/{stage}", ns)
+            for ns, name, model, stage in views.stages_to_ask(promotions)
+        }
+        rows = views.promotions_page(promotions, self._list("modelversions", self.namespace), self.viewer, entitled)
         return self.render("promotions.html", title="Promotions", rows=rows, csrf=csrf, message=message, failed=failed)
 
     def approve(self, namespace: str, name: str, remove: bool) -> str:

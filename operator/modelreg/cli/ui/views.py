@@ -213,8 +213,28 @@ def version_page(model: str, number: int, versions: Sequence[Obj], other: int | 
     }
 
 
-def promotions_page(promotions: Sequence[Obj], versions: Sequence[Obj], viewer: str) -> list[dict[str, Any]]:
-    """Open promotions with their gates: criteria against the current holder, approvals n/required."""
+def stages_to_ask(promotions: Sequence[Obj]) -> list[tuple[str, str, str, str]]:
+    """(namespace, promotion, model, stage) of each open promotion: whose `approve` to ask about."""
+    return [
+        (
+            p["metadata"].get("namespace", ""),
+            p["metadata"]["name"],
+            p["spec"].get("modelName"),
+            p["spec"].get("targetStage"),
+        )
+        for p in promotions
+        if is_open(p)
+    ]
+
+
+def promotions_page(
+    promotions: Sequence[Obj],
+    versions: Sequence[Obj],
+    viewer: str,
+    entitled: Mapping[tuple[str, str], bool] | None = None,
+) -> list[dict[str, Any]]:
+    """Open promotions with their gates: criteria against the current holder, approvals n/required,
+    and (`entitled`: the API server's answer for the viewer) whether the viewer may approve."""
     rows = []
     for p in sorted(promotions, key=lambda p: (p["metadata"].get("namespace", ""), p["metadata"]["name"])):
         if not is_open(p):
@@ -243,6 +263,11 @@ def promotions_page(promotions: Sequence[Obj], versions: Sequence[Obj], viewer: 
             mine_text, can_approve = "you requested it: someone else approves", False
         elif viewer in annotated:
             mine_text, can_approve = "you approved it", False
+        elif entitled is not None and entitled.get((namespace, p["metadata"]["name"])) is False:
+            target = f"{spec.get('modelName')}/{spec.get('targetStage')}"
+            mine_text, can_approve = f"RBAC does not let you approve {target} (approve on modelstages)", True
+        elif entitled is not None and entitled.get((namespace, p["metadata"]["name"])):
+            mine_text, can_approve = "you may approve it", True
         else:
             mine_text, can_approve = "waiting for approvers such as you (if RBAC lets you approve this stage)", True
         rows.append(
