@@ -128,6 +128,13 @@ def test_attacks_on_the_local_server_are_refused_and_write_nothing(ui, kube, fra
     done = session.post(approve, data={"csrf": csrf}, headers={"Origin": base})
     assert done.status_code == 200 and f"approved {fraud} as bob" in done.text
     assert annotations(kube, fraud)[approval_key("bob")] == "bob"
+    # Withdraw: the same checks guard it, and it takes back bob's own approval only
+    withdraw = f"{base}/promotions/ml/{fraud}/withdraw"
+    assert session.post(withdraw, data={"csrf": "guess"}, headers={"Origin": base}).status_code == 403
+    assert approval_key("bob") in annotations(kube, fraud)
+    undone = session.post(withdraw, data={"csrf": csrf}, headers={"Origin": base})
+    assert undone.status_code == 200 and f"withdrew the approval of {fraud} as bob" in undone.text
+    assert approval_key("bob") not in annotations(kube, fraud)
 
 
 def test_hostile_names_annotations_and_metrics_render_as_text(ui, kube, s3, bucket, operator):
