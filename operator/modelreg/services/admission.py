@@ -54,14 +54,20 @@ def _labels(obj: Obj | None) -> dict[str, str]:
     return dict(((obj or {}).get("metadata") or {}).get("labels") or {})
 
 
-def _held(obj: Obj | None) -> str | None:
-    """Which of finalizers / ownerReferences `obj` carries that are not the operator's: a finalizer
-    lets its writer choose when a delete admitted long ago completes (after the version came to
-    hold a stage), an owner reference lets the garbage collector delete it. Users set neither."""
-    meta = (obj or {}).get("metadata") or {}
-    if [f for f in meta.get("finalizers") or [] if f != FINALIZER]:
-        return "metadata.finalizers"
-    return "metadata.ownerReferences" if meta.get("ownerReferences") else None
+def _held(old: Obj | None, new: Obj) -> str | None:
+    """The field by which `new` gains finalizers (other than the operator's) or owner references:
+    a finalizer lets its writer choose when a delete admitted long ago completes (after the version
+    came to hold a stage), an owner reference lets the garbage collector delete it. Users set neither."""
+
+    def held(obj: Obj | None) -> dict[str, list[Any]]:
+        meta = (obj or {}).get("metadata") or {}
+        return {
+            "metadata.finalizers": [f for f in meta.get("finalizers") or [] if f != FINALIZER],
+            "metadata.ownerReferences": list(meta.get("ownerReferences") or []),
+        }
+
+    before, after = held(old), held(new)
+    return next((field for field, values in after.items() if any(v not in before[field] for v in values)), None)
 
 
 def _changed(old: Mapping[str, str], new: Mapping[str, str], keys: set[str]) -> dict[str, str | None]:
@@ -153,7 +159,7 @@ class AdmissionReviewer:
         user = userinfo.get("username", "")
         before, after = _annotations(old), _annotations(new)
         name, namespace = new["metadata"].get("name"), new["metadata"].get("namespace")
-        if user != self.operator_user and (field := _held(new)) and _held(new) != _held(old):
+        if user != self.operator_user and (field := _held(old, new)):
             return f"{field} of a ModelPromotion are not set by users (its history must not be deletable by them)"
         if operation == "CREATE":
             if new["metadata"].get("generateName"):
@@ -249,7 +255,7 @@ class AdmissionReviewer:
                 return f"spec.{field} of a ModelVersion is immutable: register a new version instead"
         if userinfo.get("username") == self.operator_user:
             return None
-        if (field := _held(new)) and _held(new) != _held(old):
+        if field := _held(old, new):
             return f"{field} of a ModelVersion are not set by users (a stage holder must not be deletable by them)"
         if _labels(old).get(STAGE_LABEL) != _labels(new).get(STAGE_LABEL):
             return (
