@@ -16,6 +16,16 @@ import pytest
 
 from tests.conftest import ROOT
 
+# a forged stage, written through the status subresource (only the operator may)
+FORGE_STAGE = (
+    "patch",
+    "mv",
+    "fraud-v1",
+    "--subresource=status",
+    "--type=merge",
+    "-p",
+    '{"status":{"stage":"Production"}}',
+)
 MODELREG = [sys.executable, "-c", "from modelreg.sandbox.main import cli; import sys; sys.exit(cli())"]
 
 
@@ -156,30 +166,13 @@ def test_kubectl_sees_the_columns_meets_the_webhook_and_ctrl_c_stops_everything(
                 "p",
                 "modelreg.io/requested-by=carol",
             ): "set only by the admission",
-            (  # RBAC gives users no status
-                "alice",
-                "patch",
-                "mv",
-                "fraud-v1",
-                "--subresource=status",
-                "--type=merge",
-                "-p",
-                '{"status":{"stage":"Production"}}',
-            ): 'is forbidden: User "alice" cannot get resource "modelversions/status"',  # kubectl reads first
+            # RBAC gives users no status (kubectl reads first)
+            ("alice", *FORGE_STAGE): 'is forbidden: User "alice" cannot get resource "modelversions/status"',
         }
         for (user, *args), denial in attacks.items():
             done = as_user(user, *args)
             assert done.returncode != 0 and denial in done.stderr, (args, done.stderr)
-        status = [
-            "patch",
-            "mv",
-            "fraud-v1",
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            '{"status":{"stage":"Production"}}',
-        ]
-        as_admin = subprocess.run(["kubectl", *status], env=env, capture_output=True, text=True)
+        as_admin = subprocess.run(["kubectl", *FORGE_STAGE], env=env, capture_output=True, text=True)
         assert "written only by the modelreg operator" in as_admin.stderr  # the administrator meets the webhook
         assert as_user("bob", "annotate", "mp", "p", "approval.modelreg.io/bob=bob").returncode == 0
         assert kubectl("get", "mp", "p", "-o", "jsonpath={.metadata.annotations.seal\\.modelreg\\.io/bob}").startswith(

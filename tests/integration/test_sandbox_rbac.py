@@ -21,7 +21,7 @@ import pytest
 import requests
 import yaml
 
-from tests.integration.test_sandbox import start_sandbox, urls
+from tests.integration.test_sandbox import FORGE_STAGE, start_sandbox, urls
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 
@@ -143,15 +143,7 @@ def test_anonymous_requests_are_refused(sandbox):
 
 
 def test_impersonation_needs_the_impersonate_verb(sandbox):
-    status = (
-        "patch",
-        "mv",
-        "fraud-v1",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        '{"status":{"stage":"Production"}}',
-    )
+    status = FORGE_STAGE
     # no credentials, only a claimed identity (the token-less Impersonate-User): refused
     response = sandbox.anonymous(
         "PATCH",
@@ -177,8 +169,7 @@ def test_impersonation_needs_the_impersonate_verb(sandbox):
 
 
 def test_only_the_operator_identity_writes_status(sandbox):
-    body = '{"status":{"stage":"Production"}}'
-    status = ("patch", "mv", "fraud-v1", "--subresource=status", "--type=merge", "-p", body)
+    status = FORGE_STAGE
     for user in ("alice", "dave"):
         sandbox.refused(user, *status, words='resource "modelversions/status"')
     assert "Production" not in sandbox.ok(None, "get", "mv", "fraud-v1")
