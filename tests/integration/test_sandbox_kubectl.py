@@ -275,41 +275,62 @@ def test_helm_installs_and_uninstalls_the_chart(cluster, tmp_path):
     def helm(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([str(HELM), *args], capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
 
-    # The sandbox already holds the CRDs and the RBAC of examples/install/rbac.yaml (not Helm's to own);
-    # no cert-manager: the operator makes its own certificate.
-    install = helm(
-        "install",
-        "modelreg",
-        "charts/modelreg",
-        "-n",
-        "modelreg-system",
-        "--create-namespace",
-        "--set",
-        "webhook.certificateMode=self-signed",
-        "--set",
-        "crds.enabled=false",
-        "--set",
-        "rbac.create=false",
-    )
-    assert install.returncode == 0, install.stdout + install.stderr
-    assert "STATUS: deployed" in install.stdout
-    listed = json.loads(helm("list", "-n", "modelreg-system", "-o", "json").stdout)
-    assert [(r["name"], r["status"]) for r in listed] == [("modelreg", "deployed")]
-    for kind, name in (
-        ("deployment", "modelreg"),
-        ("serviceaccount", "modelreg"),
-        ("configmap", "modelreg-config"),
-        ("secret", "modelreg-seal-key"),
-        ("service", "modelreg-webhook"),
-        ("service", "modelreg-metrics"),
-        ("networkpolicy", "modelreg-operator"),
-    ):
-        labels = json.loads(cluster.ok("get", kind, name, "-n", "modelreg-system", "-o", "json"))["metadata"]["labels"]
-        assert labels["app.kubernetes.io/managed-by"] == "Helm", (kind, name)
-    upgrade = helm("upgrade", "modelreg", "charts/modelreg", "-n", "modelreg-system", "--reuse-values")
-    assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
-    uninstall = helm("uninstall", "modelreg", "-n", "modelreg-system")
-    assert uninstall.returncode == 0, uninstall.stdout + uninstall.stderr
-    assert "NotFound" in cluster.kubectl("get", "deployment", "modelreg", "-n", "modelreg-system").stderr
-    cluster.ok("get", "secret", "modelreg-seal-key", "-n", "modelreg-system")  # helm.sh/resource-policy: keep
-    assert json.loads(helm("list", "-A", "-a", "-o", "json").stdout) == []
+    def owner(kind: str, name: str) -> str | None:
+        """The Helm release that owns the object, None if Helm does not."""
+        meta = json.loads(cluster.ok("get", kind, name, "-n", "modelreg-system", "-o", "json"))["metadata"]
+        if (meta.get("labels") or {}).get("app.kubernetes.io/managed-by") != "Helm":
+            return None
+        return (meta.get("annotations") or {}).get("meta.helm.sh/release-name")
+
+    def a_new_version_verifies(name: str) -> None:
+        """bob (modelreg-editor) may still create, and the sandbox's operator still reconciles."""
+        namespace = cluster.namespace(name)
+        cluster.ok("apply", "-f", "-", stdin=model_version(namespace, 1), user="bob")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            status = json.loads(cluster.ok("get", "mv", "fraud-v1", "-n", namespace, "-o", "json")).get("status") or {}
+            if any(c["type"] == "ArtifactVerified" for c in status.get("conditions", [])):
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"the operator never reconciled {namespace}/fraud-v1")
+
+    # The README's command as written: the sandbox's CRDs and user roles are the release's to adopt,
+    # and no cert-manager: the operator makes its own certificate.
+    readme = ("install", "modelreg", "charts/modelreg", "-n", "modelreg-system", "--create-namespace")
+    for attempt in ("first", "again after an uninstall"):
+        install = helm(*readme, "--set", "webhook.certificateMode=self-signed")
+        assert install.returncode == 0, (attempt, install.stdout + install.stderr)
+        assert "STATUS: deployed" in install.stdout
+        listed = json.loads(helm("list", "-n", "modelreg-system", "-o", "json").stdout)
+        assert [(r["name"], r["status"]) for r in listed] == [("modelreg", "deployed")]
+        for kind, name in (
+            ("deployment", "modelreg"),
+            ("serviceaccount", "modelreg"),
+            ("configmap", "modelreg-config"),
+            ("secret", "modelreg-seal-key"),
+            ("service", "modelreg-webhook"),
+            ("service", "modelreg-metrics"),
+            ("networkpolicy", "modelreg-operator"),
+            ("clusterrole", "modelreg-operator"),
+            ("clusterrolebinding", "modelreg-operator"),
+            ("clusterrole", "modelreg-editor"),
+            ("crd", "modelversions.modelreg.io"),
+        ):
+            assert owner(kind, name) == "modelreg", (kind, name)
+        # the chart's operator binding names the chart's ServiceAccount; the sandbox's own is untouched
+        assert owner("clusterrolebinding", "modelreg-sandbox-operator") is None
+        a_new_version_verifies(f"helm-installed-{attempt.split()[0]}")
+        upgrade = helm("upgrade", "modelreg", "charts/modelreg", "-n", "modelreg-system", "--reuse-values")
+        assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
+        uninstall = helm("uninstall", "modelreg", "-n", "modelreg-system")
+        assert uninstall.returncode == 0, uninstall.stdout + uninstall.stderr
+        assert "NotFound" in cluster.kubectl("get", "deployment", "modelreg", "-n", "modelreg-system").stderr
+        assert "NotFound" in cluster.kubectl("get", "clusterrole", "modelreg-operator").stderr
+        cluster.ok("get", "secret", "modelreg-seal-key", "-n", "modelreg-system")  # helm.sh/resource-policy: keep
+        cluster.ok("get", "crd", "modelversions.modelreg.io")  # crds.keep
+        assert json.loads(helm("list", "-A", "-a", "-o", "json").stdout) == []
+        # the user roles Helm deleted come back (the sandbox's EnsureExists), and bob may create again
+        deadline = time.monotonic() + 10
+        while cluster.kubectl("get", "clusterrole", "modelreg-editor").returncode and time.monotonic() < deadline:
+            time.sleep(0.5)
+        a_new_version_verifies(f"helm-uninstalled-{attempt.split()[0]}")

@@ -44,6 +44,10 @@ OPERATOR_USER = "system:serviceaccount:modelreg-system:modelreg-operator"
 ADMIN = "admin"
 
 
+def rbac_documents() -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(RBAC_FILE.read_text()) if d]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -140,10 +144,10 @@ class EmulatedCluster:
             for doc in documents:
                 kubernetes.utils.create_from_dict(client, doc)
 
-    def grant_demo_users(self) -> None:
-        """The repository's RBAC (which binds OPERATOR_USER to the operator's ClusterRole), and
-        the contract's users: alice, bob and carol edit and approve; dave edits only."""
-        self.apply(d for d in yaml.safe_load_all(RBAC_FILE.read_text()) if d)
+    def grant_demo_users(self, rbac: Iterable[dict[str, Any]] | None = None) -> None:
+        """`rbac` (default: the repository's, which binds OPERATOR_USER to the operator's
+        ClusterRole), and the contract's users: alice, bob and carol edit and approve; dave edits only."""
+        self.apply(rbac if rbac is not None else rbac_documents())
         bindings = {"modelreg-editor": (*APPROVERS, "dave"), "modelreg-approver": APPROVERS}
         self.apply(
             {

@@ -22,7 +22,15 @@ from pathlib import Path
 
 from modelreg import logs
 from modelreg.config import Settings
-from modelreg.sandbox.harness import ADMIN, OPERATOR_USER, EmulatedCluster, OperatorThread, S3Endpoint
+from modelreg.sandbox.bootstrap import EnsureExists, owned_by_release, sandbox_rbac
+from modelreg.sandbox.harness import (
+    ADMIN,
+    OPERATOR_USER,
+    EmulatedCluster,
+    OperatorThread,
+    S3Endpoint,
+    rbac_documents,
+)
 from modelreg.sandbox.keys import write_seal_key
 
 # The repository's CRDs: beside the package in a clone (editable install), else the working directory.
@@ -45,6 +53,8 @@ class Sandbox:
     def __init__(self, workdir: Path, api_port: int | None = None, s3_port: int | None = None) -> None:
         self.workdir = workdir
         self.cluster = EmulatedCluster(crd_files(), port=api_port)
+        # For `helm install modelreg charts/modelreg -n modelreg-system` to adopt (bootstrap.py)
+        self.cluster.crds = [owned_by_release(crd) for crd in self.cluster.crds]
         self.s3 = S3Endpoint(port=s3_port)
         self.parts: list = []
 
@@ -60,7 +70,9 @@ class Sandbox:
             self.cluster.write_kubeconfig(self.workdir / f"kubeconfig-{user}", NAMESPACE, user=user)
         # The operator has an identity of its own: only it may write status.
         self.cluster.write_kubeconfig(self.workdir / "kubeconfig-operator", NAMESPACE, user=OPERATOR_USER)
-        self.cluster.grant_demo_users()
+        rbac = sandbox_rbac(rbac_documents())
+        self.cluster.grant_demo_users(rbac)
+        self.parts.append(EnsureExists(self.cluster.configuration(ADMIN), [*self.cluster.crds, *rbac]).start())
         import boto3  # after the environment points at the sandbox's S3
 
         boto3.client("s3").create_bucket(Bucket=bucket)
