@@ -194,6 +194,35 @@ def test_typed_create_commands_make_core_objects_that_read_back(cluster):
     assert "the body of the request was in an unknown format" in other.stderr and "kubectl apply -f" in other.stderr
 
 
+def test_kubectl_auth_and_tokens_answer_as_on_a_cluster(cluster):
+    # kubectl sends these reviews as protobuf, and does not fall back to JSON after a 415
+    namespace = cluster.namespace("auth")
+    may = cluster.ok("auth", "can-i", "create", "modelversions.modelreg.io", "-n", namespace, "--as", "dave")
+    assert may == "yes\n"
+    denied = cluster.kubectl("auth", "can-i", "delete", "secrets", "-n", namespace, "--as", "dave")
+    assert denied.returncode == 1 and denied.stdout.startswith("no")
+    rules = cluster.ok("auth", "can-i", "--list", "-n", namespace, "--as", "bob")
+    assert any(line.split()[0] == "modelstages.modelreg.io" and "[approve]" in line for line in rules.splitlines())
+    assert "modelstages.modelreg.io" not in cluster.ok("auth", "can-i", "--list", "-n", namespace, "--as", "dave")
+    assert "Username    carol" in cluster.ok("auth", "whoami", "--as", "carol")
+    # a ServiceAccount's token (a pipeline's identity) authenticates as that account
+    cluster.ok("create", "serviceaccount", "ci", "-n", namespace)
+    token = cluster.ok("create", "token", "ci", "-n", namespace, "--duration", "10m").strip()
+    assert "system:serviceaccount:auth:ci" in cluster.ok("auth", "whoami", "--token", token)
+    missing = cluster.kubectl("create", "token", "nobody", "-n", namespace)
+    assert missing.returncode == 1 and 'serviceaccounts "nobody" not found' in missing.stderr
+
+
+def test_the_official_python_client_and_unknown_paths(cluster):
+    import kubernetes
+
+    client = kubernetes.config.new_client_from_config(str(cluster.workdir / "kubeconfig"))
+    assert kubernetes.client.VersionApi(client).get_code().minor == "32"  # it asks for /version/
+    unknown = cluster.kubectl("get", "--raw", "/no/such/path")
+    assert unknown.returncode == 1 and "the server could not find the requested resource" in unknown.stderr
+    assert "kmock" not in unknown.stderr and "Traceback" not in unknown.stderr
+
+
 def test_configmaps_apply_and_the_examples_that_need_them(cluster):
     namespace = cluster.namespace("production")
     policy = ROOT / "examples" / "gitops" / "environments" / "production" / "modelreg-policy.yaml"

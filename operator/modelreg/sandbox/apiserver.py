@@ -19,11 +19,12 @@ import contextlib
 import contextvars
 import copy
 import json
+import logging
 import re
 import secrets
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp.web
@@ -57,6 +58,8 @@ _RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
 _ACTING: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("acting_user")
 _REQUEST_LOG_LIMIT = 20  # kmock matches each request it serves against the whole log: keep it short
 
+logger = logging.getLogger(__name__)
+
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -66,6 +69,7 @@ def _spec_part(obj: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
 
 
+_TOKEN_PATH = re.compile(r"/api/v1/namespaces/([^/]+)/serviceaccounts/([^/]+)/token")
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _REASONS = {401: "Unauthorized", 403: "Forbidden", 429: "TooManyRequests", 503: "ServiceUnavailable"}
 
@@ -115,6 +119,8 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
+        # kube-apiserver answers /version/ too; the official Python client asks for it
+        self.fallback["get /version/"] << self._serve_server_version
         self._validators: dict[Any, CRDValidator] = {}
         self._crd_schemas: dict[Any, dict[str, Any] | None] = {}
         self._status_subresource: set[Any] = set()
@@ -207,6 +213,10 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
                 return aiohttp.web.json_response(self._whoami(request), status=201)
             if request.resource is not None and request.resource.plural == "subjectaccessreviews":
                 return aiohttp.web.json_response(self._review_access(request.data), status=201)
+            if request.resource is not None and request.resource.plural == "selfsubjectrulesreviews":
+                return aiohttp.web.json_response(self._review_rules(request), status=201)
+            if request.method.value == "POST" and (token := _TOKEN_PATH.fullmatch(request.url.path)):
+                return aiohttp.web.json_response(self._issue_token(request, *token.groups()), status=201)
             if request.resource is not None and request.resource.plural == "selfsubjectaccessreviews":
                 # "may I?": the same review, of whoever asks (after impersonation)
                 user = self._user(request)
@@ -225,6 +235,20 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             return await self._render_error(kmock.KubernetesError(exc.status, exc.reason, exc.message, {}))
         except kmock.KubernetesError as exc:  # e.g. a 404 on fetch: an answer, not a server fault
             return await self._render_error(exc)
+
+    async def _render_error(self, exc: Exception) -> aiohttp.web.StreamResponse:
+        """A Status in the API server's words (kmock's name the test double and how to declare what
+        is missing, and carry the emulator's traceback)."""
+        if isinstance(exc, kmock.KubernetesEndpointNotFoundError | kmock.KubernetesResourceNotFoundError):
+            exc = kmock.KubernetesError(404, "NotFound", "the server could not find the requested resource")
+        elif not isinstance(exc, kmock.KubernetesError):
+            logger.error("the emulator failed to serve a request", exc_info=exc)
+            exc = kmock.KubernetesError(500, "InternalError", f"an error on the server ({exc!r})")
+        status = {"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure"}
+        body = {**status, "code": exc.status, "reason": exc.reason, "message": exc.message}
+        if exc.details:
+            body["details"] = exc.details
+        return aiohttp.web.json_response(body, status=exc.status)
 
     def _openapi_kinds(self) -> list[openapi.Kind]:
         kinds = []
@@ -345,6 +369,42 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             "status": {"userInfo": self._user(request)},
         }
 
+    def _review_rules(self, request: rendering.Request) -> dict[str, Any]:
+        """`kubectl auth can-i --list`: the rules that apply to whoever asks, in a namespace."""
+        user, namespace = self._user(request), ((request.data or {}).get("spec") or {}).get("namespace", "")
+        rules = self._authorizer().rules(user["username"], tuple(user.get("groups") or ()), namespace)
+        return {
+            **(request.data or {}),
+            "status": {
+                "resourceRules": [
+                    {k: list(rule[k]) for k in ("verbs", "apiGroups", "resources", "resourceNames") if rule.get(k)}
+                    for rule in rules
+                    if rule.get("resources")
+                ],
+                # what is open to every authenticated user here (the built-in system:discovery)
+                "nonResourceRules": [{"verbs": ["get"], "nonResourceURLs": ["*"]}],
+                "incomplete": False,
+            },
+        }
+
+    def _issue_token(self, request: rendering.Request, namespace: str, name: str) -> dict[str, Any]:
+        """`kubectl create token SA`: a token of the emulator's kind for the ServiceAccount, which
+        must exist (the emulator's tokens name their user and do not expire: a sandbox's)."""
+        self._current((kmock.resource("v1/serviceaccounts"), namespace, name))
+        spec = (request.data or {}).get("spec") or {}
+        seconds = int(spec.get("expirationSeconds") or 3600)
+        expires = datetime.now(UTC) + timedelta(seconds=seconds)
+        return {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "metadata": {"name": name, "namespace": namespace, "creationTimestamp": None},
+            "spec": {**spec, "expirationSeconds": seconds},
+            "status": {
+                "token": f"emulator-token-system:serviceaccount:{namespace}:{name}",
+                "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
+        }
+
     def _stored_kind(self, kind: str) -> list[dict[str, Any]]:
         # Asked on every write (webhook configurations) and review (RBAC): kept per kind until a
         # write of that kind, so the cost does not grow with the number of ModelVersions stored.
@@ -370,6 +430,9 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
 
     def _review_access(self, review: dict[str, Any]) -> dict[str, Any]:
         spec = review.get("spec") or {}
+        if spec.get("nonResourceAttributes") and not spec.get("resourceAttributes"):
+            # non-resource URLs are open to every authenticated user here (module rbac)
+            return {**review, "status": {"allowed": True}}
         attrs = spec.get("resourceAttributes") or {}
         allowed = self._authorizer().allowed(
             Attributes(
@@ -718,7 +781,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
 
     async def _list(self, request: rendering.Request) -> dict[str, Any]:
         if request.resource not in self._kinds and request.resource not in set(self._get_resources()):
-            raise ApiError(404, "NotFound", f"the server could not find the requested resource {request.resource}")
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
         selected = self._selection(request)
         stored, show = self._source(request)
         async with self._lock:

@@ -5,7 +5,8 @@ client-go's generated clients for built-in kinds send `application/vnd.kubernete
 whenever the caller set no content type (`gentype.PrefersProtobuf`, `Request.UseProtobufAsDefault`),
 and nothing a server advertises changes that, nor does a 415 make them fall back (only CBOR
 does). So `kubectl create namespace|secret|configmap|serviceaccount|role|clusterrole|rolebinding|
-clusterrolebinding` and Helm's release Secrets reach the emulator as protobuf. The kinds here are
+clusterrolebinding|token`, `kubectl auth can-i|whoami` and Helm's release Secrets reach the emulator
+as protobuf. The kinds here are
 decoded from their field numbers (k8s.io/api's generated.proto); any other kind is refused with 415.
 
 Wire format: the 4 bytes `k8s\\0`, then a runtime.Unknown {typeMeta{apiVersion, kind}, raw}
@@ -120,6 +121,27 @@ MESSAGES: dict[str, dict[int, Field]] = {
         5: ("dryRun", ("repeated", "string")),
     },
     "Preconditions": {1: ("uid", "string"), 2: ("resourceVersion", "string")},
+    # `kubectl auth can-i` (with `--list`), `kubectl auth whoami`, `kubectl create token`
+    "SelfSubjectAccessReview": {1: ("metadata", "ObjectMeta"), 2: ("spec", "SelfSubjectAccessReviewSpec")},
+    "SelfSubjectAccessReviewSpec": {
+        1: ("resourceAttributes", "ResourceAttributes"),
+        2: ("nonResourceAttributes", "NonResourceAttributes"),
+    },
+    "ResourceAttributes": {
+        1: ("namespace", "string"),
+        2: ("verb", "string"),
+        3: ("group", "string"),
+        4: ("version", "string"),
+        5: ("resource", "string"),
+        6: ("subresource", "string"),
+        7: ("name", "string"),
+    },
+    "NonResourceAttributes": {1: ("path", "string"), 2: ("verb", "string")},
+    "SelfSubjectRulesReview": {1: ("metadata", "ObjectMeta"), 2: ("spec", "SelfSubjectRulesReviewSpec")},
+    "SelfSubjectRulesReviewSpec": {1: ("namespace", "string")},
+    "SelfSubjectReview": {1: ("metadata", "ObjectMeta")},
+    "TokenRequest": {1: ("metadata", "ObjectMeta"), 2: ("spec", "TokenRequestSpec")},
+    "TokenRequestSpec": {1: ("audiences", ("repeated", "string")), 4: ("expirationSeconds", "int")},
 }
 MESSAGES["ClusterRoleBinding"] = MESSAGES["RoleBinding"]
 # (apiVersion, kind) decoded here; anything else is refused
@@ -131,6 +153,10 @@ KINDS = {
     *(("rbac.authorization.k8s.io/v1", k) for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")),
     ("v1", "DeleteOptions"),
     ("meta.k8s.io/v1", "DeleteOptions"),
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview"),
+    ("authentication.k8s.io/v1", "SelfSubjectReview"),
+    ("authentication.k8s.io/v1", "TokenRequest"),
 }
 
 

@@ -97,6 +97,22 @@ class Authorizer:
         )
         return list((role or {}).get("rules") or [])
 
+    def rules(self, user: str, groups: tuple[str, ...], namespace: str) -> list[Obj]:
+        """The rules that apply to `user` in `namespace` (a SelfSubjectRulesReview's answer)."""
+        if "system:masters" in groups:
+            return [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]
+        a = Attributes(user=user, groups=groups, verb="", group="", resource="", namespace=namespace)
+        found: list[Obj] = list(BASIC_USER_RULES)
+        for binding in self.objects.get("ClusterRoleBinding", []):
+            if any(_subject_is(s, "", a) for s in binding.get("subjects") or []):
+                found.extend(self._rules(binding["roleRef"], ""))
+        for binding in self.objects.get("RoleBinding", []):
+            if binding["metadata"].get("namespace", "") == namespace and any(
+                _subject_is(s, namespace, a) for s in binding.get("subjects") or []
+            ):
+                found.extend(self._rules(binding["roleRef"], namespace))
+        return found
+
     def allowed(self, a: Attributes) -> bool:
         if "system:masters" in a.groups:
             return True
@@ -121,6 +137,14 @@ _VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
 _NAMESPACE_SUBRESOURCES = {"status", "finalize"}
 # What every authenticated user may create (the built-in system:basic-user role).
 _SELF_REVIEWS = {"selfsubjectreviews", "selfsubjectaccessreviews", "selfsubjectrulesreviews"}
+BASIC_USER_RULES: list[Obj] = [  # the built-in system:basic-user role's
+    {"verbs": ["create"], "apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"]},
+    {
+        "verbs": ["create"],
+        "apiGroups": ["authorization.k8s.io"],
+        "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+    },
+]
 
 
 @dataclass(frozen=True)
