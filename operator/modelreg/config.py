@@ -313,6 +313,21 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from MODELREG_CONFIG, MODELREG_* and `overrides`; every problem a user can cause
+    becomes one InvalidConfiguration whose message is a single line."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise InvalidConfiguration(explain(exc)) from exc
+    except (FileNotFoundError, UnknownSectionError, ConfigFileError) as exc:
+        raise InvalidConfiguration(" ".join(str(exc).split())) from exc
+
+
+class InvalidConfiguration(Exception):
+    """The configuration file or environment is wrong; the message says where, in one line."""
+
+
 def explain(error: ValidationError) -> str:
     """One line per problem, each key spelled as in the file (camelCase) with its variable's name."""
     lines = []

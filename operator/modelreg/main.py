@@ -18,10 +18,9 @@ from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 import kopf
-from pydantic import ValidationError
 
 from modelreg import logs
-from modelreg.config import ConfigFileError, Settings, UnknownSectionError, explain
+from modelreg.config import InvalidConfiguration, Settings, load_settings
 from modelreg.domain.leadership import must_stop, overran, renewal_timeout
 from modelreg.domain.redaction import redact
 from modelreg.domain.seals import Sealer
@@ -55,11 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        settings = Settings()
-    except ValidationError as exc:
-        print(f"modelreg-operator: invalid configuration: {explain(exc)}", file=sys.stderr)
-        return 2
-    except (FileNotFoundError, UnknownSectionError, ConfigFileError) as exc:
+        settings = load_settings()
+    except InvalidConfiguration as exc:
         print(f"modelreg-operator: invalid configuration: {exc}", file=sys.stderr)
         return 2
     if not settings.approvals.seal_key_file:

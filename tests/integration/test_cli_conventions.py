@@ -205,6 +205,30 @@ def test_listings_as_kubectl_prints_them(run, kube, s3, bucket, tmp_path):
     assert code == 0 and out == "fraud-v1=1"
     code, _, err = run("list", "-o", "jsonpath={.items[?(}")
     assert code == 2 and err.startswith("error: jsonpath")
+    code, out, err = run("list", "-o", "jsonpath={.items[")
+    assert (code, out) == (2, "") and "unclosed action" in err
+    # -o name where there are no objects to name is refused, not an empty line
+    code, out, err = run("history", "fraud", "-o", "name")
+    assert (code, out) == (2, "") and "history shows no Kubernetes objects" in err
+    assert run("list", "nothing-registered", "-o", "name")[1] == ""
+
+
+def test_config_and_listening_errors_are_one_line(run, tmp_path):
+    for text in ("garbage: [", "[1, 2]", "just text", "apiVersion: v1\nclusters: 5\n"):
+        kubeconfig = tmp_path / "kubeconfig-broken"
+        kubeconfig.write_text(text)
+        code, out, err = run("list", "--kubeconfig", str(kubeconfig), user=None)
+        assert (code, out) == (1, "") and err.startswith(f"error: cannot load kubeconfig {kubeconfig}"), err
+        assert len(err.strip().splitlines()) == 1
+    for port in ("99999", "-1", "http"):
+        done = subprocess.run(
+            [sys.executable, "-m", "modelreg.cli.main", "ui", "--port", port],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2 and "a port is a number from 0 to 65535" in done.stderr
+        assert "Traceback" not in done.stderr
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
@@ -233,5 +257,6 @@ def test_every_flag_has_help():
     commands = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction)).choices
     for name, command in {"": top, **commands}.items():
         for action in command._actions:
-            if action.option_strings and action.help != argparse.SUPPRESS:
+            if action.option_strings and action.help != argparse.SUPPRESS and "-h" not in action.option_strings:
                 assert action.help, f"{name} {action.option_strings} has no help text"
+                assert "e.g." in action.help, f"{name} {action.option_strings} has no example"

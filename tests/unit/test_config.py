@@ -119,15 +119,22 @@ def test_the_sandbox_without_its_extra_says_how_to_install_it(capsys, monkeypatc
         ("- a\n- b\n", "must be a YAML mapping of sections, not list"),
     ],
 )
-def test_a_bad_config_file_is_one_line_naming_keys_as_written(tmp_path, capsys, monkeypatch, text, says):
+@pytest.mark.parametrize("program", ["modelreg-operator run -A", "modelreg sandbox"])
+def test_a_bad_config_file_is_one_line_naming_keys_as_written(tmp_path, capsys, monkeypatch, text, says, program):
     from modelreg.main import main
+    from modelreg.sandbox.main import cli as sandbox
 
     config = tmp_path / "modelreg.yaml"
     config.write_text(text)
     monkeypatch.setenv("MODELREG_CONFIG", str(config))
-    assert main(["run", "-A"]) == 2
+    # the sandbox checks it before it starts anything (nothing is written to --dir either)
+    run = {"modelreg-operator run -A": lambda: main(["run", "-A"])}.get(
+        program, lambda: sandbox(["sandbox", "--dir", str(tmp_path / "sandbox")])
+    )
+    assert run() == 2
     err = capsys.readouterr().err
     assert says in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "sandbox").exists()
 
 
 def test_the_seal_key_is_checked_before_any_connection(tmp_path, capsys, monkeypatch):

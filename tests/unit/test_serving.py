@@ -246,3 +246,5 @@ def test_a_bad_jsonpath_is_an_error_not_a_traceback():
         jsonpath("{.items[?(}", {})
     with pytest.raises(JsonPathError):
         jsonpath("x{end}", {})
+    with pytest.raises(JsonPathError, match="unclosed action"):
+        jsonpath("{.items[", {"items": []})  # kubectl refuses it too; it printed the text back

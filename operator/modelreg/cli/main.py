@@ -101,8 +101,12 @@ class Commands:
         if output in ("table", "wide"):
             print(wide if output == "wide" and wide is not None else table)
         elif output == "name":
+            if self.args.command in _NOT_OBJECTS:
+                raise UsageError(f"-o name: {self.args.command} shows no Kubernetes objects (use -o json or -o yaml)")
             objects = data if isinstance(data, list) else [data]
-            print("\n".join(render.resource_name(o) for o in objects if isinstance(o, dict) and "kind" in o))
+            names = [render.resource_name(o) for o in objects if isinstance(o, dict) and "kind" in o]
+            if names:  # none: nothing, as kubectl prints for an empty list
+                print("\n".join(names))
         elif output.startswith("jsonpath="):
             try:
                 print(render.jsonpath(output.removeprefix("jsonpath="), render.as_list(data)), end="")
@@ -287,8 +291,9 @@ class Commands:
         pages = Pages(self.kube, namespace, self.kube.whoami(), self.args.context or "")
         try:
             server = UIServer(pages, self.args.address, self.args.port)
-        except OSError as exc:
-            raise UsageError(f"cannot listen on {self.args.address}:{self.args.port}: {exc.strerror}") from None
+        except (OSError, OverflowError) as exc:  # in use, not an address here, ...
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise UsageError(f"cannot listen on {self.args.address}:{self.args.port}: {reason}") from None
         if not is_loopback(self.args.address):
             print(
                 f"warning: listening on {self.args.address}, not loopback: anyone who can reach it and has the URL "
@@ -394,6 +399,8 @@ class Commands:
 
 
 _RESOLVE_OUTPUTS = ("uri", "json", "yaml", "env")
+# what these print are timelines, comparisons and trees: there is no object to name
+_NOT_OBJECTS = {"history", "diff", "lineage"}
 
 
 def _version() -> str:
@@ -408,6 +415,12 @@ _OUTPUT_HELP = (
     "output format: a table (wide: more columns), resource names, the objects as YAML/JSON, or kubectl's "
     "jsonpath (e.g. -o jsonpath='{.items[*].metadata.name}')"
 )
+
+
+def _port(value: str) -> int:
+    if not value.isdigit() or int(value) > 65535:
+        raise argparse.ArgumentTypeError(f"{value!r}: a port is a number from 0 to 65535 (0: any free port)")
+    return int(value)
 
 
 def _output_format(outputs: tuple[str, ...]) -> Any:
@@ -430,12 +443,20 @@ def _global_flags(
         return value if defaults else argparse.SUPPRESS
 
     flags.add_argument(
-        "--kubeconfig", default=default(None), help="path to the kubeconfig (default: $KUBECONFIG or ~/.kube/config)"
+        "--kubeconfig",
+        default=default(None),
+        help="path to the kubeconfig (default: $KUBECONFIG or ~/.kube/config; e.g. --kubeconfig ~/.kube/prod)",
     )
     flags.add_argument("--context", default=default(None), help="kubeconfig context to use (e.g. --context prod)")
-    flags.add_argument("-n", "--namespace", default=default(None), help="namespace (default: the context's)")
     flags.add_argument(
-        "-A", "--all-namespaces", action="store_true", default=default(False), help="every namespace you may list"
+        "-n", "--namespace", default=default(None), help="namespace (default: the context's; e.g. -n ml)"
+    )
+    flags.add_argument(
+        "-A",
+        "--all-namespaces",
+        action="store_true",
+        default=default(False),
+        help="every namespace you may list (e.g. list -A)",
     )
     flags.add_argument(
         "-o",
@@ -453,7 +474,12 @@ def _global_flags(
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="kubectl modelreg", description=__doc__, parents=[_global_flags(True)])
-    top.add_argument("--version", action="version", version=f"kubectl-modelreg {_version()}")
+    top.add_argument(
+        "--version",
+        action="version",
+        version=f"kubectl-modelreg {_version()}",
+        help="print the version (e.g. --version)",
+    )
     sub = top.add_subparsers(dest="command", required=True)
     common = _global_flags(False)
 
@@ -468,7 +494,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--existing",
         metavar="s3://bucket/key",
-        help="register an object (or a prefix/ of objects) already in storage: nothing is uploaded",
+        help="register an object (or a prefix/ of objects) already in storage: nothing is uploaded "
+        "(e.g. --existing s3://models/fraud/3/model.onnx)",
     )
     p.add_argument(
         "--to",
@@ -496,26 +523,36 @@ def parser() -> argparse.ArgumentParser:
         help="the artifact's format (e.g. --format onnx)",
     )
     p.add_argument("--description", help="free text (e.g. --description 'retrained on November data')")
-    p.add_argument("--apply", action="store_true", help="create it in the cluster instead of printing it")
+    p.add_argument(
+        "--apply",
+        action="store_true",
+        help="create it in the cluster instead of printing it (e.g. register fraud --version 3 --file m.onnx "
+        "--to s3://models/fraud/3/ --apply)",
+    )
 
     p = command("promote", "print or apply a ModelPromotion")
     p.add_argument("model")
     p.add_argument("version", type=int)
     p.add_argument("--to", required=True, choices=[s.value for s in TARGETS], help="the stage (e.g. --to Production)")
     p.add_argument("--reason", help="why, for the history (e.g. --reason 'better AUC on the backtest')")
-    p.add_argument("--name", help="promotion name (default: MODEL-vN-to-stage)")
+    p.add_argument("--name", help="promotion name (default: MODEL-vN-to-stage; e.g. --name fraud-hotfix)")
     p.add_argument(
         "--criteria",
         action="append",
         default=[],
         metavar="EXPR",
-        help="METRIC>=N, METRIC<=N or METRIC~N (max regression); repeatable",
+        help="METRIC>=N, METRIC<=N or METRIC~N (max regression); repeatable (e.g. --criteria 'auc>=0.9')",
     )
-    p.add_argument("--apply", action="store_true", help="create it in the cluster instead of printing it")
+    p.add_argument(
+        "--apply",
+        action="store_true",
+        help="create it in the cluster instead of printing it (e.g. promote fraud 3 --to Staging --apply)",
+    )
     p.add_argument(
         "--allow-pending",
         action="store_true",
-        help="create it even though the version is not registered yet (it waits for it)",
+        help="create it even though the version is not registered yet (it waits for it; e.g. promote fraud 4 "
+        "--to Staging --allow-pending --apply)",
     )
 
     for name in ("approve", "unapprove"):
@@ -538,18 +575,23 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("number", type=int)
     p = command("ui", "a local web interface acting with your kubeconfig credentials (prints its URL)")
-    p.add_argument("--port", type=int, default=0, help="port to listen on (default: any free port)")
+    p.add_argument("--port", type=_port, default=0, help="port to listen on (default: any free port; e.g. --port 8080)")
     p.add_argument(
         "--address", default="127.0.0.1", help="address to listen on (default: loopback only; e.g. --address ::1)"
     )
-    p.add_argument("--no-browser", action="store_true", help="only print the URL, do not open a browser")
+    p.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="only print the URL, do not open a browser (e.g. ui --no-browser --as bob)",
+    )
     p = command("completion", "print a shell completion script (e.g. source <(kubectl modelreg completion bash))")
     p.add_argument("shell", choices=["bash", "zsh", "fish"])
     resolve_flags = _global_flags(
         False,
         _RESOLVE_OUTPUTS,
         "uri (default); json/yaml: URI, sha256, versionId, version, name, stage, approvers; "
-        "env: KEY=value lines as a serving pod sees them ($GITHUB_ENV, --env-file; not shell-quoted)",
+        "env: KEY=value lines as a serving pod sees them ($GITHUB_ENV, --env-file; not shell-quoted; "
+        "e.g. -o env >> $GITHUB_ENV)",
     )
     p = sub.add_parser(
         "resolve",
@@ -560,9 +602,17 @@ def parser() -> argparse.ArgumentParser:
     p = command("status", "a promotion's approvals and rollout")
     p.add_argument("promotion")
     p.add_argument(
-        "--watch", "-w", action="store_true", help="follow it until it ends: exit 0 when Promoted, 1 otherwise"
+        "--watch",
+        "-w",
+        action="store_true",
+        help="follow it until it ends: exit 0 when Promoted, 1 otherwise (e.g. status fraud-v3-to-production -w)",
     )
-    p.add_argument("--timeout", type=float, metavar="SECONDS", help="with --watch: give up (exit 1) after this long")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="with --watch: give up (exit 1) after this long (e.g. --timeout 600)",
+    )
     p.add_argument("--interval", type=float, default=2.0, help=argparse.SUPPRESS)
     return top
 

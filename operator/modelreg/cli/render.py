@@ -70,6 +70,8 @@ def jsonpath(template: str, data: Any) -> str:
         parts.append(("expr", match.group(1).strip()))
         position = match.end()
     parts.append(("text", template[position:]))
+    if any(kind == "text" and "{" in text for kind, text in parts):
+        raise JsonPathError(f"jsonpath {template!r}: unclosed action (a {{ without its }})")
     out, rest = _render(parts, data)
     if rest:
         raise JsonPathError("jsonpath: {end} without {range}")

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from modelreg import logs
-from modelreg.config import Settings
+from modelreg.config import InvalidConfiguration, Settings, load_settings
 from modelreg.sandbox.bootstrap import EnsureExists, owned_by_release, sandbox_rbac
 from modelreg.sandbox.harness import (
     ADMIN,
@@ -284,6 +284,11 @@ def cli(argv: list[str] | None = None) -> int:
     p.add_argument("--log-level", default="WARNING", help="operator log level (default: %(default)s)")
     args = parser.parse_args(argv)
 
+    try:
+        load_settings()  # MODELREG_CONFIG and MODELREG_*: a wrong one is one line, before anything starts
+    except InvalidConfiguration as exc:
+        print(f"modelreg sandbox: invalid configuration: {exc}", file=sys.stderr)
+        return 2
     workdir = Path(args.dir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     # The story on the terminal, the operator's JSON log lines (and library tracebacks) in a file.

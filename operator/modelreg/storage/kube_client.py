@@ -11,6 +11,7 @@ from typing import Any
 
 import kubernetes
 import kubernetes.watch
+import yaml
 
 from modelreg import GROUP, VERSION
 from modelreg.storage.kube import api_message, patch_metadata, whoami
@@ -35,7 +36,12 @@ class KubeClient:
         except (kubernetes.config.ConfigException, StopIteration, FileNotFoundError) as exc:
             # in a pod (e.g. `modelreg fetch` as an init container): its service account, as kubectl does
             if kubeconfig or context or not os.environ.get("KUBERNETES_SERVICE_HOST"):
-                raise KubeClientError(f"cannot load kubeconfig: {exc}") from exc
+                raise KubeClientError(f"cannot load kubeconfig: {' '.join(str(exc).split())}") from exc
+        except (yaml.YAMLError, TypeError, AttributeError, KeyError, ValueError) as exc:
+            # not YAML, or not a kubeconfig's shape (the client assumes one and fails deep inside)
+            where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+            detail = " ".join(str(exc).split()) if isinstance(exc, yaml.YAMLError) else "not a kubeconfig"
+            raise KubeClientError(f"cannot load kubeconfig {where}: {detail}") from exc
             self._in_cluster(as_user)
         else:
             self.default_namespace = active.get("context", {}).get("namespace", "default")
