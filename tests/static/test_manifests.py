@@ -120,9 +120,15 @@ def test_the_krew_manifest_names_the_plugin_and_its_binaries():
     manifest = yaml.safe_load(text.replace('{{ addURIAndSha "', "uri: ").replace('" .TagName }}', ""))
     assert manifest["apiVersion"] == "krew.googlecontainertools.github.com/v1alpha2" and manifest["kind"] == "Plugin"
     assert manifest["metadata"]["name"] == "modelreg"
-    platform = manifest["spec"]["platforms"][0]
-    assert platform["bin"] == "kubectl-modelreg"
-    assert {f["from"] for f in platform["files"]} >= {"kubectl-modelreg", "kubectl_complete-modelreg"}
+    built = {"linux-amd64", "linux-arm64", "darwin-amd64", "darwin-arm64"}  # build_plugin_archive.sh's
+    named = set()
+    for platform in manifest["spec"]["platforms"]:
+        selected = {e["key"]: e["values"][0] for e in platform["selector"]["matchExpressions"]}
+        named.add(f"{selected['os']}-{selected['arch']}")
+        assert platform["uri"].endswith(f"/kubectl-modelreg-{selected['os']}-{selected['arch']}.tar.gz")
+        assert platform["bin"] == "kubectl-modelreg"
+        assert {f["from"] for f in platform["files"]} >= {"kubectl-modelreg", "kubectl_complete-modelreg", "lib"}
+    assert named == built
     scripts = (ROOT / "pyproject.toml").read_text()
     assert 'kubectl-modelreg = "modelreg.cli.main:main"' in scripts
     assert 'kubectl_complete-modelreg = "modelreg.cli.main:complete"' in scripts
