@@ -159,8 +159,9 @@ def test_status_watch_exits_1_when_the_promotion_ends_otherwise(
     assert run("promote", "fraud", "2", "--to", "Staging", "--apply")[0] == 0
     assert run("status", "fraud-v2-to-staging", "--watch", "--timeout", "30")[0] == 0
     assert run("promote", "fraud", "2", "--to", "Production", "--apply")[0] == 0  # waits for approvals
-    code, _, err = run("status", "fraud-v2-to-production", "--watch", "--timeout", "1")
-    assert code == 1 and "still AwaitingApproval after 1s" in err
+    code, out, err = run("status", "fraud-v2-to-production", "--watch", "--timeout", "2", "--interval", "0.2")
+    assert code == 1 and "still AwaitingApproval after 2s" in err
+    assert out.count("Status:") == 1 and "---" not in out  # printed once: it did not change meanwhile
 
 
 def test_promote_refuses_what_does_not_exist_and_unapprove_says_when_nothing_was_given(run, kube, s3, bucket, tmp_path):
@@ -248,6 +249,32 @@ def test_kubectl_runs_the_plugin_and_completes_it(cluster, kubeconfigs, aws_env,
     assert "promote" in completed.stdout.split(), completed.stdout + completed.stderr
     script = subprocess.run(["kubectl", "modelreg", "completion", "bash"], env=env, capture_output=True, text=True)
     assert script.returncode == 0 and "kubectl-modelreg" in script.stdout
+
+
+def test_completion_offers_names_from_the_cluster_never_files(run, kube, s3, bucket, tmp_path, kubeconfigs):
+    assert register_file(run, tmp_path, bucket, 1, b"one", "--apply")[0] == 0
+    assert run("promote", "fraud", "1", "--to", "Staging", "--apply")[0] == 0
+    env = {**os.environ, "KUBECONFIG": kubeconfigs("alice")}
+
+    def candidates(*words: str) -> list[str]:
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "kubectl_complete-modelreg"), *words],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,  # model-1.onnx is here: it must not be offered
+        )
+        assert done.returncode == 0 and done.stdout.splitlines()[-1] == ":4", done.stdout  # no file completion
+        return done.stdout.splitlines()[:-1]
+
+    assert candidates("approve", "fraud") == ["fraud-v1-to-staging"]
+    assert candidates("status", "") == [c for c in candidates("status", "") if not c.endswith(".onnx")]
+    assert "fraud-v1-to-staging" in candidates("status", "")
+    assert candidates("history", "fr") == ["fraud"]
+    assert candidates("resolve", "fraud@p") == ["fraud@production"]
+    assert candidates("describe", "fraud", "") == [c for c in candidates("describe", "fraud", "") if c.startswith("-")]
+    assert "model-1.onnx" not in candidates("list", "")
 
 
 def test_every_flag_has_help():

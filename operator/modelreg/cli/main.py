@@ -10,6 +10,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -380,9 +381,16 @@ class Commands:
         """With --watch: exit 0 once the promotion is Promoted, 1 when it ends otherwise (or at
         --timeout), so a pipeline can gate on it."""
         deadline = time.monotonic() + self.args.timeout if self.args.timeout else None
+        shown = None  # printed again only when it changed, as `kubectl get -w` prints
         while True:
             promotion = self.kube.get("modelpromotions", self.namespace, self.args.promotion)
-            self.out(promotion if self.args.output != "table" else None, render.promotion_status(promotion))
+            table = render.promotion_status(promotion)
+            current = table if self.args.output in ("table", "wide") else promotion["metadata"].get("resourceVersion")
+            if current != shown:
+                if shown is not None:
+                    print("---")
+                self.out(promotion if self.args.output != "table" else None, table)
+                shown = current
             reason = reason_of(promotion)
             if not self.args.watch:
                 return 0
@@ -395,7 +403,6 @@ class Commands:
                 )
                 return 1
             time.sleep(self.args.interval)
-            print("---")
 
 
 _RESOLVE_OUTPUTS = ("uri", "json", "yaml", "env")
@@ -472,6 +479,35 @@ def _global_flags(
     return flags
 
 
+def _from_cluster(what: str) -> Callable[..., list[str]]:
+    """An argcomplete completer: names from the cluster, asked as the user (as kubectl completes
+    names); nothing when it cannot ask, since a completion must never print an error."""
+
+    def completer(prefix: str, parsed_args: argparse.Namespace, **_: Any) -> list[str]:
+        flags = {k: getattr(parsed_args, k, None) for k in ("kubeconfig", "context", "as_user", "namespace")}
+        try:
+            kube = KubeClient(flags["kubeconfig"], flags["context"], flags["as_user"])
+            namespace = flags["namespace"] or kube.default_namespace
+            if what == "promotions":
+                names = [p["metadata"]["name"] for p in kube.list("modelpromotions", namespace)]
+            else:
+                models = sorted({v["spec"]["modelName"] for v in kube.list("modelversions", namespace)})
+                stages = ("production", "staging")
+                names = models if what == "models" else [f"{m}@{stage}" for m in models for stage in stages]
+        except Exception:  # no cluster, no permission, a bad kubeconfig: no candidates
+            return []
+        return [name for name in names if name.startswith(prefix)]
+
+    return completer
+
+
+_PROMOTIONS, _MODELS, _REFERENCES = _from_cluster("promotions"), _from_cluster("models"), _from_cluster("references")
+
+
+def _no_candidates(**_: Any) -> list[str]:  # a completer for numbers: neither names nor files
+    return []
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="kubectl modelreg", description=__doc__, parents=[_global_flags(True)])
     top.add_argument(
@@ -487,7 +523,7 @@ def parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_, parents=[common])
 
     p = command("register", "upload an artifact and print or apply its ModelVersion")
-    p.add_argument("model")
+    p.add_argument("model").completer = _MODELS
     p.add_argument("--version", type=int, required=True, help="the version number, from 1 (e.g. --version 3)")
     p.add_argument("--file", help="a local file to upload (e.g. --file model.onnx)")
     p.add_argument("--dir", help="a local directory to upload, every file under it (e.g. --dir ./checkpoint)")
@@ -531,8 +567,8 @@ def parser() -> argparse.ArgumentParser:
     )
 
     p = command("promote", "print or apply a ModelPromotion")
-    p.add_argument("model")
-    p.add_argument("version", type=int)
+    p.add_argument("model").completer = _MODELS
+    p.add_argument("version", type=int).completer = _no_candidates
     p.add_argument("--to", required=True, choices=[s.value for s in TARGETS], help="the stage (e.g. --to Production)")
     p.add_argument("--reason", help="why, for the history (e.g. --reason 'better AUC on the backtest')")
     p.add_argument("--name", help="promotion name (default: MODEL-vN-to-stage; e.g. --name fraud-hotfix)")
@@ -556,24 +592,24 @@ def parser() -> argparse.ArgumentParser:
     )
 
     for name in ("approve", "unapprove"):
-        command(name, f"{name} a promotion as the current user").add_argument("promotion")
+        command(name, f"{name} a promotion as the current user").add_argument("promotion").completer = _PROMOTIONS
     p = command("list", "registered versions")
-    p.add_argument("model", nargs="?")
+    p.add_argument("model", nargs="?").completer = _MODELS
     p = command("describe", "a model's versions, or one version")
-    p.add_argument("model")
-    p.add_argument("number", type=int, nargs="?")
+    p.add_argument("model").completer = _MODELS
+    p.add_argument("number", type=int, nargs="?").completer = _no_candidates
     p = command("history", "stage timeline of a model, with approvers")
-    p.add_argument("model")
+    p.add_argument("model").completer = _MODELS
     p.add_argument(
         "--at", type=timestamp, help="what held each stage at this time (RFC 3339, e.g. 2026-11-01T12:00:00Z)"
     )
     p = command("diff", "metrics, hyperparameters and lineage of two versions")
-    p.add_argument("model")
-    p.add_argument("a", type=int)
-    p.add_argument("b", type=int)
+    p.add_argument("model").completer = _MODELS
+    p.add_argument("a", type=int).completer = _no_candidates
+    p.add_argument("b", type=int).completer = _no_candidates
     p = command("lineage", "a version's parents and training data")
-    p.add_argument("model")
-    p.add_argument("number", type=int)
+    p.add_argument("model").completer = _MODELS
+    p.add_argument("number", type=int).completer = _no_candidates
     p = command("ui", "a local web interface acting with your kubeconfig credentials (prints its URL)")
     p.add_argument("--port", type=_port, default=0, help="port to listen on (default: any free port; e.g. --port 8080)")
     p.add_argument(
@@ -598,9 +634,11 @@ def parser() -> argparse.ArgumentParser:
         help="the proven artifact of MODEL@STAGE or MODEL@VERSION (exit 1 when nothing proven holds it)",
         parents=[resolve_flags],
     )
-    p.add_argument("reference", metavar="MODEL@STAGE|MODEL@VERSION", help="e.g. fraud@production, fraud@3")
+    p.add_argument(
+        "reference", metavar="MODEL@STAGE|MODEL@VERSION", help="e.g. fraud@production, fraud@3"
+    ).completer = _REFERENCES
     p = command("status", "a promotion's approvals and rollout")
-    p.add_argument("promotion")
+    p.add_argument("promotion").completer = _PROMOTIONS
     p.add_argument(
         "--watch",
         "-w",
