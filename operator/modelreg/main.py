@@ -28,7 +28,7 @@ from modelreg.domain.serving import TARGET_KINDS, TargetKind
 from modelreg.handlers import kopf_settings, register
 from modelreg.storage.kube import NoCluster, make_api_client, probe_cluster, served_kinds
 from modelreg.storage.lease import LeaderLabel, LeaseLock
-from modelreg.storage.tls import read_seal_key
+from modelreg.storage.tls import read_seal_key, trim_tls_read_buffers
 
 logger = logging.getLogger(__name__)
 
@@ -255,6 +255,7 @@ def serving_kinds(settings: Settings) -> list[TargetKind]:
 def _run_kopf(
     settings: Settings, namespaces: Collection[str], liveness: str | None, stop_flag: Any, ready_flag: Any
 ) -> None:
+    trim_tls_read_buffers()
     registry = register(
         settings,
         read_seal_key(settings.approvals.seal_key_file or ""),

@@ -6,6 +6,7 @@ current distributions; `cryptography` makes the same CA + server certificate her
 
 from __future__ import annotations
 
+import asyncio.sslproto
 import datetime
 import ipaddress
 import tempfile
@@ -16,6 +17,17 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+# asyncio gives every TLS connection a read buffer of SSLProtocol.max_size (256 KiB) for its
+# lifetime; the operator keeps one connection per watch (two per watched namespace) and a pool, so
+# at 50 namespaces that was 38 MiB of its RSS. A TLS record carries at most 16 KiB, so 32 KiB
+# reads no less per call in practice (docs/performance.md: RSS and throughput measured).
+TLS_READ_BUFFER_BYTES = 32 * 1024
+
+
+def trim_tls_read_buffers() -> None:
+    """Smaller read buffers for TLS connections made from now on (client and server side)."""
+    asyncio.sslproto.SSLProtocol.max_size = TLS_READ_BUFFER_BYTES
 
 
 @dataclass(frozen=True)
