@@ -61,6 +61,10 @@ _REQUEST_LOG_LIMIT = 20  # kmock matches each request it serves against the whol
 logger = logging.getLogger(__name__)
 
 
+def _content_type(request: rendering.Request) -> str:
+    return request.headers.get("Content-Type", "").split(";")[0].strip()
+
+
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -69,6 +73,7 @@ def _spec_part(obj: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
 
 
+APPLY_PATCH = "application/apply-patch+yaml"
 _TOKEN_PATH = re.compile(r"/api/v1/namespaces/([^/]+)/serviceaccounts/([^/]+)/token")
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _REASONS = {401: "Unauthorized", 403: "Forbidden", 429: "TooManyRequests", 503: "ServiceUnavailable"}
@@ -476,9 +481,12 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
                 return 200, old
             async with self._lock:
                 return 200, await self._delete(request)
+        applying = _content_type(request) == APPLY_PATCH
         for _ in range(20):
             async with self._lock:
-                old = self._current(key) if request.action == kmock.action.UPDATE else None
+                # a server-side apply creates what does not exist yet
+                existing = not applying or self._taken(key)
+                old = self._current(key) if request.action == kmock.action.UPDATE and existing else None
                 proposed = self._propose_create(request) if old is None else self._propose_patch(request, old)
             admitted = await self._admit(request, old, proposed)
             async with self._lock:
@@ -586,7 +594,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         return obj
 
     def _propose_patch(self, request: rendering.Request, old: dict[str, Any]) -> dict[str, Any]:
-        content_type = request.headers.get("Content-Type", "").split(";")[0]
+        content_type = _content_type(request)
         body = request.data
         try:
             if request.method.value == "PUT":  # a replace (Helm updates its release Secrets so)
@@ -597,6 +605,12 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
                 patched = {k: v for k, v in patched.items() if v is not None}
             elif content_type == "application/json-patch+json":
                 patched = jsonpatch.apply_patch(old, body, in_place=False)
+            elif content_type == APPLY_PATCH:
+                # Server-side apply, reduced: the applied configuration is merged into the object
+                # (no managed fields, so no conflicts, and fields left out are kept: docs/decisions.md).
+                if not isinstance(body, dict):
+                    raise ApiError(400, "BadRequest", "the applied configuration must be an object")
+                patched = merge_patch(old, {k: v for k, v in body.items() if k not in ("apiVersion", "kind")})
             elif content_type in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
                 # Strategic merge is served as a merge patch (lists replaced whole): the operator
                 # therefore never relies on it (docs/decisions.md).
