@@ -227,6 +227,17 @@ def test_server_side_apply_creates_then_updates(cluster):
     changed["spec"]["artifact"]["sha256"] = "1" * 64
     refused = cluster.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(changed))
     assert refused.returncode == 1 and "immutable" in refused.stderr, refused.stderr
+    # an apply that creates needs `create`, not only the `patch` RBAC asked about the URL's name
+    cluster.ok("create", "role", "patcher", "-n", namespace, "--verb=get,patch", "--resource=configmaps")
+    cluster.ok("create", "rolebinding", "frank-patches", "-n", namespace, "--role=patcher", "--user=frank")
+    (cluster.workdir / "kubeconfig-frank").write_text(
+        (cluster.workdir / "kubeconfig-dave").read_text().replace("dave", "frank")
+    )
+    other = config.replace("name: policy", "name: other") % "strict"
+    denied = cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", "-", stdin=other, user="frank")
+    assert denied.returncode == 1 and 'User "frank" cannot create resource "configmaps"' in denied.stderr
+    updated = cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", "-", stdin=config % "x", user="frank")
+    assert updated.returncode == 0, updated.stderr
 
 
 def test_the_official_python_client_and_unknown_paths(cluster):

@@ -18,6 +18,7 @@ import base64
 import contextlib
 import contextvars
 import copy
+import dataclasses
 import json
 import logging
 import re
@@ -485,7 +486,9 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         for _ in range(20):
             async with self._lock:
                 # a server-side apply creates what does not exist yet
-                existing = not applying or self._taken(key)
+                existing = not applying or request.subresource or self._taken(key)
+                if not existing:
+                    self._may_apply_create(request)
                 old = self._current(key) if request.action == kmock.action.UPDATE and existing else None
                 proposed = self._propose_create(request) if old is None else self._propose_patch(request, old)
             admitted = await self._admit(request, old, proposed)
@@ -495,6 +498,22 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
                 if self._current(key)["metadata"].get("resourceVersion") == old["metadata"].get("resourceVersion"):
                     return 200, await self._commit_patch(request, key, old, admitted, commit=not _dry_run(request))
         raise ApiError(409, "Conflict", f'{request.resource.plural} "{request.name}": too many concurrent writes')
+
+    def _may_apply_create(self, request: rendering.Request) -> None:
+        """An apply that creates needs `create` too, and names the object of its URL (RBAC was
+        asked about that name, for `patch`), as on the API server."""
+        name = ((request.data or {}).get("metadata") or {}).get("name") if isinstance(request.data, dict) else None
+        if name != request.name:
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"the name of the object ({name}) does not match the name on the URL ({request.name})",
+            )
+        info = dataclasses.replace(request_info("POST", request.url.path, request.url.query), name="")
+        try:
+            authorize(self._authorizer(), self._user(request), info)
+        except Forbidden as exc:
+            raise ApiError(403, "Forbidden", exc.message) from None
 
     async def _admit(
         self, request: rendering.Request, old: dict[str, Any] | None, new: dict[str, Any] | None
