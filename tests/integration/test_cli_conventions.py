@@ -215,12 +215,13 @@ def test_listings_as_kubectl_prints_them(run, kube, s3, bucket, tmp_path):
 
 
 def test_config_and_listening_errors_are_one_line(run, tmp_path):
-    for text in ("garbage: [", "[1, 2]", "just text", "apiVersion: v1\nclusters: 5\n"):
+    broken_token = 'users:\n- name: a\n  user: {token: "sekrit-token-123"\n'  # unclosed: the error names no token
+    for text in ("garbage: [", "[1, 2]", "just text", "apiVersion: v1\nclusters: 5\n", broken_token):
         kubeconfig = tmp_path / "kubeconfig-broken"
         kubeconfig.write_text(text)
         code, out, err = run("list", "--kubeconfig", str(kubeconfig), user=None)
         assert (code, out) == (1, "") and err.startswith(f"error: cannot load kubeconfig {kubeconfig}"), err
-        assert len(err.strip().splitlines()) == 1
+        assert len(err.strip().splitlines()) == 1 and "sekrit" not in err
     for port in ("99999", "-1", "http"):
         done = subprocess.run(
             [sys.executable, "-m", "modelreg.cli.main", "ui", "--port", port],

@@ -40,7 +40,13 @@ class KubeClient:
         except (yaml.YAMLError, TypeError, AttributeError, KeyError, ValueError) as exc:
             # not YAML, or not a kubeconfig's shape (the client assumes one and fails deep inside)
             where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-            detail = " ".join(str(exc).split()) if isinstance(exc, yaml.YAMLError) else "not a kubeconfig"
+            detail = "not a kubeconfig"
+            if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+                # where, never the text around it: a kubeconfig holds tokens and keys
+                mark = exc.problem_mark
+                detail = f"not valid YAML ({exc.problem}, line {mark.line + 1}, column {mark.column + 1})"
+            elif isinstance(exc, yaml.YAMLError):
+                detail = "not valid YAML"
             raise KubeClientError(f"cannot load kubeconfig {where}: {detail}") from exc
             self._in_cluster(as_user)
         else:
