@@ -159,6 +159,13 @@ def test_status_watch_exits_1_when_the_promotion_ends_otherwise(
     assert run("promote", "fraud", "2", "--to", "Staging", "--apply")[0] == 0
     assert run("status", "fraud-v2-to-staging", "--watch", "--timeout", "30")[0] == 0
     assert run("promote", "fraud", "2", "--to", "Production", "--apply")[0] == 0  # waits for approvals
+    wait_for(
+        lambda: (
+            (condition(kube.get("modelpromotions", "fraud-v2-to-production"), "Succeeded") or {}).get("reason")
+            == "AwaitingApproval"
+        ),
+        what="the promotion awaiting approval",
+    )
     code, out, err = run("status", "fraud-v2-to-production", "--watch", "--timeout", "2", "--interval", "0.2")
     assert code == 1 and "still AwaitingApproval after 2s" in err
     assert out.count("Status:") == 1 and "---" not in out  # printed once: it did not change meanwhile
