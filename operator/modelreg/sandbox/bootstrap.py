@@ -13,9 +13,10 @@ sandbox then creates them again, as Kubernetes' addon manager does for objects l
 from __future__ import annotations
 
 import copy
-import threading
 from collections.abc import Iterable
-from typing import Any, Self
+from typing import Any
+
+from modelreg.sandbox.periodic import Periodic
 
 RELEASE, RELEASE_NAMESPACE = "modelreg", "modelreg-system"
 # rbac.yaml's ClusterRole and ClusterRoleBinding for the operator share the chart's names for
@@ -55,7 +56,7 @@ def sandbox_rbac(rbac: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-class EnsureExists:
+class EnsureExists(Periodic):
     """Creates again, every `period` seconds, each cluster-scoped object of `docs` that was deleted
     (never changes one that exists: Helm may own it meanwhile)."""
 
@@ -64,22 +65,12 @@ class EnsureExists:
         # Imported here: the official client reads $KUBECONFIG once, at import (sandbox.main sets it).
         import kubernetes
 
-        self.error = kubernetes.client.ApiException
-        self.client = kubernetes.client.ApiClient(config)
-        self.custom = kubernetes.client.CustomObjectsApi(self.client)
+        super().__init__("ensure-exists", period)
+        self.retried = (kubernetes.client.ApiException,)  # e.g. created by someone else meanwhile
+        self.custom = kubernetes.client.CustomObjectsApi(kubernetes.client.ApiClient(config))
         self.docs = [d for d in docs if (d["metadata"].get("labels") or {}).items() >= ENSURE_EXISTS.items()]
-        self.period = period
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ensure-exists", daemon=True)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.period):
-            try:
-                self.sync()
-            except self.error:
-                continue  # e.g. created by someone else meanwhile: next round
-
-    def sync(self) -> None:
+    def tick(self) -> None:
         present: dict[str, set[str]] = {}
         for doc in self.docs:
             group, _, version = doc["apiVersion"].rpartition("/")
@@ -89,11 +80,3 @@ class EnsureExists:
                 present[plural] = {item["metadata"]["name"] for item in listing["items"]}
             if doc["metadata"]["name"] not in present[plural]:
                 self.custom.create_cluster_custom_object(group, version, plural, doc)
-
-    def start(self) -> Self:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)

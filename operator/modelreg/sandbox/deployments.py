@@ -8,10 +8,11 @@ conditions), or fails it with ProgressDeadlineExceeded when the Deployment's ann
 
 from __future__ import annotations
 
-import threading
-from typing import Any, Self
+from typing import Any
 
 import kubernetes
+
+from modelreg.sandbox.periodic import Periodic
 
 FAIL_VERSIONS = "simulate.modelreg.io/fail-versions"
 
@@ -52,7 +53,7 @@ def simulated_status(deployment: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-class SimulatedController:
+class SimulatedController(Periodic):
     """Writes `simulate(obj)` (when not None) as the status of each object of one resource, every
     `period` seconds: a controller's visible effect, which an emulated API server lacks."""
 
@@ -63,22 +64,20 @@ class SimulatedController:
     ) -> None:
         """`config`: where the API is and who the controller is (EmulatedCluster.configuration);
         `namespaces` None: every namespace."""
+        super().__init__(f"{self.resource[2]}-controller", period)
         self.custom = kubernetes.client.CustomObjectsApi(kubernetes.client.ApiClient(config))
-        self.namespaces, self.period = namespaces, period
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"{self.resource[2]}-controller", daemon=True)
+        self.namespaces = namespaces
 
     @staticmethod
     def simulate(obj: dict[str, Any]) -> dict[str, Any] | None:
         raise NotImplementedError
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.period):
-            for namespace in self.namespaces or [None]:
-                try:
-                    self.sync(namespace)
-                except kubernetes.client.ApiException:
-                    continue  # a conflicting write: next round
+    def tick(self) -> None:
+        for namespace in self.namespaces or [None]:
+            try:
+                self.sync(namespace)
+            except kubernetes.client.ApiException:
+                continue  # a conflicting write: next round
 
     def sync(self, namespace: str | None) -> None:
         group, version, plural = self.resource
@@ -94,14 +93,6 @@ class SimulatedController:
                 self.custom.patch_namespaced_custom_object_status(
                     group, version, meta["namespace"], plural, meta["name"], {"status": status}
                 )
-
-    def start(self) -> Self:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
 
 
 class SimulatedDeploymentController(SimulatedController):
