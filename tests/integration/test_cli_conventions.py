@@ -219,6 +219,8 @@ def test_listings_as_kubectl_prints_them(run, kube, s3, bucket, tmp_path):
     code, out, err = run("history", "fraud", "-o", "name")
     assert (code, out) == (2, "") and "history shows no Kubernetes objects" in err
     assert run("list", "nothing-registered", "-o", "name")[1] == ""
+    assert run("list", "-n", "empty") == (0, "", "No resources found in empty namespace.\n")
+    assert json.loads(run("list", "-n", "empty", "-o", "json")[1])["items"] == []
 
 
 def test_config_and_listening_errors_are_one_line(run, tmp_path):
@@ -249,7 +251,7 @@ def test_kubectl_runs_the_plugin_and_completes_it(cluster, kubeconfigs, aws_env,
     listed = subprocess.run(
         ["kubectl", "modelreg", "-n", NAMESPACE, "list"], env=env, capture_output=True, text=True, timeout=60
     )
-    assert listed.returncode == 0 and listed.stdout.split()[:2] == ["NAME", "MODEL"]
+    assert listed.returncode == 0 and listed.stderr == f"No resources found in {NAMESPACE} namespace.\n"
     # kubectl's own completion of a plugin: `kubectl __complete modelreg <partial>`
     completed = subprocess.run(
         ["kubectl", "__complete", "modelreg", "pro"], env=env, capture_output=True, text=True, timeout=60

@@ -327,6 +327,9 @@ class Commands:
         ]
         if not versions and self.args.model:
             raise KubeClientError(f"model {self.args.model!r} has no registered versions")
+        if not versions and self.args.output in ("table", "wide"):  # kubectl's words, not a bare header
+            print("No resources found" + (f" in {namespace} namespace." if namespace else ""), file=sys.stderr)
+            return
         wide_namespace = namespace is None
         self.out(
             versions,
