@@ -90,3 +90,25 @@ def test_impersonation_with_the_verb_acts_as_the_impersonated_user_and_groups(cl
     assert as_dave.status_code == 403 and 'User "dave" cannot create' in as_dave.json()["message"]
     denied = call(cluster, "GET", MVS, "dave", headers={"Impersonate-User": "carol"})
     assert denied.status_code == 403 and 'User "dave" cannot impersonate resource "users"' in denied.json()["message"]
+
+
+def test_malformed_writes_and_unknown_subresources_are_refused_and_break_nothing(cluster):
+    """A user's empty create reached kmock's own write (no admission, an event without metadata
+    that stopped the operator's watch); a write to /apis/x broke discovery for everyone; and
+    modelversions/NAME/anything acted on the object itself, past admission."""
+    assert call(cluster, "POST", MVS, "dave", {}).status_code == 422
+    assert call(cluster, "POST", MVS, "dave", [1]).status_code == 400
+    assert call(cluster, "POST", "/apis/x", "dave", {}).status_code == 404
+    assert call(cluster, "GET", "/apis", "dave").ok and call(cluster, "GET", MVS, "dave").json()["items"] == []
+    mv = {
+        "apiVersion": "modelreg.io/v1alpha1",
+        "kind": "ModelVersion",
+        "metadata": {"name": "b-v1"},
+        "spec": {"modelName": "b", "version": 1, "artifact": {"uri": "s3://models/b", "sha256": "0" * 64}},
+    }
+    assert call(cluster, "POST", MVS, "admin", mv).ok
+    for method, body in (("GET", None), ("PATCH", {"spec": {"description": "x"}}), ("DELETE", None)):
+        answer = call(cluster, method, f"{MVS}/b-v1/anything", "admin", body)
+        assert answer.status_code == 404 and "Traceback" not in answer.text, (method, answer.text)
+    kept = call(cluster, "GET", f"{MVS}/b-v1", "admin").json()
+    assert "description" not in kept["spec"] and not kept["metadata"].get("deletionTimestamp")

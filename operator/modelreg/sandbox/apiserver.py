@@ -228,10 +228,15 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
                 user = self._user(request)
                 spec = {**(request.data.get("spec") or {}), "user": user["username"], "groups": user.get("groups")}
                 return aiohttp.web.json_response(self._review_access({**request.data, "spec": spec}), status=201)
-            if request.resource is not None and request.action in writes and (request.name or request.data):
-                # Served here, not by KubernetesEmulator's own (semantics-free) write.
+            if request.resource is not None and request.subresource and not self._serves(request):
+                # e.g. modelversions/NAME/anything: not the object itself (nor a way around admission)
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            if request.resource is not None and request.resource.plural and request.action in writes:
+                # Served here, every one, not by KubernetesEmulator's own (semantics-free) write.
                 status, result = await self._write(request)
                 return aiohttp.web.json_response(result, status=status)
+            if request.method.value not in ("GET", "HEAD"):  # a write to no resource: nothing serves it
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
             if request.resource is not None and request.resource.plural and request.action == kmock.action.LIST:
                 return aiohttp.web.json_response(await self._list(request))
             if request.resource is not None and request.resource.plural and request.action == kmock.action.WATCH:
@@ -241,6 +246,16 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             return await self._render_error(kmock.KubernetesError(exc.status, exc.reason, exc.message, {}))
         except kmock.KubernetesError as exc:  # e.g. a 404 on fetch: an answer, not a server fault
             return await self._render_error(exc)
+        except Exception as exc:  # a fault of the emulator's: a 500 Status, logged, no traceback to the client
+            return await self._render_error(exc)
+
+    def _serves(self, request: rendering.Request) -> bool:
+        """The subresources the emulator serves: status (where the kind has it), a namespace's finalize."""
+        if request.subresource == "status":
+            return request.resource in self._status_subresource
+        return (
+            not request.resource.group and request.resource.plural == "namespaces" and request.subresource == "finalize"
+        )
 
     async def _render_error(self, exc: Exception) -> aiohttp.web.StreamResponse:
         """A Status in the API server's words (kmock's name the test double and how to declare what
@@ -562,8 +577,14 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             raise ApiError(422, "Invalid", validator.message(obj, errors))
 
     def _propose_create(self, request: rendering.Request) -> dict[str, Any]:
+        if not isinstance(request.data, dict):
+            raise ApiError(400, "BadRequest", "the body of the request is not an object")
         obj = copy.deepcopy(request.data)
         meta = obj.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise ApiError(400, "BadRequest", "metadata is not an object")
+        if not meta.get("name") and not meta.get("generateName") and not request.name:
+            raise ApiError(422, "Invalid", "metadata.name: Required value: name or generateName is required")
         meta["namespace"] = request.namespace or meta.get("namespace")
         if meta["namespace"] is None:
             del meta["namespace"]  # cluster-scoped: no namespace at all, not a null one
