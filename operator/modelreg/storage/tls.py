@@ -48,6 +48,19 @@ def _san(hostname: str) -> x509.GeneralName:
         return x509.DNSName(hostname)
 
 
+_CA_USAGE = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=True,
+    crl_sign=True,
+    encipher_only=False,
+    decipher_only=False,
+)
+
+
 def self_signed(hostnames: list[str], days: int = 365) -> TlsFiles:
     """A throw-away CA and a server certificate for `hostnames`, in a private temp directory."""
     now = datetime.datetime.now(datetime.UTC)
@@ -61,6 +74,9 @@ def self_signed(hostnames: list[str], days: int = 365) -> TlsFiles:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        # what strict verification (Python 3.13's default, VERIFY_X509_STRICT) requires of a CA
+        .add_extension(_CA_USAGE, critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
@@ -75,6 +91,9 @@ def self_signed(hostnames: list[str], days: int = 365) -> TlsFiles:
         .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.SubjectAlternativeName([_san(n) for n in names]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     folder = Path(tempfile.mkdtemp(prefix="modelreg-webhook-"))  # mode 0700
