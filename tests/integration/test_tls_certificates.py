@@ -29,7 +29,9 @@ def test_a_strict_client_verifies_the_self_signed_chain():
                 pass  # the client's refusal shows on its side
 
         threading.Thread(target=serve, daemon=True).start()
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-            with client_context.wrap_socket(raw, server_hostname="localhost") as tls:
-                assert tls.version() is not None  # the handshake, certificate checks included, succeeded
-                tls.sendall(b"x")
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+            client_context.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
+            assert tls.version() is not None  # the handshake, certificate checks included, succeeded
+            tls.sendall(b"x")
