@@ -79,7 +79,7 @@ tls = ssl.create_default_context(cafile=sys.argv[6])  # the emulator's CA
 local = threading.local()
 # moto checks no signature; the header only tells it which service is asked
 S3_AUTH = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0"
-KUBE = {"Authorization": "Bearer emulator-token-" + sys.argv[7]}  # the operator's identity
+KUBE = {"Authorization": "Bearer " + sys.argv[7]}  # the operator's token
 
 def connection(url):
     if not hasattr(local, url):
@@ -304,7 +304,7 @@ def main() -> None:
         run = subprocess.run(
             [
                 *(sys.executable, str(floor_file), cluster.url, s3.url, str(args.versions), ",".join(namespaces)),
-                *("16", cluster.ca_file, OPERATOR_USER),
+                *("16", cluster.ca_file, cluster.token(OPERATOR_USER)),
             ],
             capture_output=True,
             text=True,

@@ -39,7 +39,17 @@ def whoami(cluster, user: str, headers: list[tuple[str, str]]) -> dict:
 
 
 def test_no_token_or_an_unknown_one_is_401_whatever_it_claims(cluster):
-    for headers in ({}, {"Authorization": "Bearer forged"}, {"Impersonate-User": OPERATOR_USER}):
+    # a user's name is not their token: the MAC of another user's, or none, is refused
+    bob_mac = cluster.token("bob").rpartition(".")[2]
+    forged = [f"Bearer emulator-token-{user}" for user in ("admin", OPERATOR_USER)] + [
+        f"Bearer emulator-token-admin.{bob_mac}"
+    ]
+    for headers in (
+        {},
+        {"Authorization": "Bearer forged"},
+        {"Impersonate-User": OPERATOR_USER},
+        *({"Authorization": token} for token in forged),
+    ):
         for method, path in (("GET", MVS), ("GET", "/apis"), ("DELETE", f"{WEBHOOKS}/x")):
             response = call(cluster, method, path, None, headers=headers)
             assert response.status_code == 401 and response.json()["reason"] == "Unauthorized", (headers, path)

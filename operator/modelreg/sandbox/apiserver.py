@@ -19,6 +19,8 @@ import contextlib
 import contextvars
 import copy
 import dataclasses
+import hashlib
+import hmac
 import json
 import logging
 import re
@@ -49,7 +51,8 @@ from modelreg.sandbox.rbac import (
 from modelreg.sandbox.tables import render_table
 from modelreg.sandbox.validation import CRDValidator
 
-ADMIN = "admin"  # the user of `emulator-token-admin`, in system:masters
+ADMIN = "admin"  # in system:masters
+_TOKEN_PREFIX = "emulator-token-"
 # What /version reports: kubectl on this machine is 1.32 (no skew warning), and the chart asks >= 1.28.
 KUBERNETES_VERSION = (1, 32, 4)
 # Bodies kubectl sends for built-in kinds unless told the server takes JSON only.
@@ -60,6 +63,13 @@ _ACTING: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("acting
 _REQUEST_LOG_LIMIT = 20  # kmock matches each request it serves against the whole log: keep it short
 
 logger = logging.getLogger(__name__)
+
+
+def bearer_token(key: bytes, user: str) -> str:
+    """The emulator's bearer token of `user`: the name and a MAC under the run's key, so that
+    knowing a name (the operator's, `admin`) is not being it."""
+    mac = hmac.new(key, user.encode(), hashlib.sha256).hexdigest()[:32]
+    return f"{_TOKEN_PREFIX}{user}.{mac}"
 
 
 def _content_type(request: rendering.Request) -> str:
@@ -125,6 +135,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
+        self.token_key = secrets.token_bytes(32)  # per run: EmulatedCluster may set its own before serving
         # kube-apiserver answers /version/ too; the official Python client asks for it
         self.fallback["get /version/"] << self._serve_server_version
         self._validators: dict[Any, CRDValidator] = {}
@@ -346,14 +357,16 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         request._read_bytes = json.dumps(decoded).encode()  # what read(), text() and json() return
         return request
 
-    @staticmethod
-    def _authenticate(headers: Mapping[str, str]) -> dict[str, Any]:
-        """Authentication, emulated: the bearer token `emulator-token-<user>` is user <user>;
-        `emulator-token-admin` is also in `system:masters`. Anything else is refused (401), as
-        an API server started with --anonymous-auth=false does."""
+    def token_for(self, user: str) -> str:
+        return bearer_token(self.token_key, user)
+
+    def _authenticate(self, headers: Mapping[str, str]) -> dict[str, Any]:
+        """Authentication, emulated: a token made by `token_for(user)` is user <user>; `admin`
+        is also in `system:masters`. Anything else is refused (401), as an API server started with
+        --anonymous-auth=false does."""
         token = headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        user = token.removeprefix("emulator-token-")
-        if not token.startswith("emulator-token-") or not user:
+        user = token.removeprefix(_TOKEN_PREFIX).rpartition(".")[0]
+        if not token.startswith(_TOKEN_PREFIX) or not user or not hmac.compare_digest(token, self.token_for(user)):
             raise ApiError(401, "Unauthorized", "Unauthorized")
         groups = [*service_account_groups(user), "system:authenticated", *(["system:masters"] if user == ADMIN else [])]
         return {"username": user, "groups": groups}
@@ -410,7 +423,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
 
     def _issue_token(self, request: rendering.Request, namespace: str, name: str) -> dict[str, Any]:
         """`kubectl create token SA`: a token of the emulator's kind for the ServiceAccount, which
-        must exist (the emulator's tokens name their user and do not expire: a sandbox's)."""
+        must exist (the emulator's tokens do not expire: a sandbox's)."""
         self._current((kmock.resource("v1/serviceaccounts"), namespace, name))
         spec = (request.data or {}).get("spec") or {}
         seconds = int(spec.get("expirationSeconds") or 3600)
@@ -421,7 +434,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             "metadata": {"name": name, "namespace": namespace, "creationTimestamp": None},
             "spec": {**spec, "expirationSeconds": seconds},
             "status": {
-                "token": f"emulator-token-system:serviceaccount:{namespace}:{name}",
+                "token": self.token_for(f"system:serviceaccount:{namespace}:{name}"),
                 "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
             },
         }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import secrets
 import socket
 import ssl
 import subprocess
@@ -25,7 +26,7 @@ import aiohttp.test_utils
 import kmock
 import yaml
 
-from modelreg.sandbox.apiserver import ApiServerEmulator
+from modelreg.sandbox.apiserver import ApiServerEmulator, bearer_token
 from modelreg.sandbox.keys import write_seal_key
 from modelreg.storage.tls import self_signed
 
@@ -62,6 +63,7 @@ class EmulatedCluster:
         self.port = port or free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.tls = self_signed(["127.0.0.1", "localhost"])
+        self.token_key = secrets.token_bytes(32)  # the emulator's tokens are MACs under it
         self.ca_file = self.tls.ca_file
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -76,6 +78,7 @@ class EmulatedCluster:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         api = ApiServerEmulator()
+        api.token_key = self.token_key
         for crd in self.crds:
             api.install_crd(crd)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -123,18 +126,22 @@ class EmulatedCluster:
         self.api.refusals.pop((method.upper(), plural), None)
 
     def configuration(self, user: str) -> Any:
-        """The official client's configuration for `user` (token `emulator-token-<user>`)."""
+        """The official client's configuration for `user` (its token)."""
         import kubernetes
 
         config = kubernetes.client.Configuration()
         config.host = self.url
         config.ssl_ca_cert = self.ca_file
-        config.api_key = {"authorization": f"Bearer emulator-token-{user}"}
+        config.api_key = {"authorization": f"Bearer {self.token(user)}"}
         return config
+
+    def token(self, user: str) -> str:
+        """`user`'s bearer token (ApiServerEmulator.token_for, under this cluster's key)."""
+        return bearer_token(self.token_key, user)
 
     def headers(self, user: str) -> dict[str, str]:
         """What a raw HTTP request carries to act as `user` (pass `verify=cluster.ca_file` too)."""
-        return {"Authorization": f"Bearer emulator-token-{user}"}
+        return {"Authorization": f"Bearer {self.token(user)}"}
 
     def apply(self, documents: Iterable[dict[str, Any]], user: str = ADMIN) -> None:
         """Create objects as `user` (the emulator's administrator by default)."""
@@ -172,7 +179,7 @@ class EmulatedCluster:
                     "cluster": {"server": self.url, "certificate-authority-data": ca_data},
                 }
             ],
-            "users": [{"name": user, "user": {"token": f"emulator-token-{user}"}}],
+            "users": [{"name": user, "user": {"token": self.token(user)}}],
             "contexts": [
                 {
                     "name": "modelreg-emulator",
