@@ -239,7 +239,9 @@ def test_config_and_listening_errors_are_one_line(run, tmp_path):
             timeout=60,
         )
         assert done.returncode == 2 and "a port is a number from 0 to 65535" in done.stderr
-        assert "Traceback" not in done.stderr
+        assert len(done.stderr.splitlines()) == 1  # no usage block first
+    code, out, err = run("list", "--kubeconfig", str(tmp_path), user=None)  # a directory
+    assert (code, out) == (1, "") and err.startswith("error: cannot load kubeconfig") and len(err.splitlines()) == 1
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import argcomplete
 
@@ -511,8 +511,16 @@ def _no_candidates(**_: Any) -> list[str]:  # a completer for numbers: neither n
     return []
 
 
+class _Parser(argparse.ArgumentParser):
+    """A bad argument is one line, as kubectl says it, not argparse's usage block first (the
+    subcommands' parsers are of this class too)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="kubectl modelreg", description=__doc__, parents=[_global_flags(True)])
+    top = _Parser(prog="kubectl modelreg", description=__doc__, parents=[_global_flags(True)])
     top.add_argument(
         "--version",
         action="version",

@@ -33,7 +33,7 @@ class KubeClient:
             if context:
                 contexts, _ = kubernetes.config.list_kube_config_contexts(config_file=kubeconfig)
                 active = next(c for c in contexts if c["name"] == context)
-        except (kubernetes.config.ConfigException, StopIteration, FileNotFoundError) as exc:
+        except (kubernetes.config.ConfigException, StopIteration, FileNotFoundError, IsADirectoryError) as exc:
             # in a pod (e.g. `modelreg fetch` as an init container): its service account, as kubectl does
             if kubeconfig or context or not os.environ.get("KUBERNETES_SERVICE_HOST"):
                 raise KubeClientError(f"cannot load kubeconfig: {' '.join(str(exc).split())}") from exc
