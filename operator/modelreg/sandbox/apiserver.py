@@ -415,8 +415,8 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
                     for rule in rules
                     if rule.get("resources")
                 ],
-                # what is open to every authenticated user here (the built-in system:discovery)
-                "nonResourceRules": [{"verbs": ["get"], "nonResourceURLs": ["*"]}],
+                # what the emulator lets every authenticated user do (module rbac), as can-i answers it
+                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
                 "incomplete": False,
             },
         }
