@@ -11,7 +11,7 @@ not emulated: only `system:masters` holds any permission on RBAC objects in the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,39 +97,26 @@ class Authorizer:
         )
         return list((role or {}).get("rules") or [])
 
+    def _bound_rules(self, a: Attributes) -> Iterator[Obj]:
+        """The rules of each binding whose subjects include `a`'s user or one of its groups: every
+        ClusterRoleBinding, and the RoleBindings in `a.namespace` (lazily: `allowed` stops at the first)."""
+        for binding in self.objects.get("ClusterRoleBinding", []):
+            if any(_subject_is(s, "", a) for s in binding.get("subjects") or []):
+                yield from self._rules(binding["roleRef"], "")
+        for binding in self.objects.get("RoleBinding", []):
+            namespace = binding["metadata"].get("namespace", "")
+            if namespace == a.namespace and any(_subject_is(s, namespace, a) for s in binding.get("subjects") or []):
+                yield from self._rules(binding["roleRef"], namespace)
+
     def rules(self, user: str, groups: tuple[str, ...], namespace: str) -> list[Obj]:
         """The rules that apply to `user` in `namespace` (a SelfSubjectRulesReview's answer)."""
         if "system:masters" in groups:
             return [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]
         a = Attributes(user=user, groups=groups, verb="", group="", resource="", namespace=namespace)
-        found: list[Obj] = list(BASIC_USER_RULES)
-        for binding in self.objects.get("ClusterRoleBinding", []):
-            if any(_subject_is(s, "", a) for s in binding.get("subjects") or []):
-                found.extend(self._rules(binding["roleRef"], ""))
-        for binding in self.objects.get("RoleBinding", []):
-            if binding["metadata"].get("namespace", "") == namespace and any(
-                _subject_is(s, namespace, a) for s in binding.get("subjects") or []
-            ):
-                found.extend(self._rules(binding["roleRef"], namespace))
-        return found
+        return [*BASIC_USER_RULES, *self._bound_rules(a)]
 
     def allowed(self, a: Attributes) -> bool:
-        if "system:masters" in a.groups:
-            return True
-        for binding in self.objects.get("ClusterRoleBinding", []):
-            if any(_subject_is(s, "", a) for s in binding.get("subjects") or []) and any(
-                _rule_allows(rule, a) for rule in self._rules(binding["roleRef"], "")
-            ):
-                return True
-        for binding in self.objects.get("RoleBinding", []):
-            namespace = binding["metadata"].get("namespace", "")
-            if namespace != a.namespace:
-                continue
-            if any(_subject_is(s, namespace, a) for s in binding.get("subjects") or []) and any(
-                _rule_allows(rule, a) for rule in self._rules(binding["roleRef"], namespace)
-            ):
-                return True
-        return False
+        return "system:masters" in a.groups or any(_rule_allows(rule, a) for rule in self._bound_rules(a))
 
 
 # -- requests -> attributes (the API server's RequestInfoFactory, reduced) -------------------------
