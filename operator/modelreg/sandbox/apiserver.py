@@ -72,6 +72,16 @@ def bearer_token(key: bytes, user: str) -> str:
     return f"{_TOKEN_PREFIX}{user}.{mac}"
 
 
+_NO_SUCH_RESOURCE = "the server could not find the requested resource"  # the API server's words
+
+
+def _status(code: int, reason: str, message: str, details: Any = None) -> aiohttp.web.Response:
+    """A failure as the API server writes it: a Status (kmock's would carry the emulator's traceback)."""
+    body = {"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure"}
+    body.update(code=code, reason=reason, message=message, **({"details": details} if details else {}))
+    return aiohttp.web.json_response(body, status=code)
+
+
 def _content_type(request: rendering.Request) -> str:
     return request.headers.get("Content-Type", "").split(";")[0].strip()
 
@@ -241,20 +251,20 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
                 return aiohttp.web.json_response(self._review_access({**request.data, "spec": spec}), status=201)
             if request.resource is not None and request.subresource and not self._serves(request):
                 # e.g. modelversions/NAME/anything: not the object itself (nor a way around admission)
-                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+                raise ApiError(404, "NotFound", _NO_SUCH_RESOURCE)
             if request.resource is not None and request.resource.plural and request.action in writes:
                 # Served here, every one, not by KubernetesEmulator's own (semantics-free) write.
                 status, result = await self._write(request)
                 return aiohttp.web.json_response(result, status=status)
             if request.method.value not in ("GET", "HEAD"):  # a write to no resource: nothing serves it
-                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+                raise ApiError(404, "NotFound", _NO_SUCH_RESOURCE)
             if request.resource is not None and request.resource.plural and request.action == kmock.action.LIST:
                 return aiohttp.web.json_response(await self._list(request))
             if request.resource is not None and request.resource.plural and request.action == kmock.action.WATCH:
                 return await self._watch(request)
             return await super()._handle(request)
         except (ApiError, Rejected) as exc:
-            return await self._render_error(kmock.KubernetesError(exc.status, exc.reason, exc.message, {}))
+            return _status(exc.status, exc.reason, exc.message)
         except kmock.KubernetesError as exc:  # e.g. a 404 on fetch: an answer, not a server fault
             return await self._render_error(exc)
         except Exception as exc:  # a fault of the emulator's: a 500 Status, logged, no traceback to the client
@@ -272,15 +282,11 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         """A Status in the API server's words (kmock's name the test double and how to declare what
         is missing, and carry the emulator's traceback)."""
         if isinstance(exc, kmock.KubernetesEndpointNotFoundError | kmock.KubernetesResourceNotFoundError):
-            exc = kmock.KubernetesError(404, "NotFound", "the server could not find the requested resource")
-        elif not isinstance(exc, kmock.KubernetesError):
+            return _status(404, "NotFound", _NO_SUCH_RESOURCE)
+        if not isinstance(exc, kmock.KubernetesError):
             logger.error("the emulator failed to serve a request", exc_info=exc)
-            exc = kmock.KubernetesError(500, "InternalError", f"an error on the server ({exc!r})")
-        status = {"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure"}
-        body = {**status, "code": exc.status, "reason": exc.reason, "message": exc.message}
-        if exc.details:
-            body["details"] = exc.details
-        return aiohttp.web.json_response(body, status=exc.status)
+            return _status(500, "InternalError", f"an error on the server ({exc!r})")
+        return _status(exc.status, exc.reason, exc.message, exc.details)
 
     def _openapi_kinds(self) -> list[openapi.Kind]:
         kinds = []
@@ -327,10 +333,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             else:
                 request = raw_request.clone(client_max_size=MAX_REQUEST_BYTES)
         except ApiError as exc:
-            # A Status as the API server writes it (kmock's would carry the emulator's traceback).
-            status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure"}
-            body = {**status, "message": exc.message, "reason": exc.reason, "code": exc.status}
-            return aiohttp.web.json_response(body, status=exc.status)
+            return _status(exc.status, exc.reason, exc.message)
         return await super().__call__(request)
 
     @staticmethod
@@ -848,7 +851,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
 
     async def _list(self, request: rendering.Request) -> dict[str, Any]:
         if request.resource not in self._kinds and request.resource not in set(self._get_resources()):
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise ApiError(404, "NotFound", _NO_SUCH_RESOURCE)
         selected = self._selection(request)
         stored, show = self._source(request)
         async with self._lock:
