@@ -1,5 +1,5 @@
-"""`modelreg`: `fetch` (always installed) and `sandbox` (a clear word when the optional `testing`
-extra `sandbox` is not installed)."""
+"""`modelreg`: `fetch` (always installed) and `sandbox` (a clear word when the optional extra
+`sandbox` is not installed)."""
 
 from __future__ import annotations
 
